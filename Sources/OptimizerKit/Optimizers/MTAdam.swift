@@ -1,0 +1,7 @@
+// PLACEHOLDER: being implemented; must be replaced before commit.
+struct MTAdam: TensorOptimizer {
+    init(_ reader: inout HyperparameterReader, terms: Int) throws {
+        throw OptimizerError.invalidConfiguration(field: "optimizer", "not implemented yet")
+    }
+    func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult { fatalError() }
+}

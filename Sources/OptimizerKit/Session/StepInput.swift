@@ -1,0 +1,71 @@
+/// One gradient tensor of a step request, already converted to float32.
+///
+/// For single-term optimizers `name` is the parameter name; for MTAdam it is `k/P`, the gradient of
+/// loss term `k` for parameter `P` (split at the first `/`).
+public struct GradientTensor {
+    /// The tensor name as sent.
+    public var name: String
+    /// The shape as sent.
+    public var shape: TensorShape
+    /// The values; only read during ``OptimizerSession/step(_:parallelism:)``.
+    public var values: UnsafeBufferPointer<Float>
+
+    /// Creates a gradient tensor view.
+    public init(name: String, shape: TensorShape, values: UnsafeBufferPointer<Float>) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// A step request: gradients plus the scalar inputs some optimizers need.
+public struct StepInput {
+    /// The gradients. Per-tensor optimizers may omit parameters; MoMo, MoMo-Adam and MTAdam need all
+    /// of them (and every term).
+    public var gradients: [GradientTensor]
+    /// The batch loss at the pre-step parameters (required by `momo` and `momo_adam`; recorded otherwise).
+    public var loss: Double?
+    /// MTAdam term weights for this step only, overriding the session's.
+    public var termWeights: [Double]?
+    /// Divide every gradient by this first (fp16 loss scaling).
+    public var gradScale: Double?
+
+    /// Creates a step request.
+    public init(gradients: [GradientTensor], loss: Double? = nil, termWeights: [Double]? = nil, gradScale: Double? = nil) {
+        self.gradients = gradients
+        self.loss = loss
+        self.termWeights = termWeights
+        self.gradScale = gradScale
+    }
+}
+
+/// What one step did: the numbers people chart while training.
+public struct StepTelemetry: Sendable, Hashable, Codable {
+    /// The session step this was (1-based; counts skipped steps too).
+    public var step: Int
+    /// The batch loss, if the request carried one (MTAdam: the sum of the terms' losses if given).
+    public var loss: Double?
+    /// The learning rate used: the default group's `lr`, Adafactor's relative step, or MoMo's step size τ.
+    public var lr: Double?
+    /// Global L2 norm of the (unscaled, unclipped) gradient; for MTAdam over all terms.
+    public var gradNorm: Double
+    /// Global L2 norm of the parameter change.
+    public var updateNorm: Double
+    /// Whether the step was skipped (non-finite gradient under `nonfinite: skip`).
+    public var skipped: Bool
+    /// The factor global-norm clipping applied (1 when it did not clip), if clipping is configured.
+    public var clipCoefficient: Double?
+    /// MTAdam: per-term gradient norms over all layers.
+    public var termGradNorms: [Double]?
+    /// MTAdam: the effective weight of each term, per layer (parameter name → one weight per term).
+    public var termWeights: [String: [Double]]?
+
+    enum CodingKeys: String, CodingKey {
+        case step, loss, lr, skipped
+        case gradNorm = "grad_norm"
+        case updateNorm = "update_norm"
+        case clipCoefficient = "clip_coefficient"
+        case termGradNorms = "term_grad_norms"
+        case termWeights = "term_weights"
+    }
+}
