@@ -74,7 +74,7 @@ enum SGDKernel {
             let p = old - lr * g
             p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
             let delta = SIMD8<Double>(p - old)
-            lanes = lanes.addingProduct(delta, delta)
+            lanes += delta * delta
             i += 8
         }
         return lanes.sum() + scalar(b.offset(by: i), count: count - i, c)
