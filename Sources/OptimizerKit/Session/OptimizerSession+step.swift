@@ -14,6 +14,18 @@ extension OptimizerSession {
     ///   invalid term weights or grad scale, non-finite gradient under `nonfinite: reject`).
     @discardableResult
     public func step(_ input: StepInput, parallelism: Parallelism = .serial) throws -> StepTelemetry {
+        apply(try prepareStep(input, parallelism: parallelism))
+    }
+
+    /// Validates a step request and computes its gradient norms without changing anything.
+    ///
+    /// Together with ``apply(_:)`` this lets a caller record the request durably between the check
+    /// and the change (a write-ahead log), so the state never runs ahead of the log. The returned value
+    /// borrows the input's gradient buffers: keep them alive and unchanged until ``apply(_:)`` returns,
+    /// and make no other change to the session in between.
+    ///
+    /// - Throws: ``OptimizerError``, exactly as ``step(_:parallelism:)``.
+    public func prepareStep(_ input: StepInput, parallelism: Parallelism = .serial) throws -> PreparedStep {
         let config = configuration
         let terms = config.terms
         guard !parameters.isEmpty else {
@@ -119,13 +131,14 @@ extension OptimizerSession {
                     message: name == "loss" ? "loss: \(detail)" : "tensor \"\(name)\": \(detail)"
                 )
             }
-            step += 1
             let telemetry = StepTelemetry(
-                step: step, loss: recordedLoss, lr: nil, gradNorm: .nan, updateNorm: 0, skipped: true,
+                step: step + 1, loss: recordedLoss, lr: nil, gradNorm: .nan, updateNorm: 0, skipped: true,
                 clipCoefficient: nil, termGradNorms: nil, termWeights: nil
             )
-            lastTelemetry = telemetry.sanitized
-            return lastTelemetry!
+            return PreparedStep(
+                baseStep: step, telemetry: telemetry, skipped: true, slots: [], squared: [], clipCoefficients: [],
+                scales: [], termWeights: [], loss: nil, parallelism: parallelism
+            )
         }
 
         // Clipping: per term (MTAdam's terms are separate gradients), after unscaling.
@@ -135,7 +148,7 @@ extension OptimizerSession {
         }
         let scales = clipCoefficients.map { Float($0 * unscale) }
 
-        var telemetry = StepTelemetry(
+        let telemetry = StepTelemetry(
             step: step + 1,
             loss: recordedLoss,
             lr: nil,
@@ -147,6 +160,31 @@ extension OptimizerSession {
             termWeights: nil
         )
 
+        return PreparedStep(
+            baseStep: step, telemetry: telemetry, skipped: false, slots: slots, squared: squared,
+            clipCoefficients: clipCoefficients, scales: scales, termWeights: termWeights, loss: input.loss,
+            parallelism: parallelism
+        )
+    }
+
+    /// Applies a step checked by ``prepareStep(_:parallelism:)``. Never fails.
+    @discardableResult
+    public func apply(_ prepared: PreparedStep) -> StepTelemetry {
+        precondition(prepared.baseStep == step, "a prepared step must be applied to the session state it was checked against")
+        var telemetry = prepared.telemetry
+        if prepared.skipped {
+            step += 1
+            lastTelemetry = telemetry.sanitized
+            return lastTelemetry!
+        }
+        let config = configuration
+        let terms = config.terms
+        let slots = prepared.slots
+        let squared = prepared.squared
+        let clipCoefficients = prepared.clipCoefficients
+        let scales = prepared.scales
+        let termWeights = prepared.termWeights
+        let parallelism = prepared.parallelism
         switch config.algorithm {
         case .coupled(let optimizer):
             let result = optimizer.step(
@@ -156,7 +194,7 @@ extension OptimizerSession {
                     gradientScale: scales[0],
                     states: states,
                     global: globalState,
-                    loss: input.loss!,
+                    loss: prepared.loss!,
                     parallelism: parallelism
                 )
             )
@@ -193,6 +231,24 @@ extension OptimizerSession {
         lastTelemetry = telemetry.sanitized
         return lastTelemetry!
     }
+}
+
+/// A validated step request, ready for ``OptimizerSession/apply(_:)``.
+///
+/// Borrows the request's gradient buffers; see ``OptimizerSession/prepareStep(_:parallelism:)``.
+public struct PreparedStep {
+    let baseStep: Int
+    /// The telemetry the step will report (update norm and learning rate are filled in by `apply`).
+    public let telemetry: StepTelemetry
+    /// Whether the step will be skipped (non-finite gradient under `nonfinite: skip`).
+    public let skipped: Bool
+    let slots: [[UnsafeBufferPointer<Float>?]]
+    let squared: [[Double]]
+    let clipCoefficients: [Double]
+    let scales: [Float]
+    let termWeights: [Double]
+    let loss: Double?
+    let parallelism: Parallelism
 }
 
 extension StepTelemetry {
