@@ -1,0 +1,152 @@
+/// The fused MTAdam element loop: one pass over θ and every term's gradient and moments.
+///
+/// For each element, in term order i = 0..K−1: g̃ = cᵢ·gᵢ (+ wd·θ), mᵢ ← β1·mᵢ + (1−β1)·g̃,
+/// vᵢ ← β2·vᵢ + (1−β2)·g̃², sᵢ = vᵢ or v_maxᵢ ← max(v_maxᵢ, vᵢ), denᵢ = √sᵢ/√bc2 + eps and
+/// D = max over the terms so far; then u = Σᵢ stepSize·(mᵢ/D), summed in term order, and θ ← θ − u.
+/// Each mᵢ is read back right after it was written (still in cache), so nothing of θ's size is
+/// stored besides the state itself. Here cᵢ = scaleᵢ·wᵢ folds the session's gradient scale and the
+/// per-layer balancing weight wᵢ = λᵢ·n_a/nᵢ into one multiplier.
+///
+/// The SIMD and scalar versions perform identical IEEE operations lane by lane (the maximum is a
+/// compare-and-select in both), so their results are bit-identical; tests rely on that.
+enum MTAdamKernel {
+    /// Per-step constants shared by all terms, computed in Double and rounded once to Float.
+    struct Coefficients {
+        var beta1: Float
+        var beta2: Float
+        var oneMinusBeta1: Float
+        var oneMinusBeta2: Float
+        /// lr / (1 − β1^t)
+        var stepSize: Float
+        /// √(1 − β2^t)
+        var sqrtBiasCorrection2: Float
+        var eps: Float
+        /// The L2 weight decay wd, added to every term's rescaled gradient (0 for none).
+        var l2: Float
+    }
+
+    /// One loss term's gradient, multiplier and moments.
+    struct Term {
+        var gradient: UnsafePointer<Float>
+        /// scaleᵢ·wᵢ: gradient unscaling/clipping times the balancing weight.
+        var gradientScale: Float
+        var expAvg: UnsafeMutablePointer<Float>
+        var expAvgSq: UnsafeMutablePointer<Float>
+        /// nil without amsgrad.
+        var maxExpAvgSq: UnsafeMutablePointer<Float>?
+    }
+
+    /// The parameter and its K ≥ 1 terms (all the same element count).
+    struct Buffers {
+        var parameter: UnsafeMutablePointer<Float>
+        var terms: [Term]
+    }
+
+    /// Runs the SIMD kernel over `count` elements on up to `parallelism.threads` threads and returns
+    /// ‖Δθ‖².
+    static func run(_ buffers: Buffers, count: Int, _ c: Coefficients, parallelism: Parallelism) -> Double {
+        precondition(!buffers.terms.isEmpty, "MTAdam needs at least one term")
+        return Chunking.sum(count: count, parallelism: parallelism) { range in
+            simd(buffers, range: range, c)
+        }
+    }
+
+    /// The plain scalar loop over `range`; the reference for ``simd(_:range:_:)``.
+    static func scalar(_ b: Buffers, range: Range<Int>, _ c: Coefficients) -> Double {
+        b.terms.withUnsafeBufferPointer { terms in
+            var update = 0.0
+            for j in range {
+                let old = b.parameter[j]
+                var denom: Float = 0
+                for k in terms.indices {
+                    let term = terms[k]
+                    var g = term.gradient[j] * term.gradientScale
+                    if c.l2 != 0 { g = g + c.l2 * old }
+                    let m = c.beta1 * term.expAvg[j] + c.oneMinusBeta1 * g
+                    let v = term.expAvgSq[j] * c.beta2 + c.oneMinusBeta2 * (g * g)
+                    var s = v
+                    if let maxV = term.maxExpAvgSq {
+                        if maxV[j] > s { s = maxV[j] }
+                        maxV[j] = s
+                    }
+                    term.expAvg[j] = m
+                    term.expAvgSq[j] = v
+                    let den = s.squareRoot() / c.sqrtBiasCorrection2 + c.eps
+                    if k == 0 || den > denom { denom = den }
+                }
+                var step = c.stepSize * (terms[0].expAvg[j] / denom)
+                for k in terms.indices.dropFirst() {
+                    step = step + c.stepSize * (terms[k].expAvg[j] / denom)
+                }
+                let p = old - step
+                b.parameter[j] = p
+                let delta = Double(p - old)
+                update += delta * delta
+            }
+            return update
+        }
+    }
+
+    /// The SIMD loop (8 lanes) over `range`, with the scalar loop for the tail.
+    static func simd(_ b: Buffers, range: Range<Int>, _ c: Coefficients) -> Double {
+        typealias V = SIMD8<Float>
+        let beta1 = V(repeating: c.beta1)
+        let beta2 = V(repeating: c.beta2)
+        let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
+        let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
+        let stepSize = V(repeating: c.stepSize)
+        let sqrtBC2 = V(repeating: c.sqrtBiasCorrection2)
+        let eps = V(repeating: c.eps)
+        let l2 = V(repeating: c.l2)
+        let hasL2 = c.l2 != 0
+        let p0 = UnsafeMutableRawPointer(b.parameter)
+        return b.terms.withUnsafeBufferPointer { terms in
+            var lanes = SIMD8<Double>()
+            var j = range.lowerBound
+            while j + 8 <= range.upperBound {
+                let offset = j * 4
+                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                var denom = V()
+                for k in terms.indices {
+                    let term = terms[k]
+                    let m0 = UnsafeMutableRawPointer(term.expAvg)
+                    let v0 = UnsafeMutableRawPointer(term.expAvgSq)
+                    var g =
+                        UnsafeRawPointer(term.gradient).loadUnaligned(fromByteOffset: offset, as: V.self)
+                        * V(repeating: term.gradientScale)
+                    if hasL2 { g = g + l2 * old }
+                    let m = beta1 * m0.loadUnaligned(fromByteOffset: offset, as: V.self) + oneMinusBeta1 * g
+                    let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
+                    var s = v
+                    if let maxV = term.maxExpAvgSq {
+                        let x0 = UnsafeMutableRawPointer(maxV)
+                        let previous = x0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                        s.replace(with: previous, where: previous .> s)
+                        x0.storeBytes(of: s, toByteOffset: offset, as: V.self)
+                    }
+                    m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
+                    v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
+                    let den = s.squareRoot() / sqrtBC2 + eps
+                    if k == 0 {
+                        denom = den
+                    } else {
+                        denom.replace(with: den, where: den .> denom)
+                    }
+                }
+                var step =
+                    stepSize
+                    * (UnsafeRawPointer(terms[0].expAvg).loadUnaligned(fromByteOffset: offset, as: V.self) / denom)
+                for k in terms.indices.dropFirst() {
+                    let m = UnsafeRawPointer(terms[k].expAvg).loadUnaligned(fromByteOffset: offset, as: V.self)
+                    step = step + stepSize * (m / denom)
+                }
+                let p = old - step
+                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
+                let delta = SIMD8<Double>(p - old)
+                lanes += delta * delta
+                j += 8
+            }
+            return lanes.sum() + scalar(b, range: j..<range.upperBound, c)
+        }
+    }
+}
