@@ -1,0 +1,379 @@
+/// The element loops of MoMo and MoMo-Adam: two passes per tensor, around one global step size.
+///
+/// Pass 1 (`accumulate`) updates the gradient averages (d, or m and v) and, in the same sweep, sums
+/// the three dot products the step size needs; pass 2 (`apply`) moves θ by τ. MoMo-Adam's
+/// preconditioner P = √(v/bc2) + eps is recomputed in pass 2 rather than stored, so a step allocates
+/// nothing beyond the state slots. The float operations follow momo-opt's torch calls in order
+/// (`mul_(β).add_(g, alpha=1−β)`, `div(bc2).sqrt().add(eps)`, `add_(d, alpha=−τ)`, `div_(1+lr·λ)`); the
+/// SIMD and scalar versions of each pass perform identical IEEE operations lane by lane, so their
+/// tensors are bit-identical (the Double sums differ only in summation order).
+enum MomoKernel {
+    /// The per-tensor sums of pass 1, accumulated in Double.
+    struct Sums: Equatable {
+        /// ⟨θ, g⟩ with θ before the step (feeds γ).
+        var parameterDotGradient = 0.0
+        /// ⟨θ, d⟩ (MoMo) or ⟨θ, m⟩ (MoMo-Adam), with the new average and θ before the step.
+        var parameterDotAverage = 0.0
+        /// ‖d‖² (MoMo) or ⟨m, m/P⟩ (MoMo-Adam), with the new averages.
+        var averageSquaredNorm = 0.0
+
+        static func + (a: Sums, b: Sums) -> Sums {
+            Sums(
+                parameterDotGradient: a.parameterDotGradient + b.parameterDotGradient,
+                parameterDotAverage: a.parameterDotAverage + b.parameterDotAverage,
+                averageSquaredNorm: a.averageSquaredNorm + b.averageSquaredNorm
+            )
+        }
+    }
+
+    /// Runs `body` over the ``Chunking`` ranges of `0..<count` (in parallel when large) and adds the
+    /// partial sums in range order, so the result does not depend on the thread count.
+    static func sum(count: Int, parallelism: Parallelism, _ body: (Range<Int>) -> Sums) -> Sums {
+        let chunks = (count + Chunking.grain - 1) / Chunking.grain
+        if chunks <= 1 { return body(0..<count) }
+        return withUnsafeTemporaryAllocation(of: Sums.self, capacity: chunks) { partials in
+            // Every range starts at a multiple of the grain, so each chunk writes its own entry once.
+            Chunking.forEach(count: count, parallelism: parallelism) { range in
+                partials[range.lowerBound / Chunking.grain] = body(range)
+            }
+            var total = Sums()
+            for index in 0..<chunks { total = total + partials[index] }
+            return total
+        }
+    }
+
+    /// Lane-wise Double accumulators for ``Sums``.
+    struct Lanes {
+        var parameterDotGradient = SIMD8<Double>()
+        var parameterDotAverage = SIMD8<Double>()
+        var averageSquaredNorm = SIMD8<Double>()
+
+        var sums: Sums {
+            Sums(
+                parameterDotGradient: parameterDotGradient.sum(),
+                parameterDotAverage: parameterDotAverage.sum(),
+                averageSquaredNorm: averageSquaredNorm.sum()
+            )
+        }
+    }
+}
+
+// MARK: - MoMo
+
+extension MomoKernel {
+    /// MoMo's loops: d ← β·d + (1−β)·g, then θ ← θ − τ·d (÷ (1 + lr·λ) with weight decay).
+    enum Momentum {
+        /// Pass 1 constants, rounded once to Float.
+        struct Coefficients {
+            var beta: Float
+            var oneMinusBeta: Float
+            /// Gradient multiplier (unscale, clip).
+            var gradientScale: Float
+            /// The average does not exist yet and starts as the gradient (`bias_correction` off).
+            var startFromGradient: Bool
+        }
+
+        struct Buffers {
+            var parameter: UnsafePointer<Float>
+            var gradient: UnsafePointer<Float>
+            var gradientAverage: UnsafeMutablePointer<Float>
+
+            func offset(by n: Int) -> Self {
+                Self(parameter: parameter + n, gradient: gradient + n, gradientAverage: gradientAverage + n)
+            }
+        }
+
+        /// Pass 2 constants.
+        struct Step {
+            /// τ.
+            var stepSize: Float
+            /// 1 + lr·λ; θ is divided by it when `decays`.
+            var divisor: Float
+            var decays: Bool
+        }
+
+        struct StepBuffers {
+            var parameter: UnsafeMutablePointer<Float>
+            var gradientAverage: UnsafePointer<Float>
+
+            func offset(by n: Int) -> Self {
+                Self(parameter: parameter + n, gradientAverage: gradientAverage + n)
+            }
+        }
+
+        /// Pass 1 over `count` elements on up to `parallelism.threads` threads.
+        static func accumulate(_ buffers: Buffers, count: Int, _ c: Coefficients, parallelism: Parallelism) -> Sums {
+            MomoKernel.sum(count: count, parallelism: parallelism) { range in
+                accumulateSIMD(buffers.offset(by: range.lowerBound), count: range.count, c)
+            }
+        }
+
+        /// The plain scalar pass 1; the reference for ``accumulateSIMD(_:count:_:)``.
+        static func accumulateScalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
+            var sums = Sums()
+            for i in 0..<count {
+                let g = b.gradient[i] * c.gradientScale
+                let p = b.parameter[i]
+                let previous = c.startFromGradient ? g : b.gradientAverage[i]
+                let d = previous * c.beta + c.oneMinusBeta * g
+                b.gradientAverage[i] = d
+                sums.parameterDotGradient += Double(p) * Double(g)
+                sums.parameterDotAverage += Double(p) * Double(d)
+                sums.averageSquaredNorm += Double(d) * Double(d)
+            }
+            return sums
+        }
+
+        /// The SIMD pass 1 (8 lanes), with the scalar loop for the tail.
+        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
+            typealias V = SIMD8<Float>
+            let beta = V(repeating: c.beta)
+            let oneMinusBeta = V(repeating: c.oneMinusBeta)
+            let scale = V(repeating: c.gradientScale)
+            let p0 = UnsafeRawPointer(b.parameter)
+            let g0 = UnsafeRawPointer(b.gradient)
+            let d0 = UnsafeMutableRawPointer(b.gradientAverage)
+            var lanes = Lanes()
+            var i = 0
+            while i + 8 <= count {
+                let offset = i * 4
+                let g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
+                let p = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                let previous = c.startFromGradient ? g : d0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                let d = previous * beta + oneMinusBeta * g
+                d0.storeBytes(of: d, toByteOffset: offset, as: V.self)
+                let pd = SIMD8<Double>(p)
+                let dd = SIMD8<Double>(d)
+                lanes.parameterDotGradient += pd * SIMD8<Double>(g)
+                lanes.parameterDotAverage += pd * dd
+                lanes.averageSquaredNorm += dd * dd
+                i += 8
+            }
+            return lanes.sums + accumulateScalar(b.offset(by: i), count: count - i, c)
+        }
+
+        /// Pass 2 over `count` elements; returns ‖Δθ‖².
+        static func apply(_ buffers: StepBuffers, count: Int, _ s: Step, parallelism: Parallelism) -> Double {
+            Chunking.sum(count: count, parallelism: parallelism) { range in
+                applySIMD(buffers.offset(by: range.lowerBound), count: range.count, s)
+            }
+        }
+
+        /// The plain scalar pass 2; the reference for ``applySIMD(_:count:_:)``.
+        static func applyScalar(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
+            var update = 0.0
+            for i in 0..<count {
+                let old = b.parameter[i]
+                var p = old - s.stepSize * b.gradientAverage[i]
+                if s.decays { p = p / s.divisor }
+                b.parameter[i] = p
+                let delta = Double(p - old)
+                update += delta * delta
+            }
+            return update
+        }
+
+        /// The SIMD pass 2 (8 lanes), with the scalar loop for the tail.
+        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
+            typealias V = SIMD8<Float>
+            let stepSize = V(repeating: s.stepSize)
+            let divisor = V(repeating: s.divisor)
+            let p0 = UnsafeMutableRawPointer(b.parameter)
+            let d0 = UnsafeRawPointer(b.gradientAverage)
+            var lanes = SIMD8<Double>()
+            var i = 0
+            while i + 8 <= count {
+                let offset = i * 4
+                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                var p = old - stepSize * d0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                if s.decays { p = p / divisor }
+                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
+                let delta = SIMD8<Double>(p - old)
+                lanes += delta * delta
+                i += 8
+            }
+            return lanes.sum() + applyScalar(b.offset(by: i), count: count - i, s)
+        }
+    }
+}
+
+// MARK: - MoMo-Adam
+
+extension MomoKernel {
+    /// MoMo-Adam's loops: Adam's m and v, P = √(v/bc2) + eps, then θ ← θ − τ·m/P with weight decay.
+    enum Adam {
+        /// Pass 1 constants, rounded once to Float.
+        struct Coefficients {
+            var beta1: Float
+            var beta2: Float
+            var oneMinusBeta1: Float
+            var oneMinusBeta2: Float
+            /// 1 − β2^k
+            var biasCorrection2: Float
+            var eps: Float
+            /// Gradient multiplier (unscale, clip).
+            var gradientScale: Float
+        }
+
+        struct Buffers {
+            var parameter: UnsafePointer<Float>
+            var gradient: UnsafePointer<Float>
+            var gradientAverage: UnsafeMutablePointer<Float>
+            var gradientAverageSquared: UnsafeMutablePointer<Float>
+
+            func offset(by n: Int) -> Self {
+                Self(
+                    parameter: parameter + n,
+                    gradient: gradient + n,
+                    gradientAverage: gradientAverage + n,
+                    gradientAverageSquared: gradientAverageSquared + n
+                )
+            }
+        }
+
+        /// Pass 2 constants.
+        struct Step {
+            /// 1 − β2^k, as in pass 1.
+            var biasCorrection2: Float
+            var eps: Float
+            /// τ.
+            var stepSize: Float
+            /// AdamW-style multiplier 1 − lr·λ, applied before the step when `multiplies` (`divide` off).
+            var decay: Float
+            var multiplies: Bool
+            /// Proximal divisor 1 + lr·λ, applied after the step when `divides` (`divide` on).
+            var divisor: Float
+            var divides: Bool
+        }
+
+        struct StepBuffers {
+            var parameter: UnsafeMutablePointer<Float>
+            var gradientAverage: UnsafePointer<Float>
+            var gradientAverageSquared: UnsafePointer<Float>
+
+            func offset(by n: Int) -> Self {
+                Self(
+                    parameter: parameter + n,
+                    gradientAverage: gradientAverage + n,
+                    gradientAverageSquared: gradientAverageSquared + n
+                )
+            }
+        }
+
+        /// Pass 1 over `count` elements on up to `parallelism.threads` threads.
+        static func accumulate(_ buffers: Buffers, count: Int, _ c: Coefficients, parallelism: Parallelism) -> Sums {
+            MomoKernel.sum(count: count, parallelism: parallelism) { range in
+                accumulateSIMD(buffers.offset(by: range.lowerBound), count: range.count, c)
+            }
+        }
+
+        /// The plain scalar pass 1; the reference for ``accumulateSIMD(_:count:_:)``.
+        static func accumulateScalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
+            var sums = Sums()
+            for i in 0..<count {
+                let g = b.gradient[i] * c.gradientScale
+                let p = b.parameter[i]
+                let m = b.gradientAverage[i] * c.beta1 + c.oneMinusBeta1 * g
+                let v = b.gradientAverageSquared[i] * c.beta2 + c.oneMinusBeta2 * (g * g)
+                b.gradientAverage[i] = m
+                b.gradientAverageSquared[i] = v
+                let preconditioner = (v / c.biasCorrection2).squareRoot() + c.eps
+                let scaled = m / preconditioner
+                sums.parameterDotGradient += Double(p) * Double(g)
+                sums.parameterDotAverage += Double(p) * Double(m)
+                sums.averageSquaredNorm += Double(m) * Double(scaled)
+            }
+            return sums
+        }
+
+        /// The SIMD pass 1 (8 lanes), with the scalar loop for the tail.
+        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
+            typealias V = SIMD8<Float>
+            let beta1 = V(repeating: c.beta1)
+            let beta2 = V(repeating: c.beta2)
+            let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
+            let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
+            let biasCorrection2 = V(repeating: c.biasCorrection2)
+            let eps = V(repeating: c.eps)
+            let scale = V(repeating: c.gradientScale)
+            let p0 = UnsafeRawPointer(b.parameter)
+            let g0 = UnsafeRawPointer(b.gradient)
+            let m0 = UnsafeMutableRawPointer(b.gradientAverage)
+            let v0 = UnsafeMutableRawPointer(b.gradientAverageSquared)
+            var lanes = Lanes()
+            var i = 0
+            while i + 8 <= count {
+                let offset = i * 4
+                let g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
+                let p = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                let m = m0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta1 + oneMinusBeta1 * g
+                let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
+                m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
+                v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
+                let preconditioner = (v / biasCorrection2).squareRoot() + eps
+                let scaled = m / preconditioner
+                let pd = SIMD8<Double>(p)
+                let md = SIMD8<Double>(m)
+                lanes.parameterDotGradient += pd * SIMD8<Double>(g)
+                lanes.parameterDotAverage += pd * md
+                lanes.averageSquaredNorm += md * SIMD8<Double>(scaled)
+                i += 8
+            }
+            return lanes.sums + accumulateScalar(b.offset(by: i), count: count - i, c)
+        }
+
+        /// Pass 2 over `count` elements; returns ‖Δθ‖².
+        static func apply(_ buffers: StepBuffers, count: Int, _ s: Step, parallelism: Parallelism) -> Double {
+            Chunking.sum(count: count, parallelism: parallelism) { range in
+                applySIMD(buffers.offset(by: range.lowerBound), count: range.count, s)
+            }
+        }
+
+        /// The plain scalar pass 2; the reference for ``applySIMD(_:count:_:)``.
+        static func applyScalar(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
+            var update = 0.0
+            for i in 0..<count {
+                let old = b.parameter[i]
+                var p = old
+                if s.multiplies { p = p * s.decay }
+                let preconditioner = (b.gradientAverageSquared[i] / s.biasCorrection2).squareRoot() + s.eps
+                p = p - s.stepSize * (b.gradientAverage[i] / preconditioner)
+                if s.divides { p = p / s.divisor }
+                b.parameter[i] = p
+                let delta = Double(p - old)
+                update += delta * delta
+            }
+            return update
+        }
+
+        /// The SIMD pass 2 (8 lanes), with the scalar loop for the tail.
+        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
+            typealias V = SIMD8<Float>
+            let biasCorrection2 = V(repeating: s.biasCorrection2)
+            let eps = V(repeating: s.eps)
+            let stepSize = V(repeating: s.stepSize)
+            let decay = V(repeating: s.decay)
+            let divisor = V(repeating: s.divisor)
+            let p0 = UnsafeMutableRawPointer(b.parameter)
+            let m0 = UnsafeRawPointer(b.gradientAverage)
+            let v0 = UnsafeRawPointer(b.gradientAverageSquared)
+            var lanes = SIMD8<Double>()
+            var i = 0
+            while i + 8 <= count {
+                let offset = i * 4
+                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                var p = old
+                if s.multiplies { p = p * decay }
+                let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                let preconditioner = (v / biasCorrection2).squareRoot() + eps
+                p = p - stepSize * (m0.loadUnaligned(fromByteOffset: offset, as: V.self) / preconditioner)
+                if s.divides { p = p / divisor }
+                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
+                let delta = SIMD8<Double>(p - old)
+                lanes += delta * delta
+                i += 8
+            }
+            return lanes.sum() + applyScalar(b.offset(by: i), count: count - i, s)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// MoMo-Adam (`momo.MomoAdam`, momo-opt 0.1.0): Adam's moments with MoMo's adaptive step size
+/// (algorithms.md §5.2).
+///
+/// Like ``Momo`` it couples every tensor of the session and makes two passes per tensor: the first
+/// updates m and v and sums ⟨θ,g⟩, ⟨θ,m⟩ and ⟨m, m/P⟩ with P = √(v/bc2) + eps computed on the fly; the
+/// second recomputes P and applies θ ← θ − τ·m/P, with proximal (`divide`) or AdamW-style decay.
+///
+/// Hyperparameters: `lr` (1e-2, ≥ 0), `betas` ((0.9, 0.999), each in [0, 1)), `eps` (1e-8, ≥ 0),
+/// `weight_decay` (0, ≥ 0), `lb` (0), `divide` (true), `use_fstar` (false).
+///
+/// State, named after momo-opt: per tensor `grad_avg` (m), `grad_avg_sq` (v) and the scalar
+/// `grad_dot_w` (γ), all starting at zero; session-wide `step`, `loss_avg`, `lb`, `initial_lb` (see
+/// ``MomoGlobalState``). momo-opt's per-tensor step count is not kept: it always equals the global k,
+/// because every step carries every tensor's gradient. Both bias corrections use the global k.
+struct MomoAdam: CoupledOptimizer {
+    let lr: Double
+    let beta1: Double
+    let beta2: Double
+    let eps: Double
+    let weightDecay: Double
+    let lowerBound: Double
+    let divide: Bool
+    let useFstar: Bool
+
+    init(_ reader: inout HyperparameterReader) throws {
+        lr = try reader.double("lr", default: 1e-2, .atLeast(0))
+        let betas = try reader.doubles("betas", default: [0.9, 0.999], [.halfOpen(0, 1), .halfOpen(0, 1)])
+        beta1 = betas[0]
+        beta2 = betas[1]
+        eps = try reader.double("eps", default: 1e-8, .atLeast(0))
+        // momo-opt does not check it, but 1 + lr·λ must stay positive for the proximal step.
+        weightDecay = try reader.double("weight_decay", default: 0, .atLeast(0))
+        lowerBound = try reader.double("lb", default: 0)
+        divide = try reader.bool("divide", default: true)
+        useFstar = try reader.bool("use_fstar", default: false)
+    }
+
+    func step(_ input: CoupledStepInput) -> CoupledStepResult {
+        var global = MomoGlobalState(input.global, configuredLowerBound: lowerBound)
+        let k = global.step + 1
+        global.step = k
+        let biasCorrection1 = 1 - pow(beta1, k)
+        let biasCorrection2 = 1 - pow(beta2, k)
+
+        // Pass 1: m, v and γ of every tensor, and the global sums.
+        let coefficients = MomoKernel.Adam.Coefficients(
+            beta1: Float(beta1),
+            beta2: Float(beta2),
+            oneMinusBeta1: Float(1 - beta1),
+            oneMinusBeta2: Float(1 - beta2),
+            biasCorrection2: Float(biasCorrection2),
+            eps: Float(eps),
+            gradientScale: input.gradientScale
+        )
+        var totals = MomoStepSize.Totals()
+        for index in input.parameters.indices {
+            let parameter = input.parameters[index]
+            let state = input.states[index]
+            let average = state.tensor("grad_avg", shape: parameter.shape)
+            let averageSquared = state.tensor("grad_avg_sq", shape: parameter.shape)
+            let sums = MomoKernel.Adam.accumulate(
+                MomoKernel.Adam.Buffers(
+                    parameter: UnsafePointer(parameter.pointer),
+                    gradient: input.gradientPointer(index),
+                    gradientAverage: average.pointer,
+                    gradientAverageSquared: averageSquared.pointer
+                ),
+                count: parameter.count,
+                coefficients,
+                parallelism: input.parallelism
+            )
+            let gamma = beta1 * (state.scalar("grad_dot_w") ?? 0) + (1 - beta1) * sums.parameterDotGradient
+            state.setScalar("grad_dot_w", gamma)
+            totals.add(sums, gamma: gamma)
+        }
+
+        let lossAverage = beta1 * (global.lossAverage ?? 0) + (1 - beta1) * input.loss
+        global.lossAverage = lossAverage
+        let (stepSize, nextLowerBound) = MomoStepSize.compute(
+            lr: lr, weightDecay: weightDecay, rho: biasCorrection1, lossAverage: lossAverage, totals: totals,
+            lowerBound: global.lowerBound, initialLowerBound: global.initialLowerBound, useFstar: useFstar
+        )
+        global.lowerBound = nextLowerBound
+        global.store(in: input.global)
+
+        // Pass 2: θ ← θ − τ·m/P with the configured weight decay.
+        let decays = weightDecay > 0
+        let step = MomoKernel.Adam.Step(
+            biasCorrection2: Float(biasCorrection2),
+            eps: Float(eps),
+            stepSize: Float(stepSize),
+            decay: Float(1 - lr * weightDecay),
+            multiplies: decays && !divide,
+            divisor: Float(1 + lr * weightDecay),
+            divides: decays && divide
+        )
+        var update = 0.0
+        for index in input.parameters.indices {
+            let parameter = input.parameters[index]
+            let state = input.states[index]
+            let average = state.tensor("grad_avg", shape: parameter.shape)
+            let averageSquared = state.tensor("grad_avg_sq", shape: parameter.shape)
+            update += MomoKernel.Adam.apply(
+                MomoKernel.Adam.StepBuffers(
+                    parameter: parameter.pointer,
+                    gradientAverage: UnsafePointer(average.pointer),
+                    gradientAverageSquared: UnsafePointer(averageSquared.pointer)
+                ),
+                count: parameter.count,
+                step,
+                parallelism: input.parallelism
+            )
+        }
+        return CoupledStepResult(updateSquaredNorm: update, learningRate: stepSize)
+    }
+}
