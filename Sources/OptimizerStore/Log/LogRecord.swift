@@ -1,0 +1,122 @@
+import CChecksum
+
+/// One entry of a session's write-ahead log: a request as it was received, framed with its length and
+/// checksums.
+///
+/// Layout (little-endian): a 32-byte header — magic `OPWL`, format version (1), kind, two reserved
+/// bytes, the session step the record leads to (u64), the payload length (u64), the payload's
+/// CRC-32C (u32), and the CRC-32C of the preceding 28 header bytes (u32) — followed by the payload.
+public struct LogRecord: Sendable, Equatable {
+    /// What the record replays.
+    public enum Kind: UInt8, Sendable {
+        /// A step request (`POST /step`): the body and its content encoding.
+        case step = 1
+        /// A parameter upload (`PUT /parameters`).
+        case parameters = 2
+        /// A configuration change (`PATCH`): the JSON body.
+        case configure = 3
+    }
+
+    /// The kind of request.
+    public var kind: Kind
+    /// For steps: the session step after this record; otherwise the step at which it was applied.
+    public var step: UInt64
+    /// The request's `Content-Encoding` (`gzip`, `deflate`) or nil for identity.
+    public var contentEncoding: String?
+    /// The request body exactly as received.
+    public var body: [UInt8]
+
+    /// Creates a record.
+    public init(kind: Kind, step: UInt64, contentEncoding: String?, body: [UInt8]) {
+        self.kind = kind
+        self.step = step
+        self.contentEncoding = contentEncoding
+        self.body = body
+    }
+
+    static let magic: [UInt8] = Array("OPWL".utf8)
+    static let headerSize = 32
+    static let version: UInt8 = 1
+
+    /// The payload: a u16 length-prefixed encoding name, then the body.
+    var payloadPrefix: [UInt8] {
+        let encoding = Array((contentEncoding ?? "").utf8)
+        return [UInt8(encoding.count & 0xFF), UInt8(encoding.count >> 8)] + encoding
+    }
+
+    /// The 32-byte header for a payload of `prefix` + `body`.
+    func header(prefix: [UInt8]) -> [UInt8] {
+        var crc = prefix.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
+        crc = body.withUnsafeBytes { optimizerd_crc32c(crc, $0.baseAddress, $0.count) }
+        var header = Self.magic + [Self.version, kind.rawValue, 0, 0]
+        header += step.littleEndianBytes
+        header += UInt64(prefix.count + body.count).littleEndianBytes
+        header += crc.littleEndianBytes
+        let headerCRC = header.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
+        header += headerCRC.littleEndianBytes
+        return header
+    }
+
+    /// Parsed header fields.
+    struct Header {
+        var kind: Kind
+        var step: UInt64
+        var payloadLength: Int
+        var payloadCRC: UInt32
+    }
+
+    /// Parses and checks a header, or says why it is not one.
+    static func parseHeader(_ bytes: [UInt8]) -> Result<Header, RecordProblem> {
+        guard bytes.count == headerSize else { return .failure(RecordProblem("truncated record header")) }
+        guard Array(bytes[0..<4]) == magic else { return .failure(RecordProblem("bad record magic")) }
+        let stored = UInt32(littleEndianBytes: bytes[28..<32])
+        let computed = bytes.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, 28) }
+        guard stored == computed else { return .failure(RecordProblem("record header checksum mismatch")) }
+        guard bytes[4] == version else { return .failure(RecordProblem("unknown record version \(bytes[4])")) }
+        guard let kind = Kind(rawValue: bytes[5]) else { return .failure(RecordProblem("unknown record kind \(bytes[5])")) }
+        let length = UInt64(littleEndianBytes: bytes[16..<24])
+        guard length <= UInt64(Int.max) else { return .failure(RecordProblem("record length out of range")) }
+        return .success(
+            Header(
+                kind: kind,
+                step: UInt64(littleEndianBytes: bytes[8..<16]),
+                payloadLength: Int(length),
+                payloadCRC: UInt32(littleEndianBytes: bytes[24..<28])
+            )
+        )
+    }
+
+    /// Rebuilds a record from a checked header and its payload, or says why the payload is bad.
+    static func decode(_ header: Header, payload: [UInt8]) -> Result<LogRecord, RecordProblem> {
+        let crc = payload.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
+        guard crc == header.payloadCRC else { return .failure(RecordProblem("record payload checksum mismatch")) }
+        guard payload.count >= 2 else { return .failure(RecordProblem("record payload too short")) }
+        let encodingLength = Int(payload[0]) | Int(payload[1]) << 8
+        guard payload.count >= 2 + encodingLength else { return .failure(RecordProblem("record payload too short")) }
+        let encoding = String(decoding: payload[2..<(2 + encodingLength)], as: UTF8.self)
+        return .success(
+            LogRecord(
+                kind: header.kind,
+                step: header.step,
+                contentEncoding: encoding.isEmpty ? nil : encoding,
+                body: Array(payload[(2 + encodingLength)...])
+            )
+        )
+    }
+}
+
+extension FixedWidthInteger {
+    var littleEndianBytes: [UInt8] { withUnsafeBytes(of: littleEndian) { Array($0) } }
+
+    init(littleEndianBytes bytes: ArraySlice<UInt8>) {
+        var value: Self = 0
+        for (shift, byte) in bytes.enumerated() { value |= Self(byte) << (shift * 8) }
+        self = value
+    }
+}
+
+/// Why a log record is not valid.
+struct RecordProblem: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An append-only log of ``LogRecord``s in one file.
+///
+/// Appends either complete or are cut back: if a write fails (disk full), the file is truncated to
+/// its previous length, so the log never holds a record that was not acknowledged as written.
+/// Thread-safety: none; a session's lock serialises appends, and ``sync()`` may be called from the
+/// periodic flusher while holding the same lock.
+final class WriteAheadLog {
+    let path: String
+    private let file: FileDescriptor
+    /// The byte length of the complete records in the file.
+    private(set) var length: Int
+    /// Whether records were appended since the last ``sync()``.
+    private(set) var isDirty = false
+
+    /// Opens (creating if needed) the log at `path` for appending after `validLength` bytes, cutting
+    /// anything beyond them (a torn tail found by ``scan(_:_:)``).
+    init(path: String, validLength: Int = 0) throws {
+        self.path = path
+        file = try FileDescriptor.open(path, O_WRONLY | O_CREAT)
+        if try file.size() != validLength {
+            try file.truncate(to: validLength)
+            try file.sync()
+        } else {
+            try file.truncate(to: validLength)
+        }
+        length = validLength
+    }
+
+    /// Appends `record`; with `sync`, returns only after it is on stable storage.
+    ///
+    /// - Throws: ``StoreError`` (``StoreError/Code-swift.struct/noSpace`` when the disk is full); the
+    ///   log is then as it was before the call.
+    func append(_ record: LogRecord, sync: Bool) throws {
+        let prefix = record.payloadPrefix
+        let header = record.header(prefix: prefix)
+        do {
+            try header.withUnsafeBytes { try file.writeAll($0) }
+            try prefix.withUnsafeBytes { try file.writeAll($0) }
+            try record.body.withUnsafeBytes { try file.writeAll($0) }
+            if sync { try file.sync() }
+        } catch {
+            try? file.truncate(to: length)
+            throw error
+        }
+        length += header.count + prefix.count + record.body.count
+        isDirty = !sync
+    }
+
+    /// Flushes appended records to stable storage.
+    func sync() throws {
+        guard isDirty else { return }
+        try file.sync()
+        isDirty = false
+    }
+
+    /// The outcome of reading a log.
+    struct ScanResult {
+        /// Bytes of complete, valid records from the start.
+        var validLength: Int
+        /// The file's length.
+        var fileLength: Int
+        /// Why reading stopped before the end, if it did.
+        var problem: String?
+        /// Whether the invalid part is just an incomplete final record (a torn write).
+        var isTornTail: Bool
+    }
+
+    /// Reads every valid record from the start of the log at `path`, calling `body` for each, and
+    /// stops at the first incomplete or corrupt one.
+    static func scan(_ path: String, _ body: (LogRecord) throws -> Void) throws -> ScanResult {
+        guard Durable.exists(path) else { return ScanResult(validLength: 0, fileLength: 0, problem: nil, isTornTail: false) }
+        let file = try FileDescriptor.open(path, O_RDONLY)
+        let fileLength = try file.size()
+        var offset = 0
+        while offset < fileLength {
+            let remaining = fileLength - offset
+            if remaining < LogRecord.headerSize {
+                return ScanResult(validLength: offset, fileLength: fileLength, problem: "incomplete record header", isTornTail: true)
+            }
+            let headerBytes = try read(file, offset: offset, count: LogRecord.headerSize)
+            let header: LogRecord.Header
+            switch LogRecord.parseHeader(headerBytes) {
+            case .success(let parsed): header = parsed
+            case .failure(let reason):
+                // An all-zero header is what a torn append on some file systems leaves behind.
+                let torn = headerBytes.allSatisfy { $0 == 0 }
+                return ScanResult(validLength: offset, fileLength: fileLength, problem: reason.description, isTornTail: torn)
+            }
+            if header.payloadLength > remaining - LogRecord.headerSize {
+                return ScanResult(validLength: offset, fileLength: fileLength, problem: "incomplete record payload", isTornTail: true)
+            }
+            let payload = try read(file, offset: offset + LogRecord.headerSize, count: header.payloadLength)
+            switch LogRecord.decode(header, payload: payload) {
+            case .success(let record): try body(record)
+            case .failure(let reason):
+                let isLast = offset + LogRecord.headerSize + header.payloadLength == fileLength
+                return ScanResult(validLength: offset, fileLength: fileLength, problem: reason.description, isTornTail: isLast)
+            }
+            offset += LogRecord.headerSize + header.payloadLength
+        }
+        return ScanResult(validLength: offset, fileLength: fileLength, problem: nil, isTornTail: false)
+    }
+
+    private static func read(_ file: FileDescriptor, offset: Int, count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while done < count {
+                let n = pread(file.fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StoreError.system("read", path: file.path)
+                }
+                if n == 0 { throw StoreError.corrupt(file.path, "file shrank while reading") }
+                done += n
+            }
+        }
+        return bytes
+    }
+}

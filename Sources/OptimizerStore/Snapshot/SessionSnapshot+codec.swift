@@ -1,0 +1,140 @@
+import CChecksum
+import Foundation
+import OptimizerKit
+import OptimizerWire
+
+extension SessionSnapshot {
+    /// Encodes the snapshot as one safetensors buffer with its checksum.
+    public func encoded() throws -> [UInt8] {
+        var metadata: [String: String] = [
+            "format": Self.format,
+            "format_version": Self.formatVersion,
+            "optimizer": optimizer,
+            "hyperparameters": try json(hyperparameters),
+            "groups": try json(groups),
+            "step": String(step),
+            "parameters": try json(parameterNames),
+            "slots": try json(Dictionary(uniqueKeysWithValues: zip(parameterNames, states.map { $0.map(\.name) }))),
+            "global_slots": try json(global.map(\.name)),
+        ]
+        if let lastTelemetry { metadata["last_telemetry"] = try json(lastTelemetry) }
+        if let id { metadata["id"] = id }
+        if let name { metadata["name"] = name }
+        if let tokenHash { metadata["token_sha256"] = tokenHash }
+
+        var writer = SafetensorsWriter()
+        var index: [(name: String, dtype: String, shape: [Int])] = []
+        var dataCRC: UInt32 = 0
+        func add(_ tensorName: String, _ value: StateSlot.Value) throws {
+            switch value {
+            case .scalar(let scalar):
+                try writer.add(tensorName, shape: [], doubles: [scalar])
+                index.append((tensorName, "F64", []))
+                dataCRC = withUnsafeBytes(of: scalar.bitPattern.littleEndian) { optimizerd_crc32c(dataCRC, $0.baseAddress, 8) }
+            case .tensor(let tensor):
+                try writer.add(tensorName, shape: tensor.shape.dimensions, floats: tensor.readOnly)
+                index.append((tensorName, "F32", tensor.shape.dimensions))
+                dataCRC = optimizerd_crc32c(dataCRC, tensor.pointer, tensor.count * 4)
+            }
+        }
+        // Scalars (8-byte) first so every tensor stays naturally aligned for readers.
+        for slot in global { try add("global/\(slot.name)", slot.value) }
+        for (name, slots) in zip(parameterNames, states) {
+            for slot in slots where !slot.isTensor { try add("state/\(name)/\(slot.name)", slot.value) }
+        }
+        for (name, tensor) in zip(parameterNames, parameters) { try add("param/\(name)", .tensor(tensor)) }
+        for (name, slots) in zip(parameterNames, states) {
+            for slot in slots where slot.isTensor { try add("state/\(name)/\(slot.name)", slot.value) }
+        }
+        metadata["checksum"] = Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC)
+        writer.metadata = metadata
+        return writer.bytes()
+    }
+
+    /// Decodes and verifies a snapshot or checkpoint.
+    ///
+    /// - Parameters:
+    ///   - bytes: The whole file.
+    ///   - origin: A name for messages (a path, or "checkpoint").
+    /// - Throws: ``StoreError`` with code `corrupt` for a bad checksum or missing pieces, or the
+    ///   codec's ``SafetensorsError`` for a malformed file.
+    public init(decoding bytes: [UInt8], origin: String) throws {
+        let file = try SafetensorsFile(bytes: bytes)
+        var metadata = file.metadata
+        guard metadata["format"] == Self.format else { throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \(metadata["format"] ?? "missing"))") }
+        guard metadata["format_version"] == Self.formatVersion else {
+            throw StoreError.corrupt(origin, "unsupported format_version \(metadata["format_version"] ?? "missing")")
+        }
+        guard let stored = metadata.removeValue(forKey: "checksum") else { throw StoreError.corrupt(origin, "no checksum") }
+        let dataRange = file.header.dataRange
+        let dataCRC = bytes.withUnsafeBytes { raw in
+            optimizerd_crc32c(0, raw.baseAddress! + dataRange.lowerBound, dataRange.count)
+        }
+        let index = file.tensors.map { ($0.name, $0.dtype.rawValue, $0.shape) }
+        guard Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC) == stored else {
+            throw StoreError.corrupt(origin, "checksum mismatch")
+        }
+        func field(_ key: String) throws -> String {
+            guard let value = metadata[key] else { throw StoreError.corrupt(origin, "metadata lacks \(key)") }
+            return value
+        }
+        func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {
+            do { return try JSONDecoder().decode(type, from: Data(try field(key).utf8)) } catch let error as StoreError { throw error } catch {
+                throw StoreError.corrupt(origin, "metadata \(key) is not valid: \(error)")
+            }
+        }
+        optimizer = try field("optimizer")
+        hyperparameters = try decode(Hyperparameters.self, "hyperparameters")
+        groups = try decode([ParameterGroup].self, "groups")
+        guard let step = Int(try field("step")), step >= 0 else { throw StoreError.corrupt(origin, "bad step") }
+        self.step = step
+        parameterNames = try decode([String].self, "parameters")
+        let slotNames = try decode([String: [String]].self, "slots")
+        let globalNames = try decode([String].self, "global_slots")
+        lastTelemetry = metadata["last_telemetry"] == nil ? nil : try decode(StepTelemetry.self, "last_telemetry")
+        id = metadata["id"]
+        name = metadata["name"]
+        tokenHash = metadata["token_sha256"]
+
+        func value(_ tensorName: String) throws -> StateSlot.Value {
+            guard let entry = file.entry(named: tensorName) else { throw StoreError.corrupt(origin, "missing tensor \(tensorName)") }
+            if entry.dtype == .F64 {
+                let values = try file.doubles(named: tensorName)
+                guard entry.shape.isEmpty, values.count == 1 else { throw StoreError.corrupt(origin, "scalar \(tensorName) is not rank 0") }
+                return .scalar(values[0])
+            }
+            return .tensor(TensorBuffer(shape: TensorShape(entry.shape), values: try file.floats(named: tensorName)))
+        }
+        parameters = try parameterNames.map { name in
+            guard case .tensor(let tensor) = try value("param/\(name)") else { throw StoreError.corrupt(origin, "parameter \(name) is not a tensor") }
+            return tensor
+        }
+        guard Set(parameterNames).count == parameterNames.count else { throw StoreError.corrupt(origin, "duplicate parameter names") }
+        states = try parameterNames.map { name in
+            try (slotNames[name] ?? []).map { StateSlot(name: $0, value: try value("state/\(name)/\($0)")) }
+        }
+        global = try globalNames.map { StateSlot(name: $0, value: try value("global/\($0)")) }
+    }
+
+    /// CRC-32C over the data section's CRC, the tensor index and the sorted metadata, as hex.
+    static func checksum(metadata: [String: String], index: [(name: String, dtype: String, shape: [Int])], dataCRC: UInt32) -> String {
+        var text = "data:\(dataCRC)\n"
+        for entry in index { text += "tensor:\(entry.name)\u{0}\(entry.dtype)\u{0}\(entry.shape)\n" }
+        for key in metadata.keys.sorted() { text += "meta:\(key)\u{0}\(metadata[key]!)\n" }
+        let crc = Array(text.utf8).withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
+        return String(format: "%08x", crc)
+    }
+
+    private func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+extension StateSlot {
+    var isTensor: Bool {
+        if case .tensor = value { return true }
+        return false
+    }
+}

@@ -1,0 +1,138 @@
+import CChecksum
+import Foundation
+import OptimizerKit
+import OptimizerWire
+
+/// Everything needed to rebuild a session exactly: its configuration, identity, step counter,
+/// parameters and every optimizer state slot, as one checksummed safetensors file.
+///
+/// The same format serves as the durable snapshot (with ``id`` and ``tokenHash``) and as the
+/// user-facing checkpoint of `GET /v1/sessions/{id}/checkpoint` (without them).
+///
+/// Tensors: `param/<name>` (F32), `state/<name>/<slot>` (F32 tensors; F64 rank-0 for scalar slots),
+/// `global/<slot>`. `__metadata__`: `format` (`optimizerd-checkpoint`), `format_version` (`1`),
+/// `optimizer`, `hyperparameters` and `groups` (JSON as given at creation or by PATCH), `terms`,
+/// `step`, `parameters` (JSON list, session order), `slots` (JSON object: parameter → slot names in
+/// order), `global_slots`, `last_telemetry` (JSON), optional `id`, `name`, `token_sha256`, and
+/// `checksum`: CRC-32C over the data section, every tensor's name/dtype/shape, and every other
+/// metadata entry, so a flipped bit anywhere is detected.
+public struct SessionSnapshot {
+    /// The session id (snapshots only).
+    public var id: String?
+    /// The optional human label.
+    public var name: String?
+    /// Hex SHA-256 of the session's bearer token (snapshots only).
+    public var tokenHash: String?
+    /// The optimizer name.
+    public var optimizer: String
+    /// Hyperparameters as given.
+    public var hyperparameters: Hyperparameters
+    /// Parameter groups as given.
+    public var groups: [ParameterGroup]
+    /// The session step.
+    public var step: Int
+    /// The last step's telemetry.
+    public var lastTelemetry: StepTelemetry?
+    /// Parameter names, in session order.
+    public var parameterNames: [String]
+    /// Parameter values (references to live buffers when captured; copy before changing the session).
+    public var parameters: [TensorBuffer]
+    /// Per-parameter state slots.
+    public var states: [[StateSlot]]
+    /// Session-wide state slots.
+    public var global: [StateSlot]
+
+    static let format = "optimizerd-checkpoint"
+    static let formatVersion = "1"
+
+    /// Captures a session's current content. Buffers are referenced, not copied: encode before the
+    /// session changes again.
+    public init(session: OptimizerSession, id: String?, name: String?, tokenHash: String?) {
+        let configuration = session.configuration
+        self.id = id
+        self.name = name
+        self.tokenHash = tokenHash
+        optimizer = configuration.optimizer.rawValue
+        hyperparameters = configuration.hyperparameters
+        groups = configuration.groups
+        step = session.step
+        lastTelemetry = session.lastTelemetry
+        parameterNames = session.parameterNames
+        parameters = session.parameters
+        states = session.states.map(\.all)
+        global = session.globalState.all
+    }
+
+    /// Builds a new session from the snapshot.
+    ///
+    /// - Throws: ``OptimizerError`` if the configuration is no longer valid, or ``StoreError`` if a
+    ///   state slot does not fit its parameter.
+    public func makeSession() throws -> OptimizerSession {
+        let configuration = try SessionConfiguration(optimizer: optimizer, hyperparameters: hyperparameters, groups: groups)
+        let session = OptimizerSession(configuration: configuration)
+        try restore(into: session)
+        return session
+    }
+
+    /// Replaces `session`'s configuration, step, parameters and state with the snapshot's (a
+    /// checkpoint restore), after checking all of it; on error nothing changes.
+    ///
+    /// - Throws: ``StoreError`` (`corrupt`) when the optimizer or the number of loss terms differs
+    ///   from the session's, or a tensor does not fit; ``OptimizerError`` for invalid hyperparameters.
+    public func restore(into session: OptimizerSession) throws {
+        guard session.configuration.optimizer.rawValue == optimizer else {
+            throw StoreError.corrupt("checkpoint", "is for optimizer \(optimizer), the session uses \(session.configuration.optimizer.rawValue)")
+        }
+        let configuration = try SessionConfiguration(optimizer: optimizer, hyperparameters: hyperparameters, groups: groups)
+        guard configuration.terms == session.configuration.terms else {
+            throw StoreError.corrupt("checkpoint", "has \(configuration.terms) loss terms, the session has \(session.configuration.terms)")
+        }
+        guard parameters.count == parameterNames.count, states.count == parameterNames.count else {
+            throw StoreError.corrupt("checkpoint", "parameter and state lists differ in length")
+        }
+        for (name, tensor) in zip(parameterNames, parameters) where !tensor.readOnly.allSatisfy(\.isFinite) {
+            throw StoreError.corrupt("checkpoint", "parameter \(name) contains non-finite values")
+        }
+        for (index, slots) in states.enumerated() {
+            for slot in slots {
+                if let problem = SlotRules.problem(slot: slot, parameter: parameters[index].shape) {
+                    throw StoreError.corrupt("checkpoint", "state slot \(parameterNames[index])/\(slot.name) \(problem)")
+                }
+            }
+        }
+        for slot in global {
+            if case .tensor = slot.value { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) must be a scalar") }
+            if slot.norm.isNaN || slot.norm.isInfinite { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) is not finite") }
+        }
+        try session.reconfigure(configuration)
+        session.restore(
+            step: step,
+            parameters: zip(parameterNames, parameters).map { ($0, $1) },
+            states: states,
+            global: global,
+            lastTelemetry: lastTelemetry
+        )
+    }
+}
+
+/// What a restored state slot may look like: tensors shaped like the parameter (Adafactor's row and
+/// column statistics drop the last or second-to-last axis), finite scalars.
+enum SlotRules {
+    static func problem(slot: StateSlot, parameter shape: TensorShape) -> String? {
+        switch slot.value {
+        case .scalar(let value):
+            return value.isFinite ? nil : "is not finite"
+        case .tensor(let tensor):
+            var expected = shape.dimensions
+            if slot.name == "exp_avg_sq_row", expected.count >= 2 {
+                expected.removeLast()
+            } else if slot.name == "exp_avg_sq_col", expected.count >= 2 {
+                expected.remove(at: expected.count - 2)
+            }
+            guard tensor.shape.dimensions == expected else {
+                return "has shape \(tensor.shape), expected \(TensorShape(expected))"
+            }
+            return tensor.readOnly.allSatisfy(\.isFinite) ? nil : "contains non-finite values"
+        }
+    }
+}
