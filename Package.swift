@@ -8,11 +8,27 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "optimizerd",
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "OptimizerKit", targets: ["OptimizerKit"]),
         .library(name: "OptimizerWire", targets: ["OptimizerWire"]),
         .library(name: "OptimizerStore", targets: ["OptimizerStore"]),
+        .library(name: "OptimizerServer", targets: ["OptimizerServer"]),
+        .executable(name: "optimizerd", targets: ["optimizerd"]),
         .executable(name: "optimizerd-bench", targets: ["OptimizerBenchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         .target(name: "OptimizerKit", swiftSettings: swiftSettings),
@@ -21,6 +37,37 @@ let package = Package(
         .target(
             name: "OptimizerStore",
             dependencies: ["OptimizerWire", "OptimizerKit", "CChecksum"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OptimizerServer",
+            dependencies: [
+                "OptimizerKit",
+                "OptimizerWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "optimizerd",
+            dependencies: [
+                "OptimizerServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "OptimizerBenchmarks", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
@@ -43,6 +90,22 @@ let package = Package(
         .testTarget(
             name: "OptimizerWireTests",
             dependencies: ["OptimizerWire", "OptimizerKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OptimizerServerTests",
+            dependencies: [
+                "OptimizerServer",
+                "OptimizerWire",
+                "OptimizerKit",
+                "OptimizerTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

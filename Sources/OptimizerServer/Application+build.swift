@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import Prometheus
+
+/// Builds the daemon: routes, middleware, the compute pool and the HTTP server, ready to
+/// `runService()` (the executable) or `test(_:)` (tests).
+///
+/// ```swift
+/// let app = try buildApplication(configuration: ServerConfiguration(port: 8080))
+/// try await app.runService()  // until SIGTERM/SIGINT, then a graceful shutdown
+/// ```
+///
+/// - Parameters:
+///   - configuration: Address, limits, TLS, pool size; see ``ServerConfiguration``.
+///   - logger: Where the daemon logs; a logger labelled `optimizerd` at `info` if nil.
+/// - Returns: The application. Its metrics live in its own Prometheus registry (served at
+///   `/metrics`); nothing global is bootstrapped.
+/// - Throws: When the TLS certificate or key cannot be loaded.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    logger: Logger? = nil
+) throws -> some ApplicationProtocol {
+    let logger = logger ?? Logger(label: "optimizerd")
+    let prometheus = PrometheusCollectorRegistry()
+    let metrics = ServerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+    metrics.setSessionCount(0)
+    let pool = ComputePool(threads: configuration.computeThreads)
+    let dependencies = RouteDependencies(
+        sessions: SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity),
+        pool: pool,
+        bodies: BodyReader(maxBytes: configuration.maxBodyBytes, pool: pool, metrics: metrics),
+        metrics: metrics,
+        admin: configuration.adminToken.map { TokenDigest(of: $0) }
+    )
+
+    let router = Router(context: OptimizerRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: RequestLoggingMiddleware())
+    router.add(middleware: ProblemMiddleware())
+    ServiceRoutes(dependencies: dependencies, registry: prometheus, openAPI: loadOpenAPI(configuration, logger: logger))
+        .add(to: router)
+    SessionRoutes(dependencies: dependencies).add(to: router)
+    TensorRoutes(dependencies: dependencies).add(to: router)
+
+    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()]))
+    let server = configuration.isTLSEnabled ? try .tls(http1, tlsConfiguration: makeTLSConfiguration(configuration)) : http1
+
+    if configuration.adminToken == nil, !configuration.bindsLoopbackOnly {
+        logger.warning(
+            "binding a non-loopback address without an admin token: anyone who can reach it can create sessions",
+            metadata: ["server.host": .string(configuration.host)]
+        )
+    }
+    logger.info(
+        "optimizerd configured",
+        metadata: [
+            "server.host": .string(configuration.host), "server.port": .stringConvertible(configuration.port),
+            "server.tls": .stringConvertible(configuration.isTLSEnabled),
+            "server.admin_token": .stringConvertible(configuration.adminToken != nil),
+            "limits.max_body_bytes": .stringConvertible(configuration.maxBodyBytes),
+            "compute.threads": .stringConvertible(pool.threads),
+        ]
+    )
+    return Application(
+        router: router,
+        server: server,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "optimizerd"),
+        services: [pool],
+        logger: logger
+    )
+}
+
+/// The TLS configuration from the PEM certificate chain and key files.
+private func makeTLSConfiguration(_ configuration: ServerConfiguration) throws -> TLSConfiguration {
+    guard let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath else {
+        preconditionFailure("TLS is enabled only when both paths are set")
+    }
+    let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+    let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+}
+
+/// The OpenAPI document, read once; nil (the route answers 404) when no file is there.
+private func loadOpenAPI(_ configuration: ServerConfiguration, logger: Logger) -> ByteBuffer? {
+    guard let path = configuration.openAPIPath else { return nil }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        logger.debug("no OpenAPI document to serve", metadata: ["openapi.path": .string(path)])
+        return nil
+    }
+    return ByteBuffer(bytes: data)
+}

@@ -1,0 +1,94 @@
+import NIOCore
+
+/// Everything the daemon needs to start, as one value.
+///
+/// Built by the `optimizerd` executable from flags and `OPTIMIZERD_*` environment variables, then
+/// passed to ``buildApplication(configuration:logger:)``. Nothing below the executable reads the
+/// environment. Every property has a working default, so `ServerConfiguration()` serves on
+/// 127.0.0.1:8080.
+public struct ServerConfiguration: Sendable {
+    /// When the write-ahead log is flushed to disk (accepted now; durability lands in a later issue).
+    public enum FsyncPolicy: String, Sendable, CaseIterable {
+        /// Before every step response.
+        case always
+        /// Every ``ServerConfiguration/fsyncInterval``.
+        case periodic
+        /// Never explicitly; the operating system decides.
+        case never
+    }
+
+    /// The address to bind. Defaults to loopback: without an admin token the daemon should not be
+    /// reachable from other machines unless the operator says so.
+    public var host: String
+    /// The TCP port; 0 picks a free one.
+    public var port: Int
+    /// The largest request body accepted, in bytes, before and after decompression.
+    public var maxBodyBytes: Int
+    /// The admin token, if one is configured: it can do everything and is then required to create
+    /// and list sessions. The executable reads it from `--admin-token-file` or `OPTIMIZERD_ADMIN_TOKEN`.
+    public var adminToken: String?
+    /// PEM certificate chain for TLS; TLS is on when both this and ``tlsKeyPath`` are set.
+    public var tlsCertificatePath: String?
+    /// PEM private key for TLS.
+    public var tlsKeyPath: String?
+    /// Threads of the compute pool that decompresses, decodes, steps and encodes (at least 1).
+    public var computeThreads: Int
+    /// Where the daemon keeps durable sessions. Accepted and not yet used.
+    public var dataDirectory: String
+    /// Write-ahead log flush policy. Accepted and not yet used.
+    public var fsync: FsyncPolicy
+    /// Flush interval for ``FsyncPolicy/periodic``. Accepted and not yet used.
+    public var fsyncInterval: Duration
+    /// Steps between snapshots. Accepted and not yet used.
+    public var snapshotEvery: Int?
+    /// The OpenAPI document served at `GET /openapi.yaml`, read once at startup; the route answers
+    /// 404 when the file is absent.
+    public var openAPIPath: String?
+    /// Telemetry records kept per session for `GET …/history`.
+    public var historyCapacity: Int
+
+    /// Creates a configuration; every parameter has the daemon's default.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        maxBodyBytes: Int = 1 << 30,
+        adminToken: String? = nil,
+        tlsCertificatePath: String? = nil,
+        tlsKeyPath: String? = nil,
+        computeThreads: Int = ServerConfiguration.defaultComputeThreads,
+        dataDirectory: String = "./optimizerd-data",
+        fsync: FsyncPolicy = .periodic,
+        fsyncInterval: Duration = .seconds(1),
+        snapshotEvery: Int? = nil,
+        openAPIPath: String? = "openapi.yaml",
+        historyCapacity: Int = 10_000
+    ) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = min(max(1, maxBodyBytes), Self.maxBodyBytesLimit)
+        self.adminToken = adminToken
+        self.tlsCertificatePath = tlsCertificatePath
+        self.tlsKeyPath = tlsKeyPath
+        self.computeThreads = max(1, computeThreads)
+        self.dataDirectory = dataDirectory
+        self.fsync = fsync
+        self.fsyncInterval = fsyncInterval
+        self.snapshotEvery = snapshotEvery
+        self.openAPIPath = openAPIPath
+        self.historyCapacity = max(1, historyCapacity)
+    }
+
+    /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes.
+    public static let maxBodyBytesLimit = Int(UInt32.max) - 1
+
+    /// One compute thread per core.
+    public static var defaultComputeThreads: Int { System.coreCount }
+
+    /// Whether TLS is configured (both certificate and key paths are set).
+    public var isTLSEnabled: Bool { tlsCertificatePath != nil && tlsKeyPath != nil }
+
+    /// Whether the bind address is a loopback address.
+    public var bindsLoopbackOnly: Bool {
+        host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOPosix
+import OptimizerKit
+import OptimizerWire
+
+extension ProblemError {
+    /// The problem to answer for any error a route throws: the one place where library errors get
+    /// HTTP statuses.
+    ///
+    /// - ``OptimizerError``: configuration problems (unknown optimizer or hyperparameter, bad value)
+    ///   → 400; tensor and step-input problems (unknown, missing or duplicate tensor, wrong shape,
+    ///   NaN/Inf, missing loss) → 422.
+    /// - ``SafetensorsError``: malformed bodies → 400; a sparse index outside its parameter → 422.
+    /// - `DecodingError` (JSON bodies) → 400 naming the field.
+    /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
+    /// - Anything else → 500 without details (the error is logged).
+    init(mapping error: any Error) {
+        switch error {
+        case let problem as ProblemError:
+            self = problem
+        case let error as OptimizerError:
+            self = ProblemError(
+                error.code.isConfigurationError ? .badRequest : .unprocessableContent,
+                kind: Self.kebab(error.code.description),
+                detail: error.message
+            )
+        case let error as SafetensorsError:
+            self = ProblemError(
+                error.code == .sparseIndexOutOfRange ? .unprocessableContent : .badRequest,
+                kind: error.code == .sparseIndexOutOfRange ? "sparse-index-out-of-range" : "malformed-safetensors",
+                detail: error.description
+            )
+        case let error as DecodingError:
+            self = ProblemError.badRequest("invalid-json", Self.describe(error))
+        case let error as HTTPError:
+            self = ProblemError(error.status, kind: Self.kebab(error.status.reasonPhrase), detail: error.body ?? error.status.reasonPhrase)
+        case is NIOTooManyBytesError:
+            self = ProblemError(.contentTooLarge, kind: "body-too-large", detail: "the request body is too large")
+        case is NIOThreadPoolError.ThreadPoolInactive:
+            self = ProblemError(.serviceUnavailable, kind: "shutting-down", detail: "the daemon is shutting down")
+        default:
+            self = ProblemError(.internalServerError, kind: "internal", detail: "internal error")
+        }
+    }
+
+    /// `unknownHyperparameter` / `Not Found` → `unknown-hyperparameter` / `not-found`.
+    private static func kebab(_ text: String) -> String {
+        var result = ""
+        for character in text {
+            if character.isUppercase, !result.isEmpty, result.last != "-" { result.append("-") }
+            result.append(character == " " ? "-" : Character(character.lowercased()))
+        }
+        return result.replacingOccurrences(of: "--", with: "-")
+    }
+
+    /// A decoding error as "field: what is wrong".
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var text = ""
+            for key in codingPath {
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return text.isEmpty ? "body" : text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)): expected \(Self.jsonType(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): expected \(Self.jsonType(type)), got null"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "the body is not valid JSON for this route"
+        }
+    }
+
+    private static func jsonType(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Double.Type, is Int.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = String(describing: type)
+            return name.hasPrefix("Array") ? "a list" : name.hasPrefix("Dictionary") ? "an object" : "a \(name)"
+        }
+    }
+}

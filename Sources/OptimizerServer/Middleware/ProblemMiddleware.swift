@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+
+/// Turns every error a route throws into an RFC 9457 problem response (see
+/// ``ProblemError/init(mapping:)``) and logs it: client errors at `info` with the problem detail,
+/// server errors at `error`.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = OptimizerRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            var problem = ProblemError(mapping: error)
+            if context.endpointPath == nil, problem.status == .notFound {
+                problem = .notFound("no route for \(request.method.rawValue) \(request.uri.path)")
+            }
+            var metadata: Logger.Metadata = [
+                "http.request.method": .string(request.method.rawValue),
+                "http.route": .string(context.endpointPath ?? request.uri.path),
+                "http.response.status_code": .stringConvertible(problem.status.code),
+                "problem.type": .string(problem.kind),
+                "problem.detail": .string(problem.detail),
+            ]
+            if let id = context.parameters.get("id") { metadata["session.id"] = .string(id) }
+            if problem.status.code >= 500 {
+                metadata["error"] = .string(String(describing: error))
+                context.logger.error("request failed", metadata: metadata)
+            } else {
+                context.logger.info("request refused", metadata: metadata)
+            }
+            return try problem.response(from: request, context: context)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Hummingbird
+import Logging
+
+/// Resolves `{id}` and authorises the request for it: the session's own bearer token or the admin
+/// token.
+///
+/// Order of checks: no bearer token → 401; unknown id → 404; a token that is neither this session's
+/// nor the admin token (another session's, or garbage) → 403. Session ids are random UUIDs, so a 404
+/// before the token check reveals nothing that could be guessed.
+struct SessionAuthMiddleware: RouterMiddleware {
+    typealias Context = OptimizerRequestContext
+
+    let registry: SessionRegistry
+    let admin: TokenDigest?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token = request.bearerToken else {
+            throw ProblemError.unauthorized("this route needs \"Authorization: Bearer <token>\" with the session's token")
+        }
+        guard let id = context.parameters.get("id"), let session = registry.session(id: id) else {
+            throw ProblemError.notFound("no session with id \"\(context.parameters.get("id") ?? "")\"")
+        }
+        guard session.isAuthorized(byToken: token) || admin?.matches(token) == true else {
+            throw ProblemError.forbidden("the bearer token is not valid for session \(id)")
+        }
+        var context = context
+        context.session = session
+        context.logger[metadataKey: "session.id"] = .string(id)
+        return try await next(request, context)
+    }
+}
+
+/// Guards the admin routes (create and list sessions) when an admin token is configured: no token →
+/// 401, another token → 403. Without an admin token these routes are open (the daemon then binds to
+/// loopback unless told otherwise).
+struct AdminAuthMiddleware: RouterMiddleware {
+    typealias Context = OptimizerRequestContext
+
+    let admin: TokenDigest?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let admin {
+            guard let token = request.bearerToken else {
+                throw ProblemError.unauthorized("creating and listing sessions needs \"Authorization: Bearer <admin token>\"")
+            }
+            guard admin.matches(token) else {
+                throw ProblemError.forbidden("the bearer token is not the admin token")
+            }
+        }
+        return try await next(request, context)
+    }
+}

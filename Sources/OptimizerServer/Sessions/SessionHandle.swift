@@ -1,0 +1,109 @@
+import Foundation
+import OptimizerKit
+import Synchronization
+
+/// One session as the server holds it: identity, the hashed bearer token, and the optimizer state
+/// behind a per-session gate and lock.
+///
+/// Every operation on the state goes through ``withState(_:)``: it waits its turn at the session's
+/// ``SerialGate`` (suspending, never blocking a thread), then runs on the ``ComputePool`` under the
+/// state's `Mutex`. So the steps of one session are serialised, different sessions run in parallel,
+/// and no CPU-heavy work runs on an event loop or the cooperative pool.
+final class SessionHandle: Sendable {
+    /// The session id (a random UUID, lower-case).
+    let id: String
+    /// The optional label given at creation.
+    let name: String?
+    /// The optimizer (fixed for the session's life).
+    let optimizer: OptimizerKind
+    /// When the session was created.
+    let createdAt: Date
+
+    private let token: TokenDigest
+    private let gate = SerialGate()
+    private let state: Mutex<SessionState>
+    private let progressSnapshot: Mutex<Progress>
+    private let pool: ComputePool
+    let parallelism: Parallelism
+
+    /// What listing shows without waiting for a running step: updated at the end of each change.
+    struct Progress: Sendable {
+        var step = 0
+        var parameterTensors = 0
+        var parameterCount = 0
+        var lastTelemetry: StepTelemetry?
+    }
+
+    /// Creates a session around a validated configuration.
+    init(
+        id: String,
+        name: String?,
+        token: TokenDigest,
+        configuration: SessionConfiguration,
+        historyCapacity: Int,
+        pool: ComputePool
+    ) {
+        self.id = id
+        self.name = name
+        self.optimizer = configuration.optimizer
+        self.createdAt = Date()
+        self.token = token
+        self.pool = pool
+        self.parallelism = Parallelism(threads: pool.threads)
+        self.state = Mutex(SessionState(session: OptimizerSession(configuration: configuration), historyCapacity: historyCapacity))
+        self.progressSnapshot = Mutex(Progress())
+    }
+
+    /// Whether `candidate` is this session's bearer token (constant-time).
+    func isAuthorized(byToken candidate: String) -> Bool { token.matches(candidate) }
+
+    /// The latest progress, without waiting for a running operation.
+    var progress: Progress { progressSnapshot.withLock { $0 } }
+
+    /// Runs `body` with exclusive access to the state, on the compute pool.
+    ///
+    /// Waits (suspended) behind earlier operations on this session, then takes a pool thread and
+    /// the state lock. The progress snapshot is refreshed afterwards, also when `body` throws.
+    func withState<T: Sendable>(_ body: @escaping @Sendable (inout SessionState) throws -> T) async throws -> T {
+        try await gate.withPermit {
+            try await pool.run {
+                try self.state.withLock { state in
+                    defer { self.progressSnapshot.withLock { $0 = state.progress } }
+                    return try body(&state)
+                }
+            }
+        }
+    }
+}
+
+/// The mutable part of a session, only touched under its ``SessionHandle``'s lock.
+struct SessionState {
+    /// The optimizer library's session: parameters, state slots, configuration, step.
+    let session: OptimizerSession
+    /// Telemetry of recent steps.
+    var history: StepHistory
+    /// What the last applied step returned, for idempotent retries.
+    var lastStep: AppliedStep?
+
+    /// The parameters and (if kept) deltas of the last applied step.
+    struct AppliedStep {
+        /// Indices of the parameters that had gradients, ascending.
+        var parameterIndices: [Int]
+        /// θ_after − θ_before for those parameters, kept when the step was asked for `return=delta`.
+        var delta: [TensorBuffer]?
+    }
+
+    init(session: OptimizerSession, historyCapacity: Int) {
+        self.session = session
+        self.history = StepHistory(capacity: historyCapacity)
+    }
+
+    var progress: SessionHandle.Progress {
+        .init(
+            step: session.step,
+            parameterTensors: session.parameters.count,
+            parameterCount: session.parameterCount,
+            lastTelemetry: session.lastTelemetry
+        )
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import OptimizerKit
+
+/// `GET /v1/sessions/{id}`: everything about a session except tensor values.
+struct SessionSummary: Encodable, Sendable {
+    var id: String
+    var name: String?
+    var optimizer: String
+    var createdAt: String
+    /// Effective hyperparameters (defaults filled in) of the default group, session options included.
+    var hyperparameters: Hyperparameters
+    /// The parameter groups with their effective hyperparameters and member parameters.
+    var groups: [Group]
+    var step: Int
+    /// The last step that would survive a restart: 0 until durability exists.
+    var durableStep: Int
+    /// Total number of parameter elements.
+    var parameterCount: Int
+    var parameters: [Parameter]
+    /// Global view of the optimizer state: session-wide slots and each slot's norm over all parameters.
+    var state: State
+    /// Telemetry of the last step, if any.
+    var lastStep: StepTelemetry?
+
+    struct Group: Encodable, Sendable {
+        var parameters: [String]
+        var hyperparameters: Hyperparameters
+        var members: [String]
+    }
+
+    struct Parameter: Encodable, Sendable {
+        var name: String
+        var shape: [Int]
+        var numel: Int
+        var norm: Double
+        /// 0 for the default group, i + 1 for `groups[i]`.
+        var group: Int
+        var state: [Slot]
+    }
+
+    struct Slot: Encodable, Sendable {
+        var name: String
+        /// Tensor slots: the shape. Scalar slots: absent.
+        var shape: [Int]?
+        /// L2 norm (tensor) or absolute value (scalar).
+        var norm: Double
+        /// Scalar slots: the value (e.g. `step`).
+        var value: Double?
+
+        init(_ slot: StateSlot) {
+            name = slot.name
+            norm = slot.norm
+            switch slot.value {
+            case .tensor(let tensor): shape = tensor.shape.dimensions
+            case .scalar(let scalar): value = scalar
+            }
+        }
+    }
+
+    struct State: Encodable, Sendable {
+        /// Session-wide slots (MoMo's loss average, ...).
+        var global: [Slot]
+        /// For each tensor slot name, the L2 norm over all parameters.
+        var norms: [String: Double]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, optimizer, hyperparameters, groups, step, parameters, state
+        case createdAt = "created_at"
+        case durableStep = "durable_step"
+        case parameterCount = "parameter_count"
+        case lastStep = "last_step"
+    }
+}
+
+extension SessionState {
+    /// The summary of this state for the session `handle`.
+    func summary(of handle: SessionHandle) -> SessionSummary {
+        let configuration = session.configuration
+        let groupOf = session.parameterGroups
+        var squaredNorms: [String: Double] = [:]
+        var parameters: [SessionSummary.Parameter] = []
+        for (index, name) in session.parameterNames.enumerated() {
+            let tensor = session.parameters[index]
+            let slots = session.states[index].all
+            for slot in slots {
+                if case .tensor = slot.value { squaredNorms[slot.name, default: 0] += slot.norm * slot.norm }
+            }
+            parameters.append(
+                .init(
+                    name: name, shape: tensor.shape.dimensions, numel: tensor.count, norm: tensor.norm,
+                    group: groupOf[index], state: slots.map(SessionSummary.Slot.init)
+                )
+            )
+        }
+        let groups = configuration.groups.enumerated().map { offset, group in
+            SessionSummary.Group(
+                parameters: group.parameters,
+                hyperparameters: configuration.effectiveHyperparameters[offset + 1],
+                members: session.parameterNames.indices.filter { groupOf[$0] == offset + 1 }.map { session.parameterNames[$0] }
+            )
+        }
+        return SessionSummary(
+            id: handle.id,
+            name: handle.name,
+            optimizer: configuration.optimizer.rawValue,
+            createdAt: handle.createdAt.formatted(.iso8601),
+            hyperparameters: configuration.effectiveHyperparameters[0],
+            groups: groups,
+            step: session.step,
+            durableStep: 0,
+            parameterCount: session.parameterCount,
+            parameters: parameters,
+            state: .init(
+                global: session.globalState.all.map(SessionSummary.Slot.init),
+                norms: squaredNorms.mapValues { $0.squareRoot() }
+            ),
+            lastStep: session.lastTelemetry
+        )
+    }
+}

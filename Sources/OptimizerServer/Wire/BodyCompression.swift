@@ -1,0 +1,74 @@
+import CompressNIO
+import NIOCore
+
+/// gzip/deflate for request and response bodies (zlib through compress-nio).
+///
+/// Runs on the compute pool. Decompression is bounded: it stops as soon as the output would pass
+/// the body limit, so a small "zip bomb" costs at most `limit` bytes of memory before it is refused
+/// with 413.
+enum BodyCompression {
+    /// Decompresses a request body.
+    ///
+    /// `deflate` accepts both the zlib format (what RFC 9110 means by deflate) and raw deflate (what
+    /// some clients send), told apart by the zlib header check.
+    ///
+    /// - Throws: ``ProblemError`` 413 when the output passes `limit`, 400 when the data is corrupt.
+    static func decompress(_ body: ByteBuffer, coding: ContentCoding, limit: Int) throws -> ByteBuffer {
+        guard coding != .identity else { return body }
+        var input = body
+        guard input.readableBytes > 0 else {
+            throw ProblemError.badRequest("invalid-compressed-body", "the body is empty but Content-Encoding is \(coding.rawValue)")
+        }
+        let algorithm: ZlibAlgorithm = coding == .gzip ? .gzip : (hasZlibHeader(input) ? .zlib : .deflate)
+        let decompressor = try ZlibDecompressor(algorithm: algorithm)
+        let ceiling = limit + 1
+        var output = ByteBufferAllocator().buffer(capacity: min(ceiling, max(input.readableBytes * 4, 1 << 16)))
+        while true {
+            do {
+                try decompressor.inflate(from: &input, to: &output)
+                break
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                guard output.readableBytes < ceiling else { throw ProblemError.bodyTooLarge(limit: limit) }
+                output.reserveCapacity(min(ceiling, output.capacity * 2))
+            } catch let error as CompressNIOError where error == .inputBufferOverflow {
+                break  // all input consumed; a truncated stream then fails to parse as safetensors
+            } catch let error as CompressNIOError {
+                throw ProblemError.badRequest(
+                    "invalid-compressed-body", "the body is not valid \(coding.rawValue) data (zlib: \(error))")
+            }
+        }
+        guard output.readableBytes <= limit else { throw ProblemError.bodyTooLarge(limit: limit) }
+        return output
+    }
+
+    /// Compresses a response body if that makes it meaningfully smaller.
+    ///
+    /// Dense float32 tensors shrink by only a few percent, so compressing them costs more time than
+    /// it saves on the wire. A 64 KiB sample from the middle of the body is compressed first; only if
+    /// it shrinks by at least 10 % is the whole body compressed (at the fastest level).
+    ///
+    /// - Returns: The compressed body, or nil to send `body` as it is.
+    static func compressIfWorthwhile(_ body: ByteBuffer, coding: ContentCoding) -> ByteBuffer? {
+        guard coding != .identity, body.readableBytes >= 1024 else { return nil }
+        let algorithm: ZlibAlgorithm = coding == .gzip ? .gzip : .zlib
+        let configuration = ZlibConfiguration(compressionLevel: .fastestCompression)
+        let sampleLength = min(body.readableBytes, 1 << 16)
+        var sample = body.getSlice(at: body.readerIndex + (body.readableBytes - sampleLength) / 2, length: sampleLength)!
+        guard let compressedSample = try? sample.compress(with: algorithm, configuration: configuration),
+            compressedSample.readableBytes * 10 <= sampleLength * 9
+        else { return nil }
+        var whole = body
+        guard let compressed = try? whole.compress(with: algorithm, configuration: configuration),
+            compressed.readableBytes * 10 <= body.readableBytes * 9
+        else { return nil }
+        return compressed
+    }
+
+    /// Whether the data starts with a zlib header (RFC 1950: deflate method, header checksum).
+    private static func hasZlibHeader(_ buffer: ByteBuffer) -> Bool {
+        guard let cmf = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+            let flg = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self)
+        else { return false }
+        return cmf & 0x0f == 8 && (UInt16(cmf) << 8 | UInt16(flg)) % 31 == 0
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import OptimizerServer
+
+/// `optimizerd serve`: flags and environment → ``ServerConfiguration`` → `buildApplication` →
+/// `runService()` (until SIGTERM or SIGINT, then a graceful shutdown).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the daemon (the default command).",
+        discussion: """
+            Each flag can also be set with its OPTIMIZERD_* environment variable (shown with the flag); \
+            the command line wins. OPTIMIZERD_ADMIN_TOKEN may hold the admin token itself. \
+            --data-dir, --fsync, --fsync-interval and --snapshot-every are accepted and checked but \
+            have no effect yet: sessions live in memory until durability lands.
+            """
+    )
+
+    @Option(help: ServeFlag.host.help) var host: String?
+    @Option(help: ServeFlag.port.help) var port: Int?
+    @Option(name: .customLong(ServeFlag.dataDir.rawValue), help: ServeFlag.dataDir.help) var dataDir: String?
+    @Option(help: ServeFlag.fsync.help) var fsync: String?
+    @Option(name: .customLong(ServeFlag.fsyncInterval.rawValue), help: ServeFlag.fsyncInterval.help) var fsyncInterval: String?
+    @Option(name: .customLong(ServeFlag.snapshotEvery.rawValue), help: ServeFlag.snapshotEvery.help) var snapshotEvery: Int?
+    @Option(name: .customLong(ServeFlag.maxBodyBytes.rawValue), help: ServeFlag.maxBodyBytes.help) var maxBodyBytes: String?
+    @Option(name: .customLong(ServeFlag.adminTokenFile.rawValue), help: ServeFlag.adminTokenFile.help) var adminTokenFile: String?
+    @Option(name: .customLong(ServeFlag.tlsCert.rawValue), help: ServeFlag.tlsCert.help) var tlsCert: String?
+    @Option(name: .customLong(ServeFlag.tlsKey.rawValue), help: ServeFlag.tlsKey.help) var tlsKey: String?
+    @Option(name: .customLong(ServeFlag.computeThreads.rawValue), help: ServeFlag.computeThreads.help) var computeThreads: Int?
+    @Option(name: .customLong(ServeFlag.logLevel.rawValue), help: ServeFlag.logLevel.help) var logLevel: String?
+
+    func run() async throws {
+        let settings = Settings(command: self, environment: ProcessInfo.processInfo.environment)
+        let configuration = try settings.configuration()
+        let level = try settings.logLevel()
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "optimizerd")
+        logger.logLevel = level
+        let app = try buildApplication(configuration: configuration, logger: logger)
+        try await app.runService()
+        logger.info("optimizerd stopped")
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+import ArgumentParser
+
+/// The flags of `optimizerd serve`: name, environment variable, default and explanation, in one place
+/// so that `--help` of both commands and the environment lookup agree.
+enum ServeFlag: String, CaseIterable {
+    case host, port
+    case dataDir = "data-dir"
+    case fsync
+    case fsyncInterval = "fsync-interval"
+    case snapshotEvery = "snapshot-every"
+    case maxBodyBytes = "max-body-bytes"
+    case adminTokenFile = "admin-token-file"
+    case tlsCert = "tls-cert"
+    case tlsKey = "tls-key"
+    case computeThreads = "compute-threads"
+    case logLevel = "log-level"
+
+    /// `OPTIMIZERD_<NAME>`, e.g. `OPTIMIZERD_MAX_BODY_BYTES`.
+    var environmentVariable: String { "OPTIMIZERD_" + rawValue.uppercased().replacingOccurrences(of: "-", with: "_") }
+
+    var explanation: String {
+        switch self {
+        case .host:
+            return "Address to bind. Without an admin token, keep the default loopback address unless the network is trusted (a warning is logged otherwise)."
+        case .port: return "TCP port to listen on (0 picks a free port)."
+        case .dataDir: return "Directory for durable session state. Accepted; not used yet (durability is not implemented)."
+        case .fsync: return "always | periodic | never: when the write-ahead log is flushed. Accepted; not active yet."
+        case .fsyncInterval: return "Flush interval for --fsync periodic, e.g. 1s or 500ms. Accepted; not active yet."
+        case .snapshotEvery: return "Steps between snapshots. Accepted; not active yet."
+        case .maxBodyBytes:
+            return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
+        case .adminTokenFile:
+            return "File holding the admin token. When set (or OPTIMIZERD_ADMIN_TOKEN holds the token itself), the admin token is required to create and list sessions and may act on every session."
+        case .tlsCert: return "PEM certificate chain; with --tls-key, serve HTTPS."
+        case .tlsKey: return "PEM private key for --tls-cert."
+        case .computeThreads: return "Threads that decompress, decode, step and encode (default: one per core)."
+        case .logLevel: return "trace | debug | info | notice | warning | error | critical."
+        }
+    }
+
+    var defaultDescription: String {
+        switch self {
+        case .host: return "127.0.0.1"
+        case .port: return "8080"
+        case .dataDir: return "./optimizerd-data"
+        case .fsync: return "periodic"
+        case .fsyncInterval: return "1s"
+        case .snapshotEvery: return "none"
+        case .maxBodyBytes: return "1GiB"
+        case .adminTokenFile: return "none: no admin token"
+        case .tlsCert, .tlsKey: return "none: plain HTTP"
+        case .computeThreads: return "number of cores"
+        case .logLevel: return "info"
+        }
+    }
+
+    /// The `--help` text of the flag.
+    var help: ArgumentHelp {
+        ArgumentHelp("\(explanation) (env: \(environmentVariable); default: \(defaultDescription))")
+    }
+
+    /// All flags as lines for the root command's help.
+    static var table: String {
+        allCases.map { "--\($0.rawValue) <value>  (env \($0.environmentVariable); default \($0.defaultDescription))\n    \($0.explanation)" }
+            .joined(separator: "\n") + "\nOPTIMIZERD_ADMIN_TOKEN\n    The admin token itself, instead of a file."
+    }
+}
