@@ -12,7 +12,7 @@ struct MetricsMiddleware: RouterMiddleware {
         do {
             let response = try await next(request, context)
             metrics.recordRequest(
-                route: context.endpointPath ?? "unmatched", method: request.method, status: response.status,
+                route: context.matchedRoute ?? "unmatched", method: request.method, status: response.status,
                 duration: ContinuousClock.now - start
             )
             if let length = response.body.contentLength { metrics.recordBytesOut(length) }
@@ -20,7 +20,7 @@ struct MetricsMiddleware: RouterMiddleware {
         } catch {
             let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
             metrics.recordRequest(
-                route: context.endpointPath ?? "unmatched", method: request.method, status: status, duration: ContinuousClock.now - start
+                route: context.matchedRoute ?? "unmatched", method: request.method, status: status, duration: ContinuousClock.now - start
             )
             throw error
         }

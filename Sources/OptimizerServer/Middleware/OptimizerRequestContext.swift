@@ -11,6 +11,13 @@ public struct OptimizerRequestContext: RequestContext {
         self.coreContext = .init(source: source)
     }
 
+    /// The route template that matched (`/v1/sessions/{id}/step`), or nil when no route matched
+    /// (Hummingbird then reports the endpoint as `NotFound`).
+    var matchedRoute: String? {
+        guard let path = endpointPath, path != "NotFound" else { return nil }
+        return path
+    }
+
     /// The authorised session; only nil if a route forgot its auth middleware (a programming error).
     func requireSession() throws -> SessionHandle {
         guard let session else {

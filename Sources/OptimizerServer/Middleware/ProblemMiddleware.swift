@@ -12,12 +12,12 @@ struct ProblemMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch {
             var problem = ProblemError(mapping: error)
-            if context.endpointPath == nil, problem.status == .notFound {
+            if context.matchedRoute == nil, problem.status == .notFound {
                 problem = .notFound("no route for \(request.method.rawValue) \(request.uri.path)")
             }
             var metadata: Logger.Metadata = [
                 "http.request.method": .string(request.method.rawValue),
-                "http.route": .string(context.endpointPath ?? request.uri.path),
+                "http.route": .string(context.matchedRoute ?? request.uri.path),
                 "http.response.status_code": .stringConvertible(problem.status.code),
                 "problem.type": .string(problem.kind),
                 "problem.detail": .string(problem.detail),

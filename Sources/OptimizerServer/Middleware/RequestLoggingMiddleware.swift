@@ -14,7 +14,7 @@ struct RequestLoggingMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         var metadata: Logger.Metadata = [
             "http.request.method": .string(request.method.rawValue),
-            "http.route": .string(context.endpointPath ?? request.uri.path),
+            "http.route": .string(context.matchedRoute ?? request.uri.path),
             "http.response.status_code": .stringConvertible(response.status.code),
             "http.server.request.duration_ms": .stringConvertible(((ContinuousClock.now - start) / .milliseconds(1)).rounded()),
         ]

@@ -14,6 +14,7 @@ func makeApp(
     adminToken: String? = nil,
     computeThreads: Int = 2,
     openAPIPath: String? = nil,
+    tls: (certificate: String, key: String)? = nil,
     logger: Logger? = nil
 ) throws -> some ApplicationProtocol {
     var quiet = Logger(label: "optimizerd-test")
@@ -21,7 +22,7 @@ func makeApp(
     return try buildApplication(
         configuration: ServerConfiguration(
             host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, adminToken: adminToken,
-            computeThreads: computeThreads, openAPIPath: openAPIPath
+            tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key, computeThreads: computeThreads, openAPIPath: openAPIPath
         ),
         logger: logger ?? quiet
     )
