@@ -85,7 +85,9 @@ extension ProblemError {
     static func forbidden(_ detail: String) -> ProblemError { .init(.forbidden, kind: "forbidden", detail: detail) }
 
     static func bodyTooLarge(limit: Int) -> ProblemError {
-        .init(.contentTooLarge, kind: "body-too-large", detail: "the request body exceeds the limit of \(limit) bytes (--max-body-bytes), before or after decompression")
+        .init(
+            .contentTooLarge, kind: "body-too-large",
+            detail: "the request body exceeds the limit of \(limit) bytes for this route, before or after decompression")
     }
 
     static func unsupportedEncoding(_ encoding: String) -> ProblemError {

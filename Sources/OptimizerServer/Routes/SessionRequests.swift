@@ -1,7 +1,7 @@
 import OptimizerKit
 
 /// `POST /v1/sessions` body: `{"optimizer", "hyperparameters"?, "groups"?, "name"?}`.
-struct CreateSessionRequest: Decodable {
+struct CreateSessionRequest: Decodable, Sendable {
     var optimizer: String
     var hyperparameters: Hyperparameters
     var groups: [ParameterGroup]
@@ -18,7 +18,7 @@ struct CreateSessionRequest: Decodable {
 }
 
 /// `PATCH /v1/sessions/{id}` body: `{"hyperparameters"?, "groups"?}`, merged into the configuration.
-struct PatchSessionRequest: Decodable {
+struct PatchSessionRequest: Decodable, Sendable {
     var hyperparameters: Hyperparameters
     var groups: [ParameterGroup]?
 

@@ -23,7 +23,7 @@ struct SessionRoutes {
 
     /// `POST /v1/sessions` → 201 with the token (returned only here) and `Location`.
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
-        let body = try JSONCoding.decode(CreateSessionRequest.self, from: try await dependencies.bodies.read(request))
+        let body = try await dependencies.bodies.readJSON(CreateSessionRequest.self, from: request)
         let configuration = try SessionConfiguration(
             optimizer: body.optimizer, hyperparameters: body.hyperparameters, groups: body.groups)
         let (session, token) = dependencies.sessions.create(configuration: configuration, name: body.name)
@@ -68,7 +68,7 @@ struct SessionRoutes {
     /// `PATCH /v1/sessions/{id}` with `{"hyperparameters": {...}, "groups"?: [...]}` → the new summary.
     @Sendable func patch(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
-        let body = try JSONCoding.decode(PatchSessionRequest.self, from: try await dependencies.bodies.read(request))
+        let body = try await dependencies.bodies.readJSON(PatchSessionRequest.self, from: request)
         let summary = try await session.reconfigure(hyperparameters: body.hyperparameters, groups: body.groups)
         context.logger.info(
             "session reconfigured",

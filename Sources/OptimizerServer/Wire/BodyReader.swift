@@ -1,8 +1,8 @@
 import Hummingbird
 import NIOCore
 
-/// Reads request bodies under the daemon's limits: collects at most `maxBytes`, then decompresses
-/// on the compute pool with the same bound.
+/// Reads request bodies under the daemon's limits: collects at most `maxBytes` (JSON bodies: 1 MiB),
+/// then decompresses and decodes on the compute pool with the same bound.
 ///
 /// Order of checks: an unknown `Content-Encoding` is refused (415) before any byte is read; a
 /// `Content-Length` over the limit is refused (413) at once; a body that turns out longer, or that
@@ -13,35 +13,42 @@ struct BodyReader: Sendable {
     let pool: ComputePool
     let metrics: ServerMetrics
 
-    /// The request's body, decompressed.
-    func read(_ request: Request) async throws -> ByteBuffer {
-        let (body, coding) = try await collect(request)
-        guard coding != .identity else { return body }
-        let limit = maxBytes
-        return try await pool.run { try BodyCompression.decompress(body, coding: coding, limit: limit) }
+    /// The most a JSON body (a session configuration) may take, compressed or not: far more than a
+    /// configuration needs, and little enough that decoding it is never a burden.
+    static let maxJSONBytes = 1 << 20
+
+    /// The request's JSON body, decompressed and decoded on the compute pool.
+    ///
+    /// - Throws: ``ProblemError`` (413, 415), `DecodingError` (400 naming the field).
+    func readJSON<T: Decodable & Sendable>(_ type: T.Type, from request: Request) async throws -> T {
+        let limit = min(maxBytes, Self.maxJSONBytes)
+        let (body, coding) = try await collect(request, limit: limit)
+        return try await pool.run {
+            try JSONCoding.decode(T.self, from: BodyCompression.decompress(body, coding: coding, limit: limit))
+        }
     }
 
     /// The request's body decompressed and parsed as safetensors, both on the compute pool.
     func readTensors(_ request: Request) async throws -> TensorPayload {
-        let (body, coding) = try await collect(request)
         let limit = maxBytes
+        let (body, coding) = try await collect(request, limit: limit)
         return try await pool.run {
             try TensorPayload(parsing: BodyCompression.decompress(body, coding: coding, limit: limit))
         }
     }
 
-    /// The raw body (at most `maxBytes`) and its content coding.
-    private func collect(_ request: Request) async throws -> (body: ByteBuffer, coding: ContentCoding) {
+    /// The raw body (at most `limit` bytes) and its content coding.
+    private func collect(_ request: Request, limit: Int) async throws -> (body: ByteBuffer, coding: ContentCoding) {
         let coding = try ContentCoding(contentEncoding: request.headers[.contentEncoding])
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
-            throw ProblemError.bodyTooLarge(limit: maxBytes)
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
+        // One buffer of the declared size: no re-allocation and copying while a large body arrives.
+        var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        for try await chunk in request.body {
+            guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
+            body.writeImmutableBuffer(chunk)
         }
-        do {
-            let body = try await request.body.collect(upTo: maxBytes)
-            metrics.recordBytesIn(body.readableBytes)
-            return (body, coding)
-        } catch is NIOTooManyBytesError {
-            throw ProblemError.bodyTooLarge(limit: maxBytes)
-        }
+        metrics.recordBytesIn(body.readableBytes)
+        return (body, coding)
     }
 }

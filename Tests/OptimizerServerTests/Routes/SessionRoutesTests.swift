@@ -120,6 +120,18 @@ struct SessionRoutesTests {
         }
     }
 
+    @Test func jsonBodiesMayBeCompressedAndAreLimitedToOneMebibyte() async throws {
+        try await makeApp().test(.router) { client in
+            let body = try compressed(ByteBuffer(string: #"{"optimizer":"sgd","name":"zipped"}"#))
+            let created = try await client.execute(uri: "/v1/sessions", method: .post, headers: [.contentEncoding: "gzip"], body: body)
+            #expect(created.status == .created)
+            let huge = #"{"optimizer":"sgd","name":""# + String(repeating: "x", count: 1 << 20) + #""}"#
+            let refused = try await client.execute(uri: "/v1/sessions", method: .post, body: ByteBuffer(string: huge))
+            #expect(refused.status == .contentTooLarge)
+            #expect(try problem(refused).detail.contains("1048576"))
+        }
+    }
+
     @Test func unknownRouteIsProblemJSON404() async throws {
         try await makeApp().test(.router) { client in
             let response = try await client.execute(uri: "/v2/nothing", method: .get)
