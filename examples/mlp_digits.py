@@ -19,10 +19,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 try:
-    import optimizerd
+    import optimizerd  # noqa: F401
 except ImportError:  # run from a checkout without installing the client
     sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
-    import optimizerd
+    import optimizerd  # noqa: F401
 
 import numpy as np
 import torch
@@ -38,7 +38,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--wire-dtype", default="f32", choices=["f32", "bf16", "f16"])
+    parser.add_argument(
+        "--wire-dtype", default="f32", choices=["f32", "bf16", "f16"],
+        help="gradient dtype on the wire (the local run then rounds its gradients the same way)",
+    )  # fmt: skip
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative loss difference accepted")
     args = parser.parse_args()
 
@@ -52,6 +55,7 @@ def main() -> int:
     local_model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     remote_model = copy.deepcopy(local_model)  # identical initial weights
     local_opt = torch.optim.Adam(local_model.parameters(), lr=args.lr)
+    wire_torch_dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[args.wire_dtype]
 
     with daemon_url(args.url, hints=[REPO / ".build" / "debug" / "optimizerd"]) as url:
         # The two-line change: this instead of torch.optim.Adam(model.parameters(), lr=...).
@@ -71,6 +75,10 @@ def main() -> int:
                 opt.zero_grad()
                 loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
                 loss.backward()
+                if kind == "local" and wire_torch_dtype is not None:
+                    # Round the local gradients as the wire does, so the curves stay comparable.
+                    for p in model.parameters():
+                        p.grad = p.grad.to(wire_torch_dtype).to(torch.float32)
                 start = time.perf_counter()
                 opt.step()
                 elapsed[kind] += time.perf_counter() - start

@@ -22,10 +22,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 try:
-    import optimizerd
+    import optimizerd  # noqa: F401
 except ImportError:  # run from a checkout without installing the client
     sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
-    import optimizerd
+    import optimizerd  # noqa: F401
 
 import torch
 from sklearn.datasets import load_digits

@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 import optimizerd
+import pytest
 from optimizerd.testing import LocalDaemon
 
 PYTHON_CLIENT = Path(__file__).resolve().parents[1]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import optimizerd
 import pytest
 import safetensors.numpy
-
-import optimizerd
 from optimizerd import wire
 from reference import Adam
 

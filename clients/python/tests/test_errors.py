@@ -7,9 +7,8 @@ import gzip
 import pickle
 
 import numpy as np
-import pytest
-
 import optimizerd
+import pytest
 from conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
 from optimizerd.testing import free_port
 

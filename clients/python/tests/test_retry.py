@@ -6,9 +6,8 @@ from __future__ import annotations
 import socket
 
 import numpy as np
-import pytest
-
 import optimizerd
+import pytest
 from flaky import FlakyProxy, Unavailable
 
 
@@ -77,6 +76,40 @@ def test_retried_delta_step_returns_the_same_delta(daemon, proxy, rng):
     assert metadata["retry"] is True and flaky.summary()["step"] == 1
     for name in grads:
         np.testing.assert_array_equal(delta[name], expected[name])
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["answer-lost", "request-lost"])
+def test_calling_step_again_after_connection_failed_never_double_applies(daemon, proxy, rng, applied):
+    flaky, direct = setup_twins(daemon, proxy, rng)
+    flaky.client.transport.retries = 0  # the failure reaches the caller
+    grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    (proxy.drop_next_response if applied else proxy.drop_next_request)()
+    with pytest.raises(optimizerd.ConnectionFailed):
+        flaky.step(grads)
+    values, metadata = flaky.step(grads)  # the caller tries the same step again
+    assert metadata["step"] == 1 and metadata["retry"] is applied
+    expected, _ = direct.step(grads)
+    for name in grads:
+        np.testing.assert_array_equal(values[name], expected[name])
+    assert flaky.summary()["step"] == 1
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["answer-lost", "request-lost"])
+def test_new_gradients_after_connection_failed_become_the_next_step(daemon, proxy, rng, applied):
+    flaky, direct = setup_twins(daemon, proxy, rng)
+    flaky.client.transport.retries = 0
+    first = {"w": np.ones((8, 4), np.float32), "b": np.ones(4, np.float32)}
+    second = {"w": -np.ones((8, 4), np.float32), "b": np.ones(4, np.float32)}
+    (proxy.drop_next_response if applied else proxy.drop_next_request)()
+    with pytest.raises(optimizerd.ConnectionFailed):
+        flaky.step(first)
+    values, metadata = flaky.step(second)  # the trainer moved on to the next batch
+    assert metadata["retry"] is False and metadata["step"] == (2 if applied else 1)
+    if applied:
+        direct.step(first)
+    expected, _ = direct.step(second)
+    for name in second:
+        np.testing.assert_array_equal(values[name], expected[name])
 
 
 def test_session_creation_is_not_repeated_after_a_lost_answer(daemon, proxy):

@@ -4,10 +4,9 @@ algorithms.md and with the daemon's own telemetry."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import optimizerd
-from reference import MTAdam, Momo
+import pytest
+from reference import Momo, MTAdam
 
 SHAPES = {"enc.weight": (5, 3), "enc.bias": (3,)}
 

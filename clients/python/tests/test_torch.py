@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import optimizerd  # noqa: E402
 from optimizerd.torch import RemoteOptimizer  # noqa: E402
-from reference import MTAdam, Momo  # noqa: E402
+from reference import Momo, MTAdam  # noqa: E402
 
 STEPS = 15
 

@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 import safetensors
-
 from optimizerd import wire
 from optimizerd.session import flatten_terms, parse_metadata
 

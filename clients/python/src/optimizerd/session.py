@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import wire
-from .errors import NotFound
+from .errors import ConnectionFailed, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
@@ -54,6 +55,8 @@ class Session:
         self.token = token
         self.last_step = int(step)
         self.info: dict[str, Any] = dict(info or {})
+        # (step number, request digest) of a step whose answer never came.
+        self._unconfirmed: Optional[tuple[int, bytes]] = None
 
     def __repr__(self) -> str:
         optimizer = self.info.get("optimizer", "?")
@@ -208,6 +211,10 @@ class Session:
             StepConflict: the daemon is at another step (another writer, or a restore); call
                 :meth:`sync` to adopt the daemon's step.
             Unprocessable: unknown/missing tensor, wrong shape, NaN/Inf, missing loss or term.
+            ConnectionFailed: no answer after every retry: the step may or may not have been
+                applied. Calling ``step`` again with the same arguments retries it (never applied
+                twice); calling it with other gradients first asks the daemon where it is, and
+                makes them the next step.
         """
         if return_ not in _RETURN_VALUES:
             raise ValueError(f"return_ must be one of {', '.join(_RETURN_VALUES)}; got {return_!r}")
@@ -222,27 +229,48 @@ class Session:
                 raise TypeError(f"sparse[{name!r}]: indices must be integers, got {indices.dtype}")
             tensors[f"{name}.indices"] = indices if indices.dtype == np.int32 else indices.astype(np.int64)
             tensors[f"{name}.values"] = np.asarray(values, dtype=np.float32).reshape(-1)
-        step_number = self.last_step + 1
         meta: dict[str, str] = {str(k): str(v) for k, v in (metadata or {}).items()}
-        meta["step"] = str(step_number)
+        meta.pop("step", None)
         if loss is not None:
             meta["loss"] = _loss_text(loss)
         if term_weights is not None:
             meta["term_weights"] = json.dumps([float(w) for w in term_weights])
         if grad_scale is not None:
             meta["grad_scale"] = repr(float(grad_scale))
+        step_number = self._next_step_number(tensors, meta, dtype, return_)
+        meta["step"] = str(step_number)
         body = wire.encode(tensors, meta, dtype=dtype)
-        response = self._request(
-            "POST",
-            "/step",
-            params={"return": return_, "dtype": _dtype_query(response_dtype)},
-            **_binary_request(body, compress),
-        )
+        try:
+            response = self._request(
+                "POST",
+                "/step",
+                params={"return": return_, "dtype": _dtype_query(response_dtype)},
+                **_binary_request(body, compress),
+            )
+        except ConnectionFailed:
+            # Applied or not: unknown. The next call finds out (see _next_step_number).
+            meta.pop("step")
+            self._unconfirmed = (step_number, _request_digest(tensors, meta, dtype, return_))
+            raise
+        self._unconfirmed = None
         arrays, raw = wire.decode(response.content)
         result = parse_metadata(raw)
         result["retry"] = response.headers.get("Optimizerd-Retry", "false").lower() == "true"
         self.last_step = int(result.get("step", step_number))
         return (None if return_ == "none" else arrays), result
+
+    def _next_step_number(self, tensors: Mapping[str, Any], meta: Mapping[str, str], dtype: str, return_: str) -> int:
+        """``last_step + 1``, unless an earlier step failed with its outcome unknown
+        (:class:`ConnectionFailed` after every retry). Then the same request again keeps that
+        step's number (the daemon answers it as a retry if it had been applied), and a different
+        request first learns the daemon's step, so it is applied as the next step either way."""
+        if self._unconfirmed is not None:
+            number, digest = self._unconfirmed
+            if _request_digest(tensors, meta, dtype, return_) == digest:
+                return number
+            self.sync()
+            self._unconfirmed = None
+        return self.last_step + 1
 
     # MARK: checkpoints
 
@@ -328,6 +356,16 @@ def _as_float(value: Any) -> float:
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu()
     return float(value)
+
+
+def _request_digest(tensors: Mapping[str, Any], meta: Mapping[str, str], dtype: str, return_: str) -> bytes:
+    """A digest of a step request's content, without its step number."""
+    digest = hashlib.sha256(json.dumps([sorted(meta.items()), str(dtype).lower(), return_]).encode())
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
+        digest.update(array.reshape(-1).view(np.uint8).data if array.size else b"")
+    return digest.digest()
 
 
 def _dtype_query(dtype: str) -> str:
