@@ -174,6 +174,11 @@ def test_attach_to_existing_session_resumes(daemon):
             torch.nn.functional.mse_loss(m(x), y).backward()
             o.step()
     assert_same_parameters(reference, fresh)
+    # Session options given when attaching are applied; the number of MTAdam terms cannot change.
+    again = RemoteOptimizer(fresh.named_parameters(), url=daemon.url, session=resumed.session, clip_grad_norm=5.0)
+    assert again.session.summary()["hyperparameters"]["clip_grad_norm"] == 5.0
+    with pytest.raises(ValueError, match="loss terms"):
+        RemoteOptimizer(fresh.named_parameters(), session=resumed.session, terms=2)
 
 
 def test_state_dict_round_trip(daemon, checkpoint_routes):
@@ -339,3 +344,26 @@ def test_state_dict_plumbing_without_checkpoint_routes(daemon, monkeypatch):
         assert torch.all(p == 0.5)  # the checkpoint's values were copied into the model
     # The loaded group says lr 0.3 and the restored daemon 0.25: the group's value is sent.
     assert opt.session.summary()["hyperparameters"]["lr"] == 0.3
+
+
+def test_a_failed_upload_leaves_no_session_behind(admin_daemon):
+    from conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
+
+    big = torch.nn.Linear(SMALL_BODY_LIMIT // 4, 1, bias=False)  # over the 64 KiB body limit
+    client = optimizerd.Client(admin_daemon.url, admin_token=ADMIN_TOKEN)
+    before = len(client.list_sessions())
+    with pytest.raises(optimizerd.PayloadTooLarge):
+        RemoteOptimizer(big.parameters(), client=client)
+    assert len(client.list_sessions()) == before
+
+
+def test_loading_a_plain_torch_state_dict_warns(daemon):
+    model = make_model()
+    local = torch.optim.Adam(model.parameters(), lr=0.02)
+    model(torch.randn(2, 6)).sum().backward()
+    local.step()
+    remote = RemoteOptimizer(make_model().named_parameters(), url=daemon.url, lr=0.01)
+    with pytest.warns(UserWarning, match="no optimizerd checkpoint"):
+        remote.load_state_dict(local.state_dict())
+    assert remote.param_groups[0]["lr"] == 0.02
+    assert remote.session.summary()["hyperparameters"]["lr"] == 0.02

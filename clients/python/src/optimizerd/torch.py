@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -142,10 +143,17 @@ class RemoteOptimizer(Optimizer):
             groups=groups or None,
             name=name,
         )
-        effective = _effective_hyperparameters(session.info)
-        self._adopt(effective)
-        self._synced = [self._group_hyperparameters(group) for group in self.param_groups]
-        session.upload_parameters(self._local_parameters(), compress=self.compress)
+        try:
+            effective = _effective_hyperparameters(session.info)
+            self._adopt(effective)
+            self._synced = [self._group_hyperparameters(group) for group in self.param_groups]
+            session.upload_parameters(self._local_parameters(), compress=self.compress)
+        except BaseException:
+            try:  # leave no half-made session behind
+                session.delete()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
         return session
 
     def _attach(self) -> None:
@@ -155,9 +163,20 @@ class RemoteOptimizer(Optimizer):
         self._adopt(effective)
         # What the daemon has; explicit constructor values that differ are sent with the next step.
         self._synced = self._daemon_groups(effective)
+        daemon_options = summary.get("hyperparameters", {})
+        if "terms" in self.session_options and self.session_options["terms"] != daemon_options.get("terms", 1):
+            raise ValueError(
+                f"session {self.session.id} has {daemon_options.get('terms', 1)} loss terms, not "
+                f"{self.session_options['terms']}"
+            )
+        changed = {
+            k: _jsonable(v) for k, v in self.session_options.items() if k != "terms" and _jsonable(v) != daemon_options.get(k)
+        }
+        if changed:  # session options given explicitly win, like hyperparameters
+            daemon_options = self.session.patch(changed).get("hyperparameters", daemon_options)
         for key in SESSION_OPTIONS:
-            if key not in self.session_options and summary.get("hyperparameters", {}).get(key) is not None:
-                self.session_options[key] = summary["hyperparameters"][key]
+            if daemon_options.get(key) is not None:
+                self.session_options[key] = daemon_options[key]
         remote = [entry["name"] for entry in summary.get("parameters", [])]
         local = self._names()
         if not remote:
@@ -355,6 +374,12 @@ class RemoteOptimizer(Optimizer):
         optimizer's session (on this or another daemon). The checkpoint's parameter values are
         copied into the local parameters, so model and optimizer state agree."""
         extra = state_dict.get("optimizerd")
+        if not extra and state_dict.get("state"):
+            warnings.warn(
+                "this state dict has no optimizerd checkpoint (it comes from another optimizer): only the "
+                "param_groups' hyperparameters are loaded; the daemon keeps its own optimizer state",
+                stacklevel=2,
+            )
         names = [list(group["param_names"]) for group in self.param_groups]
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "optimizerd"})
         for group, group_names in zip(self.param_groups, names):
