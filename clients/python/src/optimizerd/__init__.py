@@ -1,0 +1,51 @@
+"""Python client of optimizerd, the optimizer-as-a-service daemon.
+
+- :class:`Client` / :class:`Session`: create sessions, upload and download parameters, step with
+  NumPy arrays (dense, per-term, sparse; f32/f16/bf16; gzip), inspect summary and history,
+  checkpoint and restore, delete.
+- :mod:`optimizerd.torch`: :class:`~optimizerd.torch.RemoteOptimizer`, a drop-in
+  ``torch.optim.Optimizer`` (torch is imported only there).
+- :mod:`optimizerd.testing`: :class:`~optimizerd.testing.LocalDaemon` starts a throw-away daemon.
+
+Errors answered by the daemon are raised as :class:`OptimizerdError` subclasses carrying the
+problem detail.
+"""
+
+from .client import OPTIMIZERS, SESSION_OPTIONS, Client
+from .errors import (
+    AuthError,
+    BadRequest,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    OptimizerdError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    StepConflict,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "Session",
+    "OPTIMIZERS",
+    "SESSION_OPTIONS",
+    "OptimizerdError",
+    "BadRequest",
+    "AuthError",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "StepConflict",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "Unprocessable",
+    "ServiceUnavailable",
+    "ConnectionFailed",
+    "__version__",
+]

@@ -1,0 +1,503 @@
+"""A drop-in ``torch.optim.Optimizer`` whose step runs on an optimizerd daemon.
+
+This is the only module that imports torch. Offloading the optimizer is a two-line change::
+
+    from optimizerd.torch import RemoteOptimizer
+
+    opt = RemoteOptimizer(model.named_parameters(), url="http://127.0.0.1:8080", optimizer="adam", lr=1e-3)
+    for x, y in batches:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()          # MoMo: opt.step(loss=loss)
+
+The daemon keeps the optimizer state (moments, step counts) and a float32 master copy of the
+parameters; ``step()`` sends every ``p.grad`` and copies the returned values into the parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch.optim import Optimizer
+
+from .client import SESSION_OPTIONS, Client
+from .session import Compress, Session
+
+__all__ = ["RemoteOptimizer"]
+
+# torch's implementation switches: they select a kernel, not the maths, so they are accepted and
+# ignored (the daemon has its own kernels).
+_IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+_NEEDS_EVERY_PARAMETER = ("momo", "momo_adam", "mtadam")
+_NEEDS_LOSS = ("momo", "momo_adam")
+# Group keys that are not hyperparameters.
+_GROUP_KEYS = ("params", "param_names")
+
+
+class RemoteOptimizer(Optimizer):
+    """A ``torch.optim.Optimizer`` that runs its step on an optimizerd daemon.
+
+    On construction it creates a session (or attaches to ``session``), names the parameters, and
+    uploads their values (float32). ``param_groups`` work as in torch: each group is a parameter
+    group of the session, and changes to a group's hyperparameters (by hand or by an
+    ``lr_scheduler``) are sent to the daemon (``PATCH``) before the next step.
+
+    Args:
+        params: ``model.named_parameters()`` (names become the session's parameter names), a
+            module, an iterable of tensors (named ``p0, p1, ...``), or a list of param group dicts
+            (``{"params": ..., "lr": ...}``) whose ``params`` are tensors or ``(name, tensor)``.
+        url: the daemon's URL (default: ``$OPTIMIZERD_URL``). Not needed with ``client`` or a
+            :class:`~optimizerd.Session` as ``session``.
+        optimizer: the daemon's optimizer (``adam``, ``adamw``, ``sgd``, ``adafactor``, ``momo``,
+            ``momo_adam``, ``mtadam``, ``acclip``).
+        token: the session's token, to attach by id (``session="<id>"``).
+        admin_token: the daemon's admin token, if it has one.
+        session: attach to an existing session (a :class:`~optimizerd.Session` or an id) instead
+            of creating one. If the session already has parameters, their values are copied into
+            the local parameters (resuming); otherwise the local values are uploaded.
+        client: a :class:`~optimizerd.Client` to use instead of creating one.
+        name: a label for the new session.
+        wire_dtype: dtype of the gradients on the wire: ``"f32"``, or ``"bf16"``/``"f16"`` to halve
+            the upload (the daemon keeps float32 state and parameters either way).
+        response_dtype: dtype of the returned parameters (keep ``"f32"`` unless bandwidth
+            matters more than exactness).
+        compress: gzip requests and responses (saves little on dense float gradients).
+        timeout, retries, backoff: passed to the :class:`~optimizerd.Client` this creates.
+        **hyperparameters: the optimizer's hyperparameters (``lr``, ``betas``, ``weight_decay``,
+            ...) and the session options ``clip_grad_norm``, ``nonfinite``, ``terms`` and
+            ``term_weights``. torch's implementation switches (``foreach``, ``fused``,
+            ``capturable``, ``differentiable``) are accepted and ignored.
+
+    Attributes:
+        session: the :class:`~optimizerd.Session`.
+        client: the :class:`~optimizerd.Client`.
+        last_metadata: the telemetry of the last step (``step``, ``lr``, ``grad_norm``, ...).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        url: Optional[str] = None,
+        optimizer: str = "adam",
+        *,
+        token: Optional[str] = None,
+        admin_token: Optional[str] = None,
+        session: Union[Session, str, None] = None,
+        client: Optional[Client] = None,
+        name: Optional[str] = None,
+        wire_dtype: str = "f32",
+        response_dtype: str = "f32",
+        compress: Compress = False,
+        timeout: Union[float, tuple[float, float]] = 60.0,
+        retries: int = 5,
+        backoff: float = 0.25,
+        **hyperparameters: Any,
+    ) -> None:
+        hyperparameters = dict(hyperparameters)
+        for flag in _IMPLEMENTATION_FLAGS:
+            hyperparameters.pop(flag, None)
+        self.session_options = {k: hyperparameters.pop(k) for k in SESSION_OPTIONS if k in hyperparameters}
+        self.optimizer_name = optimizer
+        self.wire_dtype = wire_dtype
+        self.response_dtype = response_dtype
+        self.compress = compress
+        self.last_metadata: dict[str, Any] = {}
+        self._hyperparameter_keys: Optional[set[str]] = None
+        self._synced: list[dict[str, Any]] = []
+        self._ready = False
+        super().__init__(_normalize_groups(params), hyperparameters)
+
+        if isinstance(session, Session):
+            self.client = client or session.client
+            self.session = session
+        else:
+            if client is None:
+                url = url or os.environ.get("OPTIMIZERD_URL")
+                if not url:
+                    raise ValueError("RemoteOptimizer needs url= (or $OPTIMIZERD_URL), client= or a Session")
+                client = Client(url, admin_token=admin_token, timeout=timeout, retries=retries, backoff=backoff)
+            self.client = client
+            self.session = self._create_session(name) if session is None else client.session(str(session), token)
+        if session is not None:
+            self._attach()
+        self._ready = True
+
+    # MARK: setup
+
+    def _create_session(self, name: Optional[str]) -> Session:
+        first, *rest = self.param_groups
+        groups = [
+            {"parameters": list(group["param_names"]), "hyperparameters": _given_hyperparameters(group)}
+            for group in rest
+        ]
+        session = self.client.create_session(
+            self.optimizer_name,
+            {**_given_hyperparameters(first), **self.session_options},
+            groups=groups or None,
+            name=name,
+        )
+        try:
+            effective = _effective_hyperparameters(session.info)
+            self._adopt(effective)
+            self._synced = [self._group_hyperparameters(group) for group in self.param_groups]
+            session.upload_parameters(self._local_parameters(), compress=self.compress)
+        except BaseException:
+            try:  # leave no half-made session behind
+                session.delete()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+        return session
+
+    def _attach(self) -> None:
+        summary = self.session.summary()
+        self.optimizer_name = summary.get("optimizer", self.optimizer_name)
+        effective = _effective_hyperparameters(summary)
+        self._adopt(effective)
+        # What the daemon has; explicit constructor values that differ are sent with the next step.
+        self._synced = self._daemon_groups(effective)
+        daemon_options = summary.get("hyperparameters", {})
+        if "terms" in self.session_options and self.session_options["terms"] != daemon_options.get("terms", 1):
+            raise ValueError(
+                f"session {self.session.id} has {daemon_options.get('terms', 1)} loss terms, not "
+                f"{self.session_options['terms']}"
+            )
+        changed = {
+            k: _jsonable(v) for k, v in self.session_options.items() if k != "terms" and _jsonable(v) != daemon_options.get(k)
+        }
+        if changed:  # session options given explicitly win, like hyperparameters
+            daemon_options = self.session.patch(changed).get("hyperparameters", daemon_options)
+        for key in SESSION_OPTIONS:
+            if daemon_options.get(key) is not None:
+                self.session_options[key] = daemon_options[key]
+        remote = [entry["name"] for entry in summary.get("parameters", [])]
+        local = self._names()
+        if not remote:
+            self.session.upload_parameters(self._local_parameters(), compress=self.compress)
+        elif set(remote) == set(local):
+            self._write_back(self.session.parameters(dtype="f32"))
+        else:
+            only_local = sorted(set(local) - set(remote))
+            only_remote = sorted(set(remote) - set(local))
+            raise ValueError(
+                f"session {self.session.id} has other parameters than this optimizer: "
+                f"only local {only_local[:10]}, only in the session {only_remote[:10]}"
+            )
+
+    def _adopt(self, effective: Sequence[Mapping[str, Any]]) -> None:
+        """Fills the groups' missing hyperparameters with the daemon's defaults (so that
+        ``group["lr"]`` exists for schedulers) and learns which keys are hyperparameters."""
+        self._hyperparameter_keys = set(effective[0])
+        for index, group in enumerate(self.param_groups):
+            values = effective[index] if index < len(effective) else effective[0]
+            for key, value in values.items():
+                group.setdefault(key, _torch_value(value))
+        for key, value in effective[0].items():
+            self.defaults.setdefault(key, _torch_value(value))
+
+    def _daemon_groups(self, effective: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The daemon's hyperparameters per local group, in the form ``_synced`` keeps."""
+        keys = self._keys()
+        result = []
+        for index in range(len(self.param_groups)):
+            values = effective[index] if index < len(effective) else {}
+            result.append({k: v for k, v in _jsonable(values).items() if k in keys})
+        return result
+
+    def _keys(self) -> set[str]:
+        return self._hyperparameter_keys or set()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a parameter group (torch API). After construction, its parameters are uploaded to
+        the session and the group is sent with the next step."""
+        if not getattr(self, "_ready", False):
+            super().add_param_group(param_group)
+            return
+        (group,) = _normalize_groups([param_group], start=sum(len(g["params"]) for g in self.param_groups))
+        taken = set(self._names())
+        clash = [name for name in group["param_names"] if name in taken]
+        if clash:
+            raise ValueError(f"parameter names already in use: {clash}")
+        super().add_param_group(group)
+        self.session.upload_parameters(
+            {name: _to_numpy(p) for name, p in zip(group["param_names"], group["params"])}, compress=self.compress
+        )
+        self._synced.append({})  # differs from the group: sent with the next step
+
+    # MARK: steps
+
+    def step(self, closure: Optional[Callable[[], Any]] = None, loss: Any = None) -> Any:  # type: ignore[override]
+        """One optimizer step on the daemon.
+
+        Sends the gradient of every parameter that has one (parameters whose ``grad`` is ``None``
+        are skipped, as torch does; ``momo``, ``momo_adam`` and ``mtadam`` need all of them) and
+        copies the returned values into the parameters.
+
+        Args:
+            closure: re-evaluates the model and returns the loss (evaluated with grad enabled).
+            loss: the batch loss (float or tensor), sent as metadata; required by MoMo. Defaults
+                to the closure's result.
+
+        Returns:
+            The closure's result, if a closure was given.
+        """
+        result = None
+        if closure is not None:
+            with torch.enable_grad():
+                result = closure()
+        if loss is None:
+            loss = result
+        if self.optimizer_name == "mtadam" and self._terms() > 1:
+            raise ValueError(f"this mtadam session has {self._terms()} loss terms: call step_terms([loss_0, ...])")
+        gradients: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        for group in self.param_groups:
+            for name, p in zip(group["param_names"], group["params"]):
+                if p.grad is None:
+                    missing.append(name)
+                else:
+                    gradients[name] = _to_numpy(p.grad)
+        if missing and self.optimizer_name in _NEEDS_EVERY_PARAMETER:
+            raise ValueError(
+                f"{self.optimizer_name} needs the gradient of every parameter; no grad for {missing[:10]} "
+                "(leave such parameters out of the optimizer, or give them a zero gradient)"
+            )
+        if not gradients:
+            return result
+        if loss is None and self.optimizer_name in _NEEDS_LOSS:
+            raise ValueError(f"{self.optimizer_name} needs the batch loss: step(loss=loss) or step(closure)")
+        self._send(gradients, loss=loss)
+        return result
+
+    def step_terms(self, losses: Sequence[torch.Tensor], term_weights: Optional[Sequence[float]] = None) -> list[float]:
+        """One MTAdam step from K loss terms.
+
+        Computes each term's gradients with ``torch.autograd.grad(loss_k, params,
+        retain_graph=True, allow_unused=True)`` (zeros where a term does not depend on a
+        parameter), sends them as terms ``k/NAME`` with the per-term losses, and copies the
+        returned values into the parameters. ``p.grad`` is neither read nor written.
+
+        Args:
+            losses: the K loss terms (scalar tensors of one graph), K = the session's ``terms``.
+            term_weights: λ for this step, overriding the session's ``term_weights``.
+
+        Returns:
+            The terms' values as floats.
+        """
+        if self.optimizer_name != "mtadam":
+            raise ValueError(f"step_terms is for mtadam sessions; this one runs {self.optimizer_name}")
+        losses = list(losses)
+        if len(losses) != self._terms():
+            raise ValueError(f"this session has {self._terms()} loss terms, got {len(losses)} losses")
+        pairs = [(name, p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])]
+        trainable = [(name, p) for name, p in pairs if p.requires_grad]
+        terms: list[dict[str, np.ndarray]] = []
+        values: list[float] = []
+        for loss in losses:
+            if not torch.is_tensor(loss):
+                loss = torch.as_tensor(loss)
+            values.append(float(loss.detach().cpu()))
+            gradients: Sequence[Optional[torch.Tensor]] = [None] * len(trainable)
+            if loss.requires_grad and trainable:
+                gradients = torch.autograd.grad(loss, [p for _, p in trainable], retain_graph=True, allow_unused=True)
+            term = {name: _zeros_like(p) for name, p in pairs}
+            for (name, _), gradient in zip(trainable, gradients):
+                if gradient is not None:
+                    term[name] = _to_numpy(gradient)
+            terms.append(term)
+        self._send(terms, loss=values, term_weights=term_weights)
+        return values
+
+    def _send(self, gradients: Any, loss: Any = None, term_weights: Optional[Sequence[float]] = None) -> None:
+        self._sync_hyperparameters()
+        values, metadata = self.session.step(
+            gradients,
+            loss=loss,
+            term_weights=term_weights,
+            dtype=self.wire_dtype,
+            compress=self.compress,
+            response_dtype=self.response_dtype,
+        )
+        if values:
+            self._write_back(values)
+        self.last_metadata = metadata
+
+    def _terms(self) -> int:
+        return int(self.session_options.get("terms", 1) or 1)
+
+    # MARK: hyperparameters
+
+    def _group_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: _jsonable(group[k]) for k in sorted(self._keys()) if k in group}
+
+    def _sync_hyperparameters(self) -> None:
+        """Sends changed group hyperparameters (``PATCH``), e.g. after an ``lr_scheduler`` step."""
+        current = [self._group_hyperparameters(group) for group in self.param_groups]
+        if current == self._synced:
+            return
+        previous = self._synced[0] if self._synced else {}
+        changed = {k: v for k, v in current[0].items() if previous.get(k, _MISSING) != v}
+        groups = None
+        if current[1:] != self._synced[1:]:
+            groups = [
+                {"parameters": list(group["param_names"]), "hyperparameters": values}
+                for group, values in zip(self.param_groups[1:], current[1:])
+            ]
+        self.session.patch(changed, groups=groups)
+        self._synced = copy.deepcopy(current)
+
+    # MARK: state dict
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict plus ``"optimizerd"``: the session's checkpoint (parameters, every
+        state slot, configuration, step) as bytes, with the session id and step."""
+        self._sync_hyperparameters()
+        state = super().state_dict()
+        state["optimizerd"] = {
+            "url": self.client.url,
+            "session_id": self.session.id,
+            "optimizer": self.optimizer_name,
+            "step": self.session.last_step,
+            "checkpoint": self.session.checkpoint(),
+        }
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restores torch's part and, when present, the session's checkpoint into this
+        optimizer's session (on this or another daemon). The checkpoint's parameter values are
+        copied into the local parameters, so model and optimizer state agree."""
+        extra = state_dict.get("optimizerd")
+        if not extra and state_dict.get("state"):
+            warnings.warn(
+                "this state dict has no optimizerd checkpoint (it comes from another optimizer): only the "
+                "param_groups' hyperparameters are loaded; the daemon keeps its own optimizer state",
+                stacklevel=2,
+            )
+        names = [list(group["param_names"]) for group in self.param_groups]
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "optimizerd"})
+        for group, group_names in zip(self.param_groups, names):
+            group["param_names"] = group_names
+        if extra and extra.get("checkpoint") is not None:
+            summary = self.session.restore(extra["checkpoint"])
+            self._write_back(self.session.parameters(dtype="f32"))
+            # The daemon now has the checkpoint's configuration; send whatever the loaded groups change.
+            self._synced = self._daemon_groups(_effective_hyperparameters(summary))
+        self._sync_hyperparameters()
+
+    # MARK: tensors
+
+    def _names(self) -> list[str]:
+        return [name for group in self.param_groups for name in group["param_names"]]
+
+    def _local_parameters(self) -> dict[str, np.ndarray]:
+        return {
+            name: _to_numpy(p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])
+        }
+
+    @torch.no_grad()
+    def _write_back(self, values: Mapping[str, np.ndarray]) -> None:
+        for group in self.param_groups:
+            for name, p in zip(group["param_names"], group["params"]):
+                value = values.get(name)
+                if value is not None:
+                    p.copy_(torch.from_numpy(value).reshape(p.shape))
+
+
+# MARK: helpers
+
+_MISSING = object()
+
+
+def _normalize_groups(params: Any, start: int = 0) -> list[dict[str, Any]]:
+    """Param group dicts with tensor ``params`` and a ``param_names`` list (``p{i}`` when unnamed)."""
+    if isinstance(params, torch.nn.Module):
+        params = params.named_parameters()
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of tensors, (name, tensor) pairs or dicts, not a tensor")
+    items = list(params)
+    if not items:
+        raise ValueError("optimizer got an empty parameter list")
+    if not isinstance(items[0], Mapping):
+        items = [{"params": items}]
+    groups = []
+    index = start
+    for item in items:
+        group = dict(item)
+        members = group["params"]
+        if isinstance(members, torch.nn.Module):
+            members = members.named_parameters()
+        elif isinstance(members, torch.Tensor):
+            members = [members]
+        given_names = list(group.pop("param_names", None) or [])
+        tensors, names = [], []
+        for position, member in enumerate(members):
+            if isinstance(member, tuple):
+                member_name, tensor = member
+            else:
+                tensor = member
+                member_name = given_names[position] if position < len(given_names) else None
+            tensors.append(tensor)
+            names.append(member_name if member_name is not None else f"p{index}")
+            index += 1
+        group["params"] = tensors
+        group["param_names"] = names
+        groups.append(group)
+    all_names = [name for group in groups for name in group["param_names"]]
+    duplicates = sorted({name for name in all_names if all_names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate parameter names: {duplicates[:10]}")
+    return groups
+
+
+def _given_hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in group.items() if k not in _GROUP_KEYS and k not in SESSION_OPTIONS}
+
+
+def _effective_hyperparameters(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """[session defaults, group 1, ...] from a creation answer or summary, without session options."""
+
+    def strip(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k not in SESSION_OPTIONS}
+
+    result = [strip(info.get("hyperparameters", {}))]
+    for group in info.get("groups", []) or []:
+        result.append(strip(group.get("hyperparameters", {})))
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _torch_value(value: Any) -> Any:
+    """A daemon JSON value as torch keeps it in a group (lists as tuples, like ``betas``)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.detach()
+    if tensor.is_sparse:
+        tensor = tensor.to_dense()
+    return tensor.to(device="cpu", dtype=torch.float32).contiguous().numpy()
+
+
+def _zeros_like(tensor: torch.Tensor) -> np.ndarray:
+    return np.zeros(tuple(tensor.shape), dtype=np.float32)
+

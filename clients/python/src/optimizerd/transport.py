@@ -1,0 +1,174 @@
+"""HTTP transport: one ``requests.Session`` (keep-alive connection reuse), timeouts, and retries
+with exponential backoff.
+
+What is retried:
+
+- connection errors, timeouts and broken responses, for requests that are safe to send twice:
+  reads, PUT/PATCH/DELETE, and steps, which always carry their ``step`` number so that the daemon
+  answers a repeated step from its idempotent-retry path instead of applying it again;
+- the same errors for ``POST /v1/sessions`` only when the request cannot have reached the daemon
+  (the connection was never established), so a retry never leaves a second session behind;
+- ``503 Service Unavailable`` for every request (the daemon did not process it), honouring
+  ``Retry-After`` when it is a number of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Collection, Mapping
+from typing import Any, Optional, Union
+
+import requests
+import urllib3
+
+from .errors import ConnectionFailed, error_from_response
+
+__all__ = ["Transport", "Timeout"]
+
+#: A timeout in seconds: one number for both phases, or ``(connect, read)``.
+Timeout = Union[float, tuple[float, float]]
+
+# Errors after which the request may or may not have been processed.
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether ``error`` happened before any byte of the request could reach the daemon."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if isinstance(error, requests.ConnectionError) and error.args:
+        reason = error.args[0]
+        reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the cause
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
+class Transport:
+    """Sends requests to one daemon and turns error answers into exceptions.
+
+    Thread-safety: ``requests.Session`` is not guaranteed thread-safe; use one client per thread
+    (or serialise calls) when stepping from several threads.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: Timeout = 60.0,
+        retries: int = 5,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        verify: Union[bool, str] = True,
+        http: Optional[requests.Session] = None,
+    ) -> None:
+        if "://" not in url:
+            url = "http://" + url
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.http = http or requests.Session()
+        self.http.verify = verify
+        self.http.headers["User-Agent"] = "optimizerd-python"
+        #: Number of retries made so far (all requests), for tests and monitoring.
+        self.retry_count = 0
+
+    def close(self) -> None:
+        """Closes the pooled connections."""
+        self.http.close()
+
+    def delay(self, attempt: int) -> float:
+        """The pause before retry number ``attempt`` (0-based): exponential, with jitter, capped."""
+        base = min(self.max_backoff, self.backoff * (2.0**attempt))
+        return base * (0.5 + 0.5 * random.random())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: Optional[str] = None,
+        json_body: Any = None,
+        data: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        idempotent: bool = True,
+        ok_after_retry: Collection[int] = (),
+    ) -> requests.Response:
+        """Sends one request, retrying as described in the module docstring.
+
+        Args:
+            method: HTTP method.
+            path: path below the base URL, starting with ``/``.
+            token: bearer token for ``Authorization``.
+            json_body: a JSON-serialisable body (sent as ``application/json``).
+            data: a binary body (sent as given; set ``Content-Type`` in ``headers``).
+            headers: extra headers.
+            params: query parameters (``None`` values are left out).
+            idempotent: whether the request may be repeated after an ambiguous failure.
+            ok_after_retry: statuses that mean success when they answer a *retry* (e.g. 404 for a
+                DELETE whose first attempt was applied but whose answer was lost).
+
+        Returns:
+            The response (status < 400).
+
+        Raises:
+            OptimizerdError: the daemon's problem answer, as the subclass for its status.
+            ConnectionFailed: the daemon could not be reached after every retry.
+        """
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        body = data
+        if json_body is not None:
+            body = json.dumps(json_body, default=_json_default).encode("utf-8")
+            all_headers.setdefault("Content-Type", "application/json")
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        url = self.url + path
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(
+                    method, url, data=body, headers=all_headers, params=query or None, timeout=self.timeout
+                )
+            except _TRANSIENT as error:
+                if attempt >= self.retries or not (idempotent or _never_sent(error)):
+                    raise ConnectionFailed(
+                        f"{method} {path}: {type(error).__name__}: {error} (after {attempt + 1} attempt(s))"
+                    ) from error
+                time.sleep(self.delay(attempt))
+                attempt += 1
+                self.retry_count += 1
+                continue
+            if response.status_code == 503 and attempt < self.retries:
+                response.close()
+                time.sleep(self._retry_after(response, attempt))
+                attempt += 1
+                self.retry_count += 1
+                continue
+            if attempt > 0 and response.status_code in ok_after_retry:
+                return response
+            if response.status_code >= 400:
+                raise error_from_response(response)
+            return response
+
+    def _retry_after(self, response: requests.Response, attempt: int) -> float:
+        header = response.headers.get("Retry-After")
+        if header is not None:
+            try:
+                return min(self.max_backoff, max(0.0, float(header)))
+            except ValueError:
+                pass
+        return self.delay(attempt)
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for NumPy scalars and arrays, tuples and sets in request bodies."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
