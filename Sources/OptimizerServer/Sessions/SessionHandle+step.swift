@@ -25,7 +25,8 @@ extension SessionHandle {
     /// Applies one optimizer step, or answers a retry of the last one.
     ///
     /// This is the only way a session's step advances: the durability issue adds its write-ahead
-    /// log here, between applying the step and returning the response.
+    /// log here, between validating the step (`prepareStep`) and applying it (`apply`), before the
+    /// response is sent.
     ///
     /// - Throws: ``ProblemError`` (409 step mismatch, 422 unknown sparse tensor),
     ///   ``OptimizerError`` (422 tensor problems), ``SafetensorsError`` (400 bad dtypes). The session
@@ -56,15 +57,18 @@ extension SessionState {
         let (telemetry, applied) = try request.payload.withFloatTensors(sparseSize: { name in
             session.resolveGradientName(name).map { session.parameters[$0.parameter].shape.dimensions }
         }) { tensors in
-            let indices = Set(tensors.compactMap { session.resolveGradientName($0.name)?.parameter }).sorted()
-            let before = request.options.content == .delta ? indices.map { session.parameters[$0].copy() } : nil
             let input = StepInput(
                 gradients: tensors.map { GradientTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) },
                 loss: request.metadata.loss,
                 termWeights: request.metadata.termWeights,
                 gradScale: request.metadata.gradScale
             )
-            let telemetry = try session.step(input, parallelism: parallelism)
+            let prepared = try session.prepareStep(input, parallelism: parallelism)
+            // The request is valid and nothing has changed yet: this is where the write-ahead log
+            // records it (durability issue), so the state never runs ahead of the log.
+            let indices = Set(tensors.compactMap { session.resolveGradientName($0.name)?.parameter }).sorted()
+            let before = request.options.content == .delta ? indices.map { session.parameters[$0].copy() } : nil
+            let telemetry = session.apply(prepared)
             if let before {
                 for (slot, index) in indices.enumerated() { before[slot].subtract(from: session.parameters[index]) }
             }
