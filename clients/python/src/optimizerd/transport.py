@@ -189,7 +189,7 @@ def _read_whole_body(response: requests.Response) -> None:
         response.close()
         raise
     response._content = content  # what requests itself fills in when it reads the body
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 def _json_default(value: Any) -> Any:
