@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
 
 
 class FlakyProxy:
@@ -15,6 +16,8 @@ class FlakyProxy:
     - ``drop_next_response()``: the next request is forwarded; when the daemon's answer arrives,
       the client's connection is closed instead (the step was applied, the client never hears).
     - ``drop_next_request()``: the next request is not forwarded; the connection is closed.
+    - ``cut_next_response(after)``: the next answer is forwarded up to ``after`` bytes, then the
+      connection is closed (a cut in the middle of the body).
 
     Everything else is forwarded unchanged. ``events`` records what was dropped.
     """
@@ -29,6 +32,7 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._drop_responses = 0
         self._drop_requests = 0
+        self._cut_after: Optional[int] = None
         self._sockets: list[socket.socket] = []
         self._closed = False
         self.events: list[str] = []
@@ -46,6 +50,10 @@ class FlakyProxy:
     def drop_next_request(self) -> None:
         with self._lock:
             self._drop_requests += 1
+
+    def cut_next_response(self, after: int) -> None:
+        with self._lock:
+            self._cut_after = after
 
     def close(self) -> None:
         self._closed = True
@@ -93,11 +101,22 @@ class FlakyProxy:
             return False
 
     def _pump(self, source: socket.socket, sink: socket.socket, direction: str) -> None:
+        cut_after: Optional[int] = None
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if cut_after is None and direction == "response":
+                    with self._lock:
+                        cut_after, self._cut_after = self._cut_after, None
+                if cut_after is not None:
+                    sink.sendall(data[:cut_after])
+                    cut_after -= min(cut_after, len(data))
+                    if cut_after == 0:
+                        self.events.append("cut response")
+                        break
+                    continue
                 if self._take(direction):
                     self.events.append(f"dropped {direction} ({len(data)} bytes)")
                     break

@@ -154,6 +154,19 @@ def test_16_bit_and_gzip_parameter_round_trips(client, rng, dtype, compress):
     )
 
 
+def test_gzip_compressed_answers_are_decoded(client, daemon):
+    session = client.create_session("sgd", lr=1.0)
+    zeros = np.zeros((512, 512), np.float32)  # compresses well, so the daemon does gzip it
+    session.upload_parameters({"w": zeros})
+    response = client.transport.request(
+        "GET", f"/v1/sessions/{session.id}/parameters", token=session.token, headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.headers.get("Content-Encoding") == "gzip"
+    np.testing.assert_array_equal(session.parameters(compress=True)["w"], zeros)
+    values, _ = session.step({"w": zeros + 1}, compress=True)
+    np.testing.assert_array_equal(values["w"], zeros - 1)
+
+
 def test_parameters_download_reports_the_step(client, rng):
     params, grads = params_and_grads(rng)
     session = client.create_session("sgd", lr=0.1)

@@ -67,6 +67,20 @@ def test_lost_step_request_is_retried_and_applied_once(daemon, proxy, rng):
         np.testing.assert_array_equal(values[name], expected[name])
 
 
+def test_answer_cut_in_the_middle_of_the_body_is_retried(daemon, proxy, rng):
+    flaky, direct = setup_twins(daemon, proxy, rng)
+    big = {"big": rng.standard_normal(400_000).astype(np.float32)}
+    for session in (flaky, direct):
+        session.upload_parameters(big)
+    grads = {"big": rng.standard_normal(400_000).astype(np.float32)}
+    proxy.cut_next_response(after=100_000)  # headers and part of the 1.6 MB body arrive
+    values, metadata = flaky.step(grads)
+    assert proxy.events == ["cut response"] and metadata["retry"] is True and metadata["step"] == 1
+    expected, _ = direct.step(grads)
+    np.testing.assert_array_equal(values["big"], expected["big"])
+    assert flaky.summary()["step"] == 1
+
+
 def test_retried_delta_step_returns_the_same_delta(daemon, proxy, rng):
     flaky, direct = setup_twins(daemon, proxy, rng)
     grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
@@ -157,3 +171,14 @@ def test_timeouts_are_retried_then_raised():
         with pytest.raises(optimizerd.ConnectionFailed, match="Timeout"):
             client.health()
         assert client.transport.retry_count == 2
+
+
+def test_connections_are_reused(daemon, proxy, rng):
+    client = optimizerd.Client(proxy.url)
+    session = client.create_session("adam")
+    session.upload_parameters({"w": np.zeros(300_000, np.float32)})
+    for _ in range(3):
+        session.step({"w": rng.standard_normal(300_000).astype(np.float32)})
+        session.parameters(compress=True)
+        session.summary()
+    assert proxy.connections == 1  # one keep-alive connection for all 11 requests

@@ -75,6 +75,11 @@ def test_trajectory_matches_torch(daemon, optimizer, torch_class, hyperparameter
     assert remote_opt.session.last_step == STEPS and remote_opt.last_metadata["step"] == STEPS
 
 
+def test_remote_optimizer_is_reachable_from_the_package_root():
+    assert optimizerd.RemoteOptimizer is RemoteOptimizer
+    assert issubclass(RemoteOptimizer, torch.optim.Optimizer)
+
+
 def test_parameter_names_and_uploaded_values(daemon):
     model = make_model()
     opt = RemoteOptimizer(model.named_parameters(), url=daemon.url, optimizer="adam")

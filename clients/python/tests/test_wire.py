@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,6 +102,12 @@ def test_encode_rejects_bad_input():
         wire.encode({"x": np.array(["a"])})
     with pytest.raises(ValueError):
         wire.decode(b"\x01\x02")
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = "import sys, optimizerd, optimizerd.testing; assert 'torch' not in sys.modules, 'torch imported'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_flatten_terms():

@@ -30,6 +30,16 @@ from .session import Session
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``optimizerd.RemoteOptimizer``: imports torch only when it is asked for."""
+    if name == "RemoteOptimizer":
+        from .torch import RemoteOptimizer
+
+        return RemoteOptimizer
+    raise AttributeError(f"module 'optimizerd' has no attribute {name!r}")
+
+
 __all__ = [
     "Client",
     "Session",

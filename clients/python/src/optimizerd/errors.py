@@ -128,11 +128,8 @@ class ConnectionFailed(OptimizerdError):
     The underlying ``requests`` exception is chained as ``__cause__``.
     """
 
-    def __init__(self, detail: str, *args: Any, **kwargs: Any) -> None:
-        if args or kwargs:  # unpickling passes the full argument list
-            super().__init__(detail, *args, **kwargs)
-        else:
-            super().__init__(None, "connection failed", detail)
+    def __init__(self, detail: str) -> None:
+        super().__init__(None, "connection failed", detail)
 
     def __reduce__(self):
         return (self.__class__, (self.detail,))

@@ -161,7 +161,7 @@ class Session:
             compress: ask for a gzip-compressed answer.
         """
         response = self._request(
-            "GET", "/parameters", params={"dtype": _dtype_query(dtype)}, headers=_accept(compress)
+            "GET", "/parameters", params={"dtype": _dtype_query(dtype)}, headers=_accept(compress), binary=True
         )
         tensors, metadata = wire.decode(response.content)
         if "step" in metadata:
@@ -245,6 +245,7 @@ class Session:
                 "POST",
                 "/step",
                 params={"return": return_, "dtype": _dtype_query(response_dtype)},
+                binary=True,
                 **_binary_request(body, compress),
             )
         except ConnectionFailed:
@@ -277,7 +278,7 @@ class Session:
     def checkpoint(self, compress: Compress = False) -> bytes:
         """``GET /v1/sessions/{id}/checkpoint``: a safetensors file with everything (parameters,
         every state slot, configuration and step in ``__metadata__``)."""
-        return self._request("GET", "/checkpoint", headers=_accept(compress)).content
+        return self._request("GET", "/checkpoint", headers=_accept(compress), binary=True).content
 
     def restore(self, checkpoint: Union[bytes, bytearray, memoryview], compress: Compress = False) -> dict[str, Any]:
         """``PUT /v1/sessions/{id}/checkpoint``: replaces this session's state with a checkpoint

@@ -30,8 +30,15 @@ __all__ = ["Transport", "Timeout"]
 #: A timeout in seconds: one number for both phases, or ``(connect, read)``.
 Timeout = Union[float, tuple[float, float]]
 
-# Errors after which the request may or may not have been processed.
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# Errors after which the request may or may not have been processed (urllib3's own come from
+# reading a streamed body).
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+)
 
 
 def _never_sent(error: BaseException) -> bool:
@@ -97,6 +104,7 @@ class Transport:
         params: Optional[Mapping[str, Any]] = None,
         idempotent: bool = True,
         ok_after_retry: Collection[int] = (),
+        binary: bool = False,
     ) -> requests.Response:
         """Sends one request, retrying as described in the module docstring.
 
@@ -111,6 +119,8 @@ class Transport:
             idempotent: whether the request may be repeated after an ambiguous failure.
             ok_after_retry: statuses that mean success when they answer a *retry* (e.g. 404 for a
                 DELETE whose first attempt was applied but whose answer was lost).
+            binary: the answer is a (possibly large) binary body: read it in one piece instead of
+                requests' 10 KiB chunks (3x faster for tens of MB). ``response.content`` holds it.
 
         Returns:
             The response (status < 400).
@@ -132,8 +142,11 @@ class Transport:
         while True:
             try:
                 response = self.http.request(
-                    method, url, data=body, headers=all_headers, params=query or None, timeout=self.timeout
-                )
+                    method, url, data=body, headers=all_headers, params=query or None, timeout=self.timeout,
+                    stream=binary,
+                )  # fmt: skip
+                if binary and response.status_code < 300:
+                    _read_whole_body(response)
             except _TRANSIENT as error:
                 if attempt >= self.retries or not (idempotent or _never_sent(error)):
                     raise ConnectionFailed(
@@ -163,6 +176,20 @@ class Transport:
             except ValueError:
                 pass
         return self.delay(attempt)
+
+
+def _read_whole_body(response: requests.Response) -> None:
+    """Reads a streamed body in one call (decompressing it) and stores it as ``response.content``.
+
+    Reading to the end returns the connection to the pool, so keep-alive is preserved.
+    """
+    try:
+        content = response.raw.read(decode_content=True)
+    except BaseException:
+        response.close()
+        raise
+    response._content = content  # what requests itself fills in when it reads the body
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 def _json_default(value: Any) -> Any:

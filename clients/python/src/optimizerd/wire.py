@@ -173,7 +173,7 @@ def _encode_by_hand(prepared: Mapping[str, tuple[str, np.ndarray]], metadata: Ma
     view = memoryview(out)
     for array in chunks:
         size = array.nbytes
-        view[position : position + size] = array.reshape(-1).view(np.uint8)
+        view[position : position + size] = array.reshape(-1).view(np.uint8).data
         position += size
     return bytes(out)
 
@@ -233,6 +233,7 @@ def _decode_by_hand(data: Bytes, entries: Mapping[str, Any], start: int) -> dict
     result = {}
     for name, entry in entries.items():
         tag = entry["dtype"]
+        np_dtype: np.dtype[Any]
         if tag == "BF16":
             np_dtype = np.dtype("<u2")
         elif tag in _NUMPY_DTYPES:
