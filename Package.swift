@@ -44,6 +44,7 @@ let package = Package(
             dependencies: [
                 "OptimizerKit",
                 "OptimizerWire",
+                "OptimizerStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -58,6 +59,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
+            // The repository's openapi.yaml (through a symlink), compiled into the binary: served at
+            // GET /openapi.yaml wherever the daemon runs.
+            resources: [.embedInCode("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

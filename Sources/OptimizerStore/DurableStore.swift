@@ -147,7 +147,9 @@ public struct DurableStore: Sendable {
                 )
             } else {
                 // The chain of logs broke: start a clean generation from what was recovered.
-                let fresh = SessionSnapshot(session: session, id: snapshot.id, name: snapshot.name, tokenHash: snapshot.tokenHash)
+                let fresh = SessionSnapshot(
+                    session: session, id: snapshot.id, name: snapshot.name, tokenHash: snapshot.tokenHash, createdAt: snapshot.createdAt
+                )
                 journal = try SessionJournal.start(directory: directory, configuration: configuration, snapshot: fresh)
             }
             return Recovered(snapshot: snapshot, session: session, journal: journal, notes: notes)

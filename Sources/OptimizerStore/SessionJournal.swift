@@ -47,8 +47,18 @@ public final class SessionJournal {
     /// - Parameter sessionStep: the session step once the record is applied.
     /// - Throws: ``StoreError``; the log is unchanged then, and the caller must not apply the change.
     public func append(_ record: LogRecord, sessionStep: Int) throws {
+        try record.body.withUnsafeBytes {
+            try append(kind: record.kind, step: Int(record.step), contentEncoding: record.contentEncoding, body: $0, sessionStep: sessionStep)
+        }
+    }
+
+    /// Appends a record whose body is `body` (written straight from the caller's memory, not copied).
+    ///
+    /// - Parameter sessionStep: the session step once the record is applied.
+    /// - Throws: ``StoreError``; the log is unchanged then, and the caller must not apply the change.
+    public func append(kind: LogRecord.Kind, step: Int, contentEncoding: String?, body: UnsafeRawBufferPointer, sessionStep: Int) throws {
         let syncNow = configuration.fsync == .always
-        try log.append(record, sync: syncNow)
+        try log.append(kind: kind, step: UInt64(step), contentEncoding: contentEncoding, body: body, sync: syncNow)
         appendedStep = sessionStep
         if syncNow || configuration.fsync == .never { durableStep = sessionStep }
     }
@@ -88,17 +98,30 @@ public final class SessionJournal {
     /// Writes a snapshot of the session's current state, starts a new log, and drops generations
     /// older than the previous one.
     public func writeSnapshot(_ snapshot: SessionSnapshot) throws {
+        try writeSnapshot(snapshot, keepPrevious: true)
+    }
+
+    /// Makes `snapshot` the session's only generation (a checkpoint restore, whose step may be lower
+    /// than the current one): every other snapshot and log is removed once it is durable.
+    public func replaceAll(with snapshot: SessionSnapshot) throws {
+        try writeSnapshot(snapshot, keepPrevious: false)
+    }
+
+    private func writeSnapshot(_ snapshot: SessionSnapshot, keepPrevious: Bool) throws {
         let (newLog, byteCount) = try Self.writeGeneration(snapshot, in: directory)
-        let previous = snapshotStep
+        let previous = keepPrevious ? snapshotStep : Int.max
         log = newLog
         snapshotStep = snapshot.step
         snapshotBytes = byteCount
         durableStep = snapshot.step
         appendedStep = snapshot.step
-        for name in Durable.list(directory) {
-            guard let step = Self.step(inFileName: name), step < previous else { continue }
-            unlink(directory + "/" + name)
-        }
+        let current = [Self.snapshotName(snapshot.step), Self.logName(snapshot.step)]
+        // Highest steps first, so a crash midway never leaves an older generation as the newest.
+        let doomed = Durable.list(directory).compactMap { name in Self.step(inFileName: name).map { (name, $0) } }
+            .filter { !current.contains($0.0) && $0.1 < previous }
+            .sorted { $0.1 > $1.1 }
+        for (name, _) in doomed { unlink(directory + "/" + name) }
+        if !keepPrevious { try Durable.syncDirectory(directory) }
     }
 
     /// The step in a snapshot or log file name, if it is one.

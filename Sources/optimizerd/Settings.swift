@@ -13,7 +13,7 @@ struct Settings {
         var configuration = ServerConfiguration()
         if let host = try string(command.host, .host) { configuration.host = host }
         if let port = try integer(command.port, .port, in: 0...65535) { configuration.port = port }
-        if let directory = try string(command.dataDir, .dataDir) { configuration.dataDirectory = directory }
+        configuration.dataDirectory = try string(command.dataDir, .dataDir) ?? "./optimizerd-data"
         if let text = try string(command.fsync, .fsync) {
             guard let policy = ServerConfiguration.FsyncPolicy(rawValue: text) else {
                 throw invalid(.fsync, "expected always, periodic or never, got \"\(text)\"")

@@ -51,6 +51,25 @@ public final class OptimizerSession {
     /// - Throws: ``OptimizerError`` for an empty or duplicate name, a shape that differs from the
     ///   existing parameter's, or a non-finite value. Nothing changes on error.
     public func setParameters(_ tensors: [ParameterTensor]) throws {
+        try checkParameters(tensors)
+        for tensor in tensors {
+            if let index = indexByName[tensor.name] {
+                parameters[index].assign(tensor.values)
+            } else {
+                indexByName[tensor.name] = parameters.count
+                parameterNames.append(tensor.name)
+                parameters.append(TensorBuffer(shape: tensor.shape, copying: tensor.values))
+                states.append(StateSlots())
+                groupOfParameter.append(configuration.groupIndex(ofParameter: tensor.name))
+            }
+        }
+    }
+
+    /// Checks an upload exactly as ``setParameters(_:)`` does, without changing anything (so a caller
+    /// can log the upload durably between the check and the change).
+    ///
+    /// - Throws: ``OptimizerError``, as ``setParameters(_:)``.
+    public func checkParameters(_ tensors: [ParameterTensor]) throws {
         var seen = Set<String>()
         for tensor in tensors {
             guard !tensor.name.isEmpty else {
@@ -73,17 +92,6 @@ public final class OptimizerSession {
             }
             if let bad = tensor.values.firstIndex(where: { !$0.isFinite }) {
                 throw OptimizerError.tensor(.nonFiniteValue, tensor.name, "element \(bad) is \(tensor.values[bad])")
-            }
-        }
-        for tensor in tensors {
-            if let index = indexByName[tensor.name] {
-                parameters[index].assign(tensor.values)
-            } else {
-                indexByName[tensor.name] = parameters.count
-                parameterNames.append(tensor.name)
-                parameters.append(TensorBuffer(shape: tensor.shape, copying: tensor.values))
-                states.append(StateSlots())
-                groupOfParameter.append(configuration.groupIndex(ofParameter: tensor.name))
             }
         }
     }

@@ -1,4 +1,5 @@
 import NIOCore
+public import OptimizerStore
 
 /// Everything the daemon needs to start, as one value.
 ///
@@ -7,7 +8,7 @@ import NIOCore
 /// environment. Every property has a working default, so `ServerConfiguration()` serves on
 /// 127.0.0.1:8080.
 public struct ServerConfiguration: Sendable {
-    /// When the write-ahead log is flushed to disk (accepted now; durability lands in a later issue).
+    /// When the write-ahead log is flushed to disk.
     public enum FsyncPolicy: String, Sendable, CaseIterable {
         /// Before every step response.
         case always
@@ -33,16 +34,20 @@ public struct ServerConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// Threads of the compute pool that decompresses, decodes, steps and encodes (at least 1).
     public var computeThreads: Int
-    /// Where the daemon keeps durable sessions. Accepted and not yet used.
-    public var dataDirectory: String
-    /// Write-ahead log flush policy. Accepted and not yet used.
+    /// Where the daemon keeps durable sessions (snapshots and write-ahead logs); nil keeps sessions
+    /// in memory only (tests). The executable defaults to `./optimizerd-data`.
+    public var dataDirectory: String?
+    /// Write-ahead log flush policy.
     public var fsync: FsyncPolicy
-    /// Flush interval for ``FsyncPolicy/periodic``. Accepted and not yet used.
+    /// Flush interval for ``FsyncPolicy/periodic``.
     public var fsyncInterval: Duration
-    /// Steps between snapshots. Accepted and not yet used.
+    /// Steps between snapshots (nil: 1000). A snapshot is also written when the log grows past four
+    /// times the last snapshot's size, and on graceful shutdown.
     public var snapshotEvery: Int?
-    /// The OpenAPI document served at `GET /openapi.yaml`, read once at startup; the route answers
-    /// 404 when the file is absent.
+    /// The OpenAPI document served at `GET /openapi.yaml`. Nil (the default) serves the document
+    /// embedded in the binary: the repository's `openapi.yaml` at build time, so the daemon serves
+    /// it from any working directory. A path serves that file instead, read once at startup; the
+    /// route then answers 404 when the file is absent.
     public var openAPIPath: String?
     /// Telemetry records kept per session for `GET …/history`.
     public var historyCapacity: Int
@@ -56,11 +61,11 @@ public struct ServerConfiguration: Sendable {
         tlsCertificatePath: String? = nil,
         tlsKeyPath: String? = nil,
         computeThreads: Int = ServerConfiguration.defaultComputeThreads,
-        dataDirectory: String = "./optimizerd-data",
+        dataDirectory: String? = nil,
         fsync: FsyncPolicy = .periodic,
         fsyncInterval: Duration = .seconds(1),
         snapshotEvery: Int? = nil,
-        openAPIPath: String? = "openapi.yaml",
+        openAPIPath: String? = nil,
         historyCapacity: Int = 10_000
     ) {
         self.host = host
@@ -83,6 +88,18 @@ public struct ServerConfiguration: Sendable {
 
     /// One compute thread per core.
     public static var defaultComputeThreads: Int { System.coreCount }
+
+    /// The durable store's settings, when a data directory is configured.
+    public var storeConfiguration: StoreConfiguration? {
+        guard let dataDirectory else { return nil }
+        let policy: OptimizerStore.FsyncPolicy
+        switch fsync {
+        case .always: policy = .always
+        case .periodic: policy = .periodic(fsyncInterval)
+        case .never: policy = .never
+        }
+        return StoreConfiguration(directory: dataDirectory, fsync: policy, snapshotEvery: snapshotEvery ?? 1000)
+    }
 
     /// Whether TLS is configured (both certificate and key paths are set).
     public var isTLSEnabled: Bool { tlsCertificatePath != nil && tlsKeyPath != nil }

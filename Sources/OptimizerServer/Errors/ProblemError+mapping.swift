@@ -1,8 +1,10 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOPosix
 import OptimizerKit
+import OptimizerStore
 import OptimizerWire
 
 extension ProblemError {
@@ -13,6 +15,8 @@ extension ProblemError {
     ///   → 400; tensor and step-input problems (unknown, missing or duplicate tensor, wrong shape,
     ///   NaN/Inf, missing loss) → 422.
     /// - ``SafetensorsError``: malformed bodies → 400; a sparse index outside its parameter → 422.
+    /// - ``StoreError``: disk full → 507, data directory read-only or unavailable → 503, a checkpoint
+    ///   that does not fit → 422.
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
     /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
     /// - Anything else → 500 without details (the error is logged).
@@ -32,6 +36,21 @@ extension ProblemError {
                 kind: error.code == .sparseIndexOutOfRange ? "sparse-index-out-of-range" : "malformed-safetensors",
                 detail: error.description
             )
+        case let error as StoreError:
+            switch error.code {
+            case .noSpace:
+                self = ProblemError(
+                    HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), kind: "insufficient-storage",
+                    detail: "the data directory is full, nothing was changed; retry when space is freed (\(error.message))")
+            case .unavailable:
+                self = ProblemError(
+                    .serviceUnavailable, kind: "storage-unavailable",
+                    detail: "the data directory cannot be written, nothing was changed (\(error.message))")
+            case .corrupt:
+                self = ProblemError(.unprocessableContent, kind: "invalid-checkpoint", detail: error.message)
+            default:
+                self = ProblemError(.internalServerError, kind: "storage-error", detail: "storage error, nothing was changed")
+            }
         case let error as DecodingError:
             self = ProblemError.badRequest("invalid-json", Self.describe(error))
         case let error as HTTPError:

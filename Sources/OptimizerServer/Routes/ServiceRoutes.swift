@@ -16,7 +16,20 @@ struct ServiceRoutes {
     func add(to router: Router<Context>) {
         router.get("healthz") { _, _ in try JSONCoding.response(["status": "ok"]) }
         router.get("readyz") { _, _ in
-            try JSONCoding.response(ReadyStatus(status: "ready", sessions: dependencies.sessions.count))
+            let durability = dependencies.sessions.durability
+            let ready = durability.unavailableReason == nil
+            return try JSONCoding.response(
+                ReadyStatus(
+                    status: ready ? "ready" : "unavailable",
+                    sessions: dependencies.sessions.count,
+                    durability: .init(
+                        dataDirectory: durability.directory,
+                        problem: durability.unavailableReason,
+                        recovery: durability.recoveryReport
+                    )
+                ),
+                status: ready ? .ok : .serviceUnavailable
+            )
         }
         router.get("metrics") { _, _ in
             var text: [UInt8] = []
@@ -31,8 +44,22 @@ struct ServiceRoutes {
         }
     }
 
+    /// `/readyz`: ready unless the data directory is unusable; reports what recovery found (sessions
+    /// that could not be loaded, torn log tails cut, corrupt files set aside).
     private struct ReadyStatus: Encodable {
         var status: String
         var sessions: Int
+        var durability: DurabilityStatus
+
+        struct DurabilityStatus: Encodable {
+            var dataDirectory: String?
+            var problem: String?
+            var recovery: Durability.RecoveryReport
+
+            enum CodingKeys: String, CodingKey {
+                case problem, recovery
+                case dataDirectory = "data_directory"
+            }
+        }
     }
 }

@@ -63,12 +63,14 @@ struct SessionListEntry: Encodable {
     var optimizer: String
     var createdAt: String
     var step: Int
+    var durableStep: Int
     var parameterTensors: Int
     var parameterCount: Int
     var lastStep: StepTelemetry?
 
     enum CodingKeys: String, CodingKey {
         case id, name, optimizer, step
+        case durableStep = "durable_step"
         case createdAt = "created_at"
         case parameterTensors = "parameter_tensors"
         case parameterCount = "parameter_count"

@@ -26,7 +26,7 @@ struct SessionRoutes {
         let body = try await dependencies.bodies.readJSON(CreateSessionRequest.self, from: request)
         let configuration = try SessionConfiguration(
             optimizer: body.optimizer, hyperparameters: body.hyperparameters, groups: body.groups)
-        let (session, token) = dependencies.sessions.create(configuration: configuration, name: body.name)
+        let (session, token) = try await dependencies.sessions.create(configuration: configuration, name: body.name)
         dependencies.metrics.setSessionCount(dependencies.sessions.count)
         context.logger.info(
             "session created",
@@ -52,7 +52,7 @@ struct SessionRoutes {
             let progress = session.progress
             return SessionListEntry(
                 id: session.id, name: session.name, optimizer: session.optimizer.rawValue,
-                createdAt: session.createdAt.formatted(.iso8601), step: progress.step,
+                createdAt: session.createdAt.formatted(.iso8601), step: progress.step, durableStep: progress.durableStep,
                 parameterTensors: progress.parameterTensors, parameterCount: progress.parameterCount,
                 lastStep: progress.lastTelemetry
             )
@@ -80,7 +80,7 @@ struct SessionRoutes {
     /// `DELETE /v1/sessions/{id}` → 204. A step already running finishes; later requests get 404.
     @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
-        dependencies.sessions.remove(id: session.id)
+        try await dependencies.sessions.remove(id: session.id)
         dependencies.metrics.setSessionCount(dependencies.sessions.count)
         context.logger.info("session deleted", metadata: ["session.id": .string(session.id)])
         return Response(status: .noContent)

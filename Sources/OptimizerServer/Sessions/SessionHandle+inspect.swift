@@ -9,15 +9,12 @@ extension SessionHandle {
 
     /// Uploads parameter values (initial values or a re-sync) and returns the new summary.
     ///
-    /// - Throws: ``OptimizerError`` (422: duplicate name, shape change, non-finite value) or
-    ///   ``SafetensorsError`` (400: a dtype that is not F32/F16/BF16). Nothing changes on error.
+    /// - Throws: ``OptimizerError`` (422: duplicate name, shape change, non-finite value),
+    ///   ``SafetensorsError`` (400: a dtype that is not F32/F16/BF16) or ``StoreError`` (507/503).
+    ///   Nothing changes on error.
     func setParameters(_ payload: TensorPayload) async throws -> SessionSummary {
         try await withState { [self] state in
-            try payload.withFloatTensors(sparseSize: nil) { tensors in
-                try state.session.setParameters(
-                    tensors.map { ParameterTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) }
-                )
-            }
+            try state.setParameters(payload)
             return state.summary(of: self)
         }
     }
@@ -39,8 +36,7 @@ extension SessionHandle {
     /// - Throws: ``OptimizerError`` (400) naming the field. Nothing changes on error.
     func reconfigure(hyperparameters: Hyperparameters, groups: [ParameterGroup]?) async throws -> SessionSummary {
         try await withState { [self] state in
-            let configuration = try state.session.configuration.patched(hyperparameters: hyperparameters, groups: groups)
-            try state.session.reconfigure(configuration)
+            try state.reconfigure(ConfigurationChange(hyperparameters: hyperparameters, groups: groups))
             return state.summary(of: self)
         }
     }

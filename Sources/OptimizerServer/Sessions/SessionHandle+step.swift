@@ -1,5 +1,6 @@
 import NIOCore
 import OptimizerKit
+import OptimizerStore
 
 /// One step request, decoded and validated as far as possible without the session.
 struct StepRequest: Sendable {
@@ -29,8 +30,9 @@ extension SessionHandle {
     /// response is sent.
     ///
     /// - Throws: ``ProblemError`` (409 step mismatch, 422 unknown sparse tensor),
-    ///   ``OptimizerError`` (422 tensor problems), ``SafetensorsError`` (400 bad dtypes). The session
-    ///   is unchanged whenever this throws.
+    ///   ``OptimizerError`` (422 tensor problems), ``SafetensorsError`` (400 bad dtypes),
+    ///   ``StoreError`` (507 disk full, 503 data directory unavailable). The session is unchanged
+    ///   whenever this throws.
     func step(_ request: StepRequest) async throws -> StepOutcome {
         let parallelism = self.parallelism
         return try await withState { state in
@@ -54,9 +56,11 @@ extension SessionState {
         }
 
         let session = self.session
+        let journal = self.journal
         let (telemetry, applied) = try request.payload.withFloatTensors(sparseSize: { name in
             session.resolveGradientName(name).map { session.parameters[$0.parameter].shape.dimensions }
         }) { tensors in
+            let indices = Set(tensors.compactMap { session.resolveGradientName($0.name)?.parameter }).sorted()
             let input = StepInput(
                 gradients: tensors.map { GradientTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) },
                 loss: request.metadata.loss,
@@ -64,9 +68,13 @@ extension SessionState {
                 gradScale: request.metadata.gradScale
             )
             let prepared = try session.prepareStep(input, parallelism: parallelism)
-            // The request is valid and nothing has changed yet: this is where the write-ahead log
-            // records it (durability issue), so the state never runs ahead of the log.
-            let indices = Set(tensors.compactMap { session.resolveGradientName($0.name)?.parameter }).sorted()
+            // The write-ahead log gets the request before the state moves: if the disk refuses it,
+            // nothing has changed and the client gets 507/503.
+            if let journal {
+                try request.payload.bytes.withUnsafeReadableBytes { body in
+                    try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body, sessionStep: current + 1)
+                }
+            }
             let before = request.options.content == .delta ? indices.map { session.parameters[$0].copy() } : nil
             let telemetry = session.apply(prepared)
             if let before {
@@ -76,6 +84,7 @@ extension SessionState {
         }
         history.append(telemetry)
         lastStep = applied
+        snapshotIfDue()
         return StepOutcome(body: try response(for: applied, telemetry: telemetry, options: request.options), telemetry: telemetry, isRetry: false)
     }
 
@@ -97,7 +106,9 @@ extension SessionState {
             }
             tensors = zip(names, delta).map { ($0, $1) }
         }
-        return try TensorPayload.encode(tensors, as: options.dtype, metadata: telemetry.wireMetadata)
+        var metadata = telemetry.wireMetadata
+        metadata["durable_step"] = String(durableStep)
+        return try TensorPayload.encode(tensors, as: options.dtype, metadata: metadata)
     }
 }
 

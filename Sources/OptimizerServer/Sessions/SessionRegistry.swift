@@ -1,5 +1,6 @@
 import Foundation
 import OptimizerKit
+import OptimizerStore
 import Synchronization
 
 /// All live sessions, by id.
@@ -10,26 +11,38 @@ final class SessionRegistry: Sendable {
     private let sessions = Mutex<[String: SessionHandle]>([:])
     private let pool: ComputePool
     private let historyCapacity: Int
+    /// Where sessions are made durable.
+    let durability: Durability
 
-    init(pool: ComputePool, historyCapacity: Int) {
+    init(pool: ComputePool, historyCapacity: Int, durability: Durability = .inMemory) {
         self.pool = pool
         self.historyCapacity = historyCapacity
+        self.durability = durability
     }
 
     /// Creates and registers a session; returns it with its bearer token (the only time the token
-    /// exists outside the client: the session keeps its hash).
-    func create(configuration: SessionConfiguration, name: String?) -> (session: SessionHandle, token: String) {
+    /// exists outside the client: the session keeps its hash). With a data directory, the session's
+    /// first snapshot is on disk before this returns.
+    ///
+    /// - Throws: ``StoreError`` (507/503) or ``ProblemError`` (503) when it cannot be made durable.
+    func create(configuration: SessionConfiguration, name: String?) async throws -> (session: SessionHandle, token: String) {
         let token = TokenDigest.generate()
-        let handle = SessionHandle(
-            id: UUID().uuidString.lowercased(),
-            name: name,
-            token: TokenDigest(of: token),
-            configuration: configuration,
-            historyCapacity: historyCapacity,
-            pool: pool
-        )
+        let identity = SessionIdentity(id: UUID().uuidString.lowercased(), name: name, token: TokenDigest(of: token), createdAt: Date())
+        let state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
+        let handle = SessionHandle(identity: identity, state: state, pool: pool)
+        if durability.isDurable {
+            let store = try durability.requireStore()
+            try await handle.withState { state in state.journal = try store.create(state.snapshot) }
+        }
         sessions.withLock { $0[handle.id] = handle }
         return (handle, token)
+    }
+
+    /// Adds sessions recovered from disk.
+    func register(_ handles: [SessionHandle]) {
+        sessions.withLock { sessions in
+            for handle in handles { sessions[handle.id] = handle }
+        }
     }
 
     /// The session with `id`, if it exists.
@@ -37,10 +50,16 @@ final class SessionRegistry: Sendable {
         sessions.withLock { $0[id] }
     }
 
-    /// Removes the session with `id`; returns it if it existed.
+    /// Removes the session with `id` and its durable files; returns it if it existed.
+    ///
+    /// - Throws: ``StoreError`` when its files cannot be removed (the session then stays).
     @discardableResult
-    func remove(id: String) -> SessionHandle? {
-        sessions.withLock { $0.removeValue(forKey: id) }
+    func remove(id: String) async throws -> SessionHandle? {
+        if durability.isDurable, session(id: id) != nil {
+            let store = try durability.requireStore()
+            try await pool.run { try store.delete(id: id) }
+        }
+        return sessions.withLock { $0.removeValue(forKey: id) }
     }
 
     /// Every session, oldest first.

@@ -12,7 +12,7 @@ struct SessionSummary: Encodable, Sendable {
     /// The parameter groups with their effective hyperparameters and member parameters.
     var groups: [Group]
     var step: Int
-    /// The last step that would survive a restart: 0 until durability exists.
+    /// The last step that survives a crash (0 when the daemon keeps sessions in memory only).
     var durableStep: Int
     /// Total number of parameter elements.
     var parameterCount: Int
@@ -108,7 +108,7 @@ extension SessionState {
             hyperparameters: configuration.effectiveHyperparameters[0],
             groups: groups,
             step: session.step,
-            durableStep: 0,
+            durableStep: durableStep,
             parameterCount: session.parameterCount,
             parameters: parameters,
             state: .init(

@@ -10,6 +10,22 @@ struct TokenDigest: Sendable, Hashable {
         bytes = SHA256.hash(Array(token.utf8))
     }
 
+    /// A digest stored earlier as ``hex`` (64 lower-case hex digits), or nil if `hex` is not one.
+    init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        for index in stride(from: 0, to: 64, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        self.bytes = bytes
+    }
+
+    /// The digest as 64 lower-case hex digits (what durable snapshots store).
+    var hex: String { bytes.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined() }
+
     /// Whether `token` hashes to this digest, compared in constant time.
     func matches(_ token: some StringProtocol) -> Bool {
         let other = SHA256.hash(Array(token.utf8))

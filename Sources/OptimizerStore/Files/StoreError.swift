@@ -40,14 +40,15 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         let reason = String(cString: strerror(number))
         let code: Code
         switch number {
-        case ENOSPC, EDQUOT: code = .noSpace
+        case ENOSPC, EDQUOT, EFBIG: code = .noSpace
         case EROFS, EACCES, EPERM: code = .unavailable
         default: code = .io
         }
         return StoreError(code: code, message: "\(operation) \(path): \(reason)")
     }
 
-    static func corrupt(_ path: String, _ detail: String) -> StoreError {
+    /// A file (or an uploaded checkpoint) that is damaged or does not fit; `origin` names it.
+    public static func corrupt(_ path: String, _ detail: String) -> StoreError {
         StoreError(code: .corrupt, message: "\(path): \(detail)")
     }
 }

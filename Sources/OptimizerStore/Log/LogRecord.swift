@@ -38,17 +38,17 @@ public struct LogRecord: Sendable, Equatable {
     static let headerSize = 32
     static let version: UInt8 = 1
 
-    /// The payload: a u16 length-prefixed encoding name, then the body.
-    var payloadPrefix: [UInt8] {
-        let encoding = Array((contentEncoding ?? "").utf8)
+    /// The payload prefix: a u16 length-prefixed encoding name (the body follows it).
+    static func payloadPrefix(contentEncoding: String?) -> [UInt8] {
+        let encoding = Array((contentEncoding ?? "").utf8.prefix(0xFFFF))
         return [UInt8(encoding.count & 0xFF), UInt8(encoding.count >> 8)] + encoding
     }
 
     /// The 32-byte header for a payload of `prefix` + `body`.
-    func header(prefix: [UInt8]) -> [UInt8] {
+    static func header(kind: Kind, step: UInt64, prefix: [UInt8], body: UnsafeRawBufferPointer) -> [UInt8] {
         var crc = prefix.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
-        crc = body.withUnsafeBytes { optimizerd_crc32c(crc, $0.baseAddress, $0.count) }
-        var header = Self.magic + [Self.version, kind.rawValue, 0, 0]
+        crc = optimizerd_crc32c(crc, body.baseAddress, body.count)
+        var header = magic + [version, kind.rawValue, 0, 0]
         header += step.littleEndianBytes
         header += UInt64(prefix.count + body.count).littleEndianBytes
         header += crc.littleEndianBytes

@@ -37,19 +37,26 @@ final class WriteAheadLog {
     /// - Throws: ``StoreError`` (``StoreError/Code-swift.struct/noSpace`` when the disk is full); the
     ///   log is then as it was before the call.
     func append(_ record: LogRecord, sync: Bool) throws {
-        let prefix = record.payloadPrefix
-        let header = record.header(prefix: prefix)
+        try record.body.withUnsafeBytes {
+            try append(kind: record.kind, step: record.step, contentEncoding: record.contentEncoding, body: $0, sync: sync)
+        }
+    }
+
+    /// Appends a record whose body is `body` (not copied).
+    func append(kind: LogRecord.Kind, step: UInt64, contentEncoding: String?, body: UnsafeRawBufferPointer, sync: Bool) throws {
+        let prefix = LogRecord.payloadPrefix(contentEncoding: contentEncoding)
+        let header = LogRecord.header(kind: kind, step: step, prefix: prefix, body: body)
         do {
             try header.withUnsafeBytes { try file.writeAll($0) }
             try prefix.withUnsafeBytes { try file.writeAll($0) }
-            try record.body.withUnsafeBytes { try file.writeAll($0) }
+            if body.count > 0 { try file.writeAll(body) }
             if sync { try file.sync() }
         } catch {
             try? file.truncate(to: length)
             throw error
         }
-        length += header.count + prefix.count + record.body.count
-        isDirty = !sync
+        length += header.count + prefix.count + body.count
+        if sync { isDirty = false } else { isDirty = true }
     }
 
     /// Flushes appended records to stable storage.

@@ -21,6 +21,7 @@ extension SessionSnapshot {
         if let id { metadata["id"] = id }
         if let name { metadata["name"] = name }
         if let tokenHash { metadata["token_sha256"] = tokenHash }
+        if let createdAt { metadata["created_at"] = String(createdAt) }
 
         var writer = SafetensorsWriter()
         var index: [(name: String, dtype: String, shape: [Int])] = []
@@ -95,6 +96,7 @@ extension SessionSnapshot {
         id = metadata["id"]
         name = metadata["name"]
         tokenHash = metadata["token_sha256"]
+        createdAt = metadata["created_at"].flatMap(Double.init)
 
         func value(_ tensorName: String) throws -> StateSlot.Value {
             guard let entry = file.entry(named: tensorName) else { throw StoreError.corrupt(origin, "missing tensor \(tensorName)") }

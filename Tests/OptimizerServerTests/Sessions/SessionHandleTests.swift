@@ -16,7 +16,7 @@ struct SessionHandleTests {
     @Test func operationsOnOneSessionAreSerialisedInOrder() async throws {
         let (sessions, pool) = registry(threads: 4)
         defer { Task { try await pool.shutdownForTests() } }
-        let session = sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
+        let session = try await sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
         let events = EventLog()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<6 {
@@ -38,8 +38,8 @@ struct SessionHandleTests {
     @Test func aBusySessionDoesNotStallOtherSessions() async throws {
         let (sessions, pool) = registry(threads: 2)
         defer { Task { try await pool.shutdownForTests() } }
-        let busy = sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
-        let other = sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
+        let busy = try await sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
+        let other = try await sessions.create(configuration: try SessionConfiguration(optimizer: "sgd"), name: nil).session
         let longStep = Task { try await busy.withState { _ in Thread.sleep(forTimeInterval: 1.0) } }
         try await Task.sleep(for: .milliseconds(50))
         // More work for the busy session queues at its gate without taking a pool thread...

@@ -1,0 +1,63 @@
+import Foundation
+import NIOCore
+import OptimizerKit
+import OptimizerStore
+
+/// A `PATCH` as it is logged and replayed: the hyperparameter changes and, optionally, new groups.
+struct ConfigurationChange: Codable, Sendable {
+    var hyperparameters: Hyperparameters
+    var groups: [ParameterGroup]?
+}
+
+extension SessionState {
+    /// Uploads parameters: checked, logged, then applied.
+    mutating func setParameters(_ payload: TensorPayload) throws {
+        let session = self.session
+        let journal = self.journal
+        try payload.withFloatTensors(sparseSize: nil) { tensors in
+            let uploads = tensors.map { ParameterTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) }
+            try session.checkParameters(uploads)
+            if let journal {
+                try payload.bytes.withUnsafeReadableBytes { body in
+                    try journal.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body, sessionStep: session.step)
+                }
+            }
+            try session.setParameters(uploads)
+        }
+        snapshotIfDue()
+    }
+
+    /// Changes hyperparameters and groups: validated, logged, then applied.
+    mutating func reconfigure(_ change: ConfigurationChange) throws {
+        let configuration = try session.configuration.patched(hyperparameters: change.hyperparameters, groups: change.groups)
+        if let journal {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = try encoder.encode(change)
+            try body.withUnsafeBytes { body in
+                try journal.append(kind: .configure, step: session.step, contentEncoding: nil, body: body, sessionStep: session.step)
+            }
+        }
+        try session.reconfigure(configuration)
+    }
+
+    /// Applies one record of the write-ahead log during recovery, through the same code paths as the
+    /// request that wrote it (the journal is not attached yet, so nothing is logged again).
+    mutating func replay(_ record: LogRecord, parallelism: Parallelism) throws {
+        precondition(journal == nil, "replay runs before the journal is attached")
+        switch record.kind {
+        case .step:
+            let payload = try TensorPayload(parsing: ByteBuffer(bytes: record.body))
+            let request = StepRequest(
+                payload: payload,
+                metadata: try StepMetadata(payload.metadata),
+                options: try ResponseOptions(returnValue: "none", dtypeValue: nil)
+            )
+            _ = try step(request, parallelism: parallelism)
+        case .parameters:
+            try setParameters(try TensorPayload(parsing: ByteBuffer(bytes: record.body)))
+        case .configure:
+            try reconfigure(try JSONDecoder().decode(ConfigurationChange.self, from: Data(record.body)))
+        }
+    }
+}
