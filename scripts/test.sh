@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: the Swift packages' tests (library, codec, conformance, daemon).
-# Run from anywhere; expects ../shared/conformance beside the repository (or OPTIMIZERD_CONFORMANCE_DIR).
+# The whole test suite: the Swift packages' tests (library, codec, store, daemon, conformance
+# through the library and over HTTP), then the Python tests against live daemons (the client, and
+# system tests with real processes: kill -9, torn logs, full disks, checkpoints, the API spec).
+# Expects ../shared/conformance beside the repository (or OPTIMIZERD_CONFORMANCE_DIR), and the
+# Python packages that .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build 2>&1 | tee .build/swift-test.log
+swift_passed=$(grep -oE 'Test run with [0-9]+ tests? .* passed' .build/swift-test.log | grep -oE '[0-9]+' | head -1 || echo 0)
+
+export OPTIMIZERD_BIN="$PWD/.build/debug/optimizerd"
+python3 -m pytest -q -p no:cacheprovider clients/python/tests tests 2>&1 | tee .build/pytest.log
+python_passed=$(grep -oE '[0-9]+ passed' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+python_skipped=$(grep -oE '[0-9]+ skipped' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+
+echo "tests: $((swift_passed + python_passed)) passed, 0 failed, ${python_skipped} skipped"

@@ -12,8 +12,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Each flag can also be set with its OPTIMIZERD_* environment variable (shown with the flag); \
             the command line wins. OPTIMIZERD_ADMIN_TOKEN may hold the admin token itself. \
-            --data-dir, --fsync, --fsync-interval and --snapshot-every are accepted and checked but \
-            have no effect yet: sessions live in memory until durability lands.
+            Every session is kept in --data-dir: a snapshot plus a write-ahead log of the requests \
+            that changed it. A restarted daemon continues every session exactly where it was; with \
+            --fsync always, no step whose response was sent is ever lost, even to kill -9 or power loss.
             """
     )
 

@@ -25,10 +25,10 @@ enum ServeFlag: String, CaseIterable {
         case .host:
             return "Address to bind. Without an admin token, keep the default loopback address unless the network is trusted (a warning is logged otherwise)."
         case .port: return "TCP port to listen on (0 picks a free port)."
-        case .dataDir: return "Directory for durable session state. Accepted; not used yet (durability is not implemented)."
-        case .fsync: return "always | periodic | never: when the write-ahead log is flushed. Accepted; not active yet."
-        case .fsyncInterval: return "Flush interval for --fsync periodic, e.g. 1s or 500ms. Accepted; not active yet."
-        case .snapshotEvery: return "Steps between snapshots. Accepted; not active yet."
+        case .dataDir: return "Directory for durable session state (snapshots and write-ahead logs), created if missing."
+        case .fsync: return "always | periodic | never: when the write-ahead log is flushed to disk. always: before every response (nothing acknowledged is lost); periodic: every --fsync-interval; never: left to the OS (survives a crash of the daemon, not of the machine)."
+        case .fsyncInterval: return "Flush interval for --fsync periodic, e.g. 1s or 500ms: at most this much of acknowledged work can be lost on power loss."
+        case .snapshotEvery: return "Steps between snapshots (a snapshot is also written when the log outgrows four times the state, and on graceful shutdown)."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .adminTokenFile:
@@ -47,7 +47,7 @@ enum ServeFlag: String, CaseIterable {
         case .dataDir: return "./optimizerd-data"
         case .fsync: return "periodic"
         case .fsyncInterval: return "1s"
-        case .snapshotEvery: return "none"
+        case .snapshotEvery: return "1000"
         case .maxBodyBytes: return "1GiB"
         case .adminTokenFile: return "none: no admin token"
         case .tlsCert, .tlsKey: return "none: plain HTTP"
