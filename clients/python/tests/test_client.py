@@ -6,7 +6,7 @@ import numpy as np
 import optimizerd
 import pytest
 from optimizerd import wire
-from reference import Adam
+from client_reference import Adam
 
 
 def params_and_grads(rng, shapes=None):

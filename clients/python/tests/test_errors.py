@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import optimizerd
 import pytest
-from conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
+from client_support import ADMIN_TOKEN, SMALL_BODY_LIMIT
 from optimizerd.testing import free_port
 
 

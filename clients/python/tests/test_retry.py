@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import optimizerd
 import pytest
-from flaky import FlakyProxy, Unavailable
+from client_faults import FlakyProxy, Unavailable
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import optimizerd
 import pytest
-from reference import Momo, MTAdam
+from client_reference import Momo, MTAdam
 
 SHAPES = {"enc.weight": (5, 3), "enc.bias": (3,)}
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 import requests
-from conftest import daemon_binary
+from client_support import daemon_binary
 from optimizerd.testing import DaemonNotFound, LocalDaemon, daemon_url, find_binary
 
 

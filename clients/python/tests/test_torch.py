@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import optimizerd  # noqa: E402
 from optimizerd.torch import RemoteOptimizer  # noqa: E402
-from reference import Momo, MTAdam  # noqa: E402
+from client_reference import Momo, MTAdam  # noqa: E402
 
 STEPS = 15
 
@@ -352,7 +352,7 @@ def test_state_dict_plumbing_without_checkpoint_routes(daemon, monkeypatch):
 
 
 def test_a_failed_upload_leaves_no_session_behind(admin_daemon):
-    from conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
+    from client_support import ADMIN_TOKEN, SMALL_BODY_LIMIT
 
     big = torch.nn.Linear(SMALL_BODY_LIMIT // 4, 1, bias=False)  # over the 64 KiB body limit
     client = optimizerd.Client(admin_daemon.url, admin_token=ADMIN_TOKEN)

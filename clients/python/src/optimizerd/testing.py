@@ -165,16 +165,19 @@ class LocalDaemon:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         log_dir = Path(self._own_dir.name) if self._own_dir is not None else self._data_dir.parent
         self.log_path = log_dir / f"optimizerd-{os.getpid()}-{id(self)}.log"
-        attempts = 1 if self.requested_port is not None else 3
+        fixed_port = self.requested_port or self.port  # a restart keeps the port
+        attempts = 1 if fixed_port is not None else 3
         last_error: Optional[Exception] = None
         for _ in range(attempts):
             try:
-                self._launch(self.requested_port or free_port())
+                self._launch(fixed_port or free_port())
                 return self
             except RuntimeError as error:  # e.g. the free port was taken meanwhile
                 last_error = error
                 self._terminate()
-        self._cleanup_dir()
+        if fixed_port is None:
+            self.port = None
+            self._cleanup_dir()
         raise RuntimeError(f"optimizerd did not start: {last_error}")
 
     def _launch(self, port: int) -> None:
@@ -209,10 +212,18 @@ class LocalDaemon:
         self._terminate()
         self._cleanup_dir()
 
-    def _terminate(self) -> None:
+    def terminate(self, kill: bool = False) -> None:
+        """Stops the process only (SIGTERM: a graceful shutdown; ``kill=True``: SIGKILL, as a crash
+        would), keeping the data directory and the port for :meth:`start`."""
+        self._terminate(kill=kill)
+
+    def _terminate(self, kill: bool = False) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
             try:
                 process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
@@ -228,13 +239,11 @@ class LocalDaemon:
             self._own_dir = None
             self._data_dir = None
 
-    def restart(self) -> "LocalDaemon":
-        """Stops the process (keeping the data directory and port) and starts it again."""
-        port = self.port
-        self._terminate()
-        assert port is not None
-        self._launch(port)
-        return self
+    def restart(self, kill: bool = False) -> "LocalDaemon":
+        """:meth:`terminate` (SIGTERM, or SIGKILL with ``kill``), then :meth:`start` on the same
+        port and data directory."""
+        self._terminate(kill=kill)
+        return self.start()
 
     # MARK: helpers
 
