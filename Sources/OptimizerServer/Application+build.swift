@@ -45,7 +45,7 @@ public func buildApplication(
     )
 
     let router = Router(context: OptimizerRequestContext.self)
-    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: MetricsMiddleware(metrics: metrics, sessions: sessions))
     router.add(middleware: RequestLoggingMiddleware())
     router.add(middleware: ProblemMiddleware())
     ServiceRoutes(dependencies: dependencies, registry: prometheus, openAPI: loadOpenAPI(configuration, logger: logger))

@@ -1,14 +1,31 @@
 import CoreMetrics
-import Metrics
 import HTTPTypes
+import Metrics
 import Synchronization
 
 /// The daemon's metrics, through swift-metrics with an explicit factory (no global bootstrap, so
 /// every application, including each test's, has its own).
 ///
-/// Exported at `/metrics` (Prometheus text). Labels never include session ids, so the number of
-/// series stays bounded by routes × methods × statuses.
+/// Exported at `/metrics` (Prometheus text). The daemon-wide series are labelled by route template,
+/// method and status only; the per-session series live in ``bySession`` (at most
+/// ``SessionMetrics/limit`` session labels plus `other`), so the number of series stays bounded.
+///
+/// What a request did inside its handlers (body bytes read, a step applied) also goes to the
+/// request's ``RequestMeter``, which ``MetricsMiddleware`` attributes to the request's session.
 final class ServerMetrics: Sendable {
+    /// Session labels at most, by default.
+    static let defaultSessionLabelLimit = 100
+    /// Buckets of the step histograms: from small models (well under 5 ms) to large ones.
+    static let stepDurationBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .microseconds(2_500_000),
+        .seconds(5), .seconds(10), .seconds(30),
+    ]
+    static let stepDurationLabel = "optimizerd.step.duration"
+    static let sessionStepDurationLabel = "optimizerd.session.step.duration"
+
+    /// The per-session series.
+    let bySession: SessionMetrics
     private struct RequestKey: Hashable {
         var route: String
         var method: String
@@ -29,11 +46,17 @@ final class ServerMetrics: Sendable {
     private let steps: Counter
     private let sessions: Gauge
 
-    init(factory: any MetricsFactory) {
+    /// - Parameters:
+    ///   - factory: Where the series go. A `PrometheusMetricsFactory` gets ``stepDurationBuckets``
+    ///     for the step histograms (its defaults start at 5 ms, too coarse for small models).
+    ///   - sessionLabelLimit: Sessions that get a label of their own at most.
+    init(factory: any MetricsFactory, sessionLabelLimit: Int = ServerMetrics.defaultSessionLabelLimit) {
+        let factory = Self.withStepBuckets(factory)
         self.factory = factory
+        bySession = SessionMetrics(factory: factory, limit: sessionLabelLimit)
         bytesIn = Counter(label: "optimizerd.http.request.body.bytes", factory: factory)
         bytesOut = Counter(label: "optimizerd.http.response.body.bytes", factory: factory)
-        stepDuration = Timer(label: "optimizerd.step.duration", dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
+        stepDuration = Timer(label: Self.stepDurationLabel, dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         steps = Counter(label: "optimizerd.steps", factory: factory)
         sessions = Gauge(label: "optimizerd.sessions", factory: factory)
     }
@@ -72,14 +95,20 @@ final class ServerMetrics: Sendable {
         }
     }
 
-    /// Counts request body bytes as received (before decompression).
-    func recordBytesIn(_ count: Int) { bytesIn.increment(by: count) }
+    /// Counts request body bytes as received (before decompression), also for the current request's
+    /// session (through ``RequestMeter``).
+    func recordBytesIn(_ count: Int) {
+        bytesIn.increment(by: count)
+        RequestMeter.current?.addBytesIn(count)
+    }
 
     /// Counts response body bytes as sent (after compression).
     func recordBytesOut(_ count: Int) { bytesOut.increment(by: count) }
 
-    /// Records the duration of one applied step (decoding, the optimizer and encoding).
+    /// Records the duration of one applied step (decoding, the optimizer and encoding), and counts it
+    /// for the current request's session (through ``RequestMeter``).
     func recordStep(duration: Duration) {
+        RequestMeter.current?.addStep()
         steps.increment()
         stepDuration.record(duration: duration)
     }
