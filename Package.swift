@@ -60,8 +60,14 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
             // The repository's openapi.yaml (through a symlink), compiled into the binary: served at
-            // GET /openapi.yaml wherever the daemon runs.
-            resources: [.embedInCode("Resources/openapi.yaml")],
+            // GET /openapi.yaml wherever the daemon runs. Likewise the dashboard's files (GET /).
+            resources: [
+                .embedInCode("Resources/openapi.yaml"),
+                .embedInCode("Dashboard/Resources/index.html"),
+                .embedInCode("Dashboard/Resources/dashboard.js"),
+                .embedInCode("Dashboard/Resources/dashboard.css"),
+                .embedInCode("Dashboard/Resources/favicon.svg"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -53,6 +53,7 @@ public func buildApplication(
     SessionRoutes(dependencies: dependencies).add(to: router)
     TensorRoutes(dependencies: dependencies).add(to: router)
     CheckpointRoutes(dependencies: dependencies).add(to: router)
+    DashboardRoutes().add(to: router)
 
     let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()]))
     let server = configuration.isTLSEnabled ? try .tls(http1, tlsConfiguration: makeTLSConfiguration(configuration)) : http1
