@@ -12,7 +12,7 @@ struct Optimizerd: AsyncParsableCommand {
 
             \(ServeFlag.table)
             """,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Probe.self],
         defaultSubcommand: Serve.self
     )
 }
