@@ -76,3 +76,26 @@ def test_step_sent_while_the_daemon_is_down_is_retried_until_it_is_back(own_daem
     assert time.monotonic() - started >= 0.9 and client.transport.retry_count >= 1
     assert metadata["step"] == 2 and metadata["retry"] is False
     np.testing.assert_array_equal(values["w"], reference_run(client, params, gradients)["w"])
+
+
+def test_step_whose_answer_was_lost_in_a_crash_is_answered_after_the_restart(own_daemon, rng):
+    from client_faults import FlakyProxy
+
+    with FlakyProxy(own_daemon.port) as proxy:
+        client = optimizerd.Client(proxy.url, retries=0)
+        session = client.create_session("adam", lr=0.1)
+        params = {"w": rng.standard_normal((6, 5)).astype(np.float32)}
+        session.upload_parameters(params)
+        gradients = [{"w": rng.standard_normal((6, 5)).astype(np.float32)} for _ in range(2)]
+        session.step(gradients[0])
+        if not durable(session):
+            pytest.skip("this daemon build does not keep sessions across restarts")
+        proxy.drop_next_response()
+        with pytest.raises(optimizerd.ConnectionFailed):
+            session.step(gradients[1])  # applied and logged; the answer is lost
+        own_daemon.restart(kill=True)  # the daemon crashes before anyone hears back
+        values, metadata = session.step(gradients[1])  # the trainer tries again
+        assert metadata["step"] == 2 and metadata["retry"] is True
+        assert session.summary()["step"] == 2
+        direct = optimizerd.Client(own_daemon.url)
+        np.testing.assert_array_equal(values["w"], reference_run(direct, params, gradients)["w"])
