@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from api_support import ADMIN_TOKEN, REPO, SPEC_PATH, Session, create_session
 
@@ -110,6 +113,51 @@ def test_error_answers_are_problem_documents(spec: dict[str, Any]) -> None:
                 continue
             assert list(content) == ["application/problem+json"], f"{method} {path} {code}"
             assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+def _pointer(*parts: str) -> str:
+    return "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def test_every_example_matches_its_schema(spec: dict[str, Any]) -> None:
+    """The examples are what a reader copies: each must validate against the schema next to it."""
+    registry = Registry().with_resource("urn:openapi", Resource.from_contents(spec, default_specification=DRAFT202012))
+    shared = spec["components"]
+    checked = 0
+    failures = []
+
+    def check(value: Any, pointer: str, where: str) -> None:
+        nonlocal checked
+        validator = Draft202012Validator({"$ref": "urn:openapi" + pointer}, registry=registry)
+        for error in validator.iter_errors(value):
+            failures.append(f"{where}: {error.message} at {list(error.absolute_path)}")
+        checked += 1
+
+    def media(content: dict[str, Any], base: tuple[str, ...], where: str) -> None:
+        for media_type, body in content.items():
+            if "schema" not in body:
+                continue
+            schema_pointer = _pointer(*base, media_type, "schema")
+            if "example" in body:
+                check(body["example"], schema_pointer, f"{where} {media_type} example")
+            for name, example in body.get("examples", {}).items():
+                check(example["value"], schema_pointer, f"{where} {media_type} examples.{name}")
+
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            if "requestBody" in operation:
+                media(operation["requestBody"]["content"], ("paths", path, method, "requestBody", "content"), where)
+            for code, answer in operation["responses"].items():
+                if "$ref" in answer:
+                    continue  # shared answers are checked below, once
+                media(answer.get("content", {}), ("paths", path, method, "responses", code, "content"), f"{where} {code}")
+    for name, answer in shared["responses"].items():
+        media(answer.get("content", {}), ("components", "responses", name, "content"), f"responses.{name}")
+    assert checked >= 20, f"only {checked} examples found"
+    assert not failures, "\n".join(failures)
 
 
 def test_daemon_serves_this_file(daemon: Any, http: requests.Session, spec_bytes: bytes) -> None:
