@@ -75,7 +75,12 @@ final class SessionHandle: Sendable {
     /// Runs `body` under the state lock on the compute pool without queueing at the gate: for short
     /// housekeeping (the periodic log flush) that must not wait behind queued requests.
     func withStateLock<T: Sendable>(_ body: @escaping @Sendable (inout SessionState) throws -> T) async throws -> T {
-        try await pool.run { try self.state.withLock { try body(&$0) } }
+        try await pool.run {
+            try self.state.withLock { state in
+                defer { self.progressSnapshot.withLock { $0 = state.progress } }
+                return try body(&state)
+            }
+        }
     }
 
     /// Runs `body` with exclusive access to the state, on the compute pool.
