@@ -241,8 +241,11 @@ def charts_of(driver, session_id: str, steps: int) -> None:
 
 
 def select(driver, session_id: str) -> None:
-    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-session-id="{session_id}"] button'), "the row")
-    driver.find_element(By.CSS_SELECTOR, f'tr[data-session-id="{session_id}"] button').click()
+    def click(d) -> bool:  # find and click in one go: the list re-renders on every poll
+        d.find_element(By.CSS_SELECTOR, f'tr[data-session-id="{session_id}"] button').click()
+        return True
+
+    wait(driver, click, "the row")
 
 
 def figure(driver, key: str):
@@ -401,8 +404,13 @@ def test_refreshes_by_itself_while_the_session_steps(daemon, browser):
     step_adam(session, rng, 4, start=3)
     charts_of(browser, session.id, 7)  # no reload, no click: the page polled
     last = session.history()["records"][-1]
-    assert float(figure(browser, "loss").get_attribute("data-last")) == pytest.approx(last["loss"], rel=1e-12)
-    assert browser.find_element(By.ID, "status").get_attribute("data-state") == "live"
+    # Read through wait(): the page re-renders on every poll, so an element found a moment ago may be stale.
+    wait(
+        browser,
+        lambda d: float(figure(d, "loss").get_attribute("data-last")) == pytest.approx(last["loss"], rel=1e-12),
+        "the last loss value",
+    )
+    wait(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "live", "the live state")
     session.delete()
 
 
