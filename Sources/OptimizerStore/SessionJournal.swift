@@ -44,23 +44,23 @@ public final class SessionJournal {
 
     /// Appends a record before its change is applied in memory.
     ///
-    /// - Parameter sessionStep: the session step once the record is applied.
     /// - Throws: ``StoreError``; the log is unchanged then, and the caller must not apply the change.
-    public func append(_ record: LogRecord, sessionStep: Int) throws {
+    public func append(_ record: LogRecord) throws {
         try record.body.withUnsafeBytes {
-            try append(kind: record.kind, step: Int(record.step), contentEncoding: record.contentEncoding, body: $0, sessionStep: sessionStep)
+            try append(kind: record.kind, step: Int(record.step), contentEncoding: record.contentEncoding, body: $0)
         }
     }
 
     /// Appends a record whose body is `body` (written straight from the caller's memory, not copied).
     ///
-    /// - Parameter sessionStep: the session step once the record is applied.
+    /// - Parameter step: the session step once the record is applied (a step record leads to it;
+    ///   uploads and configuration changes happen at it).
     /// - Throws: ``StoreError``; the log is unchanged then, and the caller must not apply the change.
-    public func append(kind: LogRecord.Kind, step: Int, contentEncoding: String?, body: UnsafeRawBufferPointer, sessionStep: Int) throws {
+    public func append(kind: LogRecord.Kind, step: Int, contentEncoding: String?, body: UnsafeRawBufferPointer) throws {
         let syncNow = configuration.fsync == .always
         try log.append(kind: kind, step: UInt64(step), contentEncoding: contentEncoding, body: body, sync: syncNow)
-        appendedStep = sessionStep
-        if syncNow || configuration.fsync == .never { durableStep = sessionStep }
+        appendedStep = step
+        if syncNow || configuration.fsync == .never { durableStep = step }
     }
 
     /// Forces appended records to stable storage (the periodic flusher calls this).

@@ -53,7 +53,7 @@ enum StoreFixtures {
         for _ in 0..<count {
             let next = session.step + 1
             let record = LogRecord(kind: .step, step: UInt64(next), contentEncoding: nil, body: try stepBody(next))
-            try journal.append(record, sessionStep: next)
+            try journal.append(record)
             try replay(record, session)
         }
     }

@@ -10,15 +10,15 @@ struct DurabilityService: Service {
 
     func run() async throws {
         let interval = sessions.durability.flushInterval
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                guard let interval else {
-                    try await Task.sleep(for: .seconds(3600))
-                    continue
+        if let interval {
+            try? await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: interval)
+                    await sessions.flushAll(logger: logger)
                 }
-                try await Task.sleep(for: interval)
-                await sessions.flushAll(logger: logger)
             }
+        } else {
+            try? await gracefulShutdown()
         }
         guard sessions.durability.store != nil else { return }
         await sessions.flushAll(logger: logger)

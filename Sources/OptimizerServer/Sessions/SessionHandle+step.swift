@@ -72,7 +72,7 @@ extension SessionState {
             // nothing has changed and the client gets 507/503.
             if let journal {
                 try request.payload.bytes.withUnsafeReadableBytes { body in
-                    try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body, sessionStep: current + 1)
+                    try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
                 }
             }
             let before = request.options.content == .delta ? indices.map { session.parameters[$0].copy() } : nil

@@ -19,7 +19,7 @@ extension SessionState {
             try session.checkParameters(uploads)
             if let journal {
                 try payload.bytes.withUnsafeReadableBytes { body in
-                    try journal.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body, sessionStep: session.step)
+                    try journal.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
                 }
             }
             try session.setParameters(uploads)
@@ -35,7 +35,7 @@ extension SessionState {
             encoder.outputFormatting = [.sortedKeys]
             let body = try encoder.encode(change)
             try body.withUnsafeBytes { body in
-                try journal.append(kind: .configure, step: session.step, contentEncoding: nil, body: body, sessionStep: session.step)
+                try journal.append(kind: .configure, step: session.step, contentEncoding: nil, body: body)
             }
         }
         try session.reconfigure(configuration)

@@ -23,12 +23,9 @@ final class WriteAheadLog {
     init(path: String, validLength: Int = 0) throws {
         self.path = path
         file = try FileDescriptor.open(path, O_WRONLY | O_CREAT)
-        if try file.size() != validLength {
-            try file.truncate(to: validLength)
-            try file.sync()
-        } else {
-            try file.truncate(to: validLength)
-        }
+        let hadTail = try file.size() != validLength
+        try file.truncate(to: validLength)
+        if hadTail { try file.sync() }
         length = validLength
     }
 
@@ -56,7 +53,7 @@ final class WriteAheadLog {
             throw error
         }
         length += header.count + prefix.count + body.count
-        if sync { isDirty = false } else { isDirty = true }
+        isDirty = !sync
     }
 
     /// Flushes appended records to stable storage.
