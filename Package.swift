@@ -31,7 +31,8 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "OptimizerKit", swiftSettings: swiftSettings),
+        .target(name: "CVectorMath"),
+        .target(name: "OptimizerKit", dependencies: ["CVectorMath"], swiftSettings: swiftSettings),
         .target(name: "OptimizerWire", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
         .target(name: "CChecksum"),
         .target(
@@ -80,7 +81,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "OptimizerBenchmarks", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
+        // The benchmarks' yardstick: a plain C Adam loop built for this machine (never shipped).
+        .target(name: "CBaseline", cSettings: [.unsafeFlags(["-O3", "-march=native", "-fno-math-errno"])]),
+        .executableTarget(
+            name: "OptimizerBenchmarks",
+            dependencies: ["OptimizerKit", "CBaseline"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OptimizerStoreTests",
             dependencies: ["OptimizerStore", "OptimizerWire", "OptimizerKit"],

@@ -120,7 +120,7 @@ enum ACClipKernel {
                 tau = tauAlpha
             case .two:
                 tauAlpha = beta2 * previous + oneMinusBeta2 * (g * g)
-                tau = tauAlpha.squareRoot()
+                tau = squareRoot(tauAlpha)
             case .general(let alpha, let inverse):
                 let absG = magnitude(g)
                 var powered = V()

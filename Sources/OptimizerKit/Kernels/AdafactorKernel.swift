@@ -245,7 +245,7 @@ enum AdafactorKernel {
             let x = g0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * scale
             let updated = v0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * beta2 + oneMinusBeta2 * (x * x + eps1)
             v0.storeBytes(of: updated, toByteOffset: i * 4, as: V.self)
-            let u = D(x / updated.squareRoot())
+            let u = D(x / squareRoot(updated))
             lanes = lanes + u * u
             i += 8
         }
@@ -467,7 +467,7 @@ enum AdafactorKernel {
         while i + 8 <= count {
             let offset = i * 4
             let x = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * lanesC.gradientScale
-            let u = x / v0.loadUnaligned(fromByteOffset: offset, as: V.self).squareRoot()
+            let u = x / squareRoot(v0.loadUnaligned(fromByteOffset: offset, as: V.self))
             lanes = lanes + apply(b, byteOffset: offset, preconditioned: u, lanesC)
             i += 8
         }

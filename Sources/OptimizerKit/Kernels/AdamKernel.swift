@@ -103,7 +103,7 @@ enum AdamKernel {
                 s = pointwiseMax(x0.loadUnaligned(fromByteOffset: offset, as: V.self), v)
                 x0.storeBytes(of: s, toByteOffset: offset, as: V.self)
             }
-            let denom = s.squareRoot() / sqrtBC2 + eps
+            let denom = squareRoot(s) / sqrtBC2 + eps
             p = p - stepSize * (m / denom)
             m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
             v0.storeBytes(of: v, toByteOffset: offset, as: V.self)

@@ -126,7 +126,7 @@ enum MTAdamKernel {
                     }
                     m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
                     v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
-                    let den = s.squareRoot() / sqrtBC2 + eps
+                    let den = squareRoot(s) / sqrtBC2 + eps
                     if k == 0 {
                         denom = den
                     } else {

@@ -310,7 +310,7 @@ extension MomoKernel {
                 let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
                 m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
                 v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
-                let preconditioner = (v / biasCorrection2).squareRoot() + eps
+                let preconditioner = squareRoot(v / biasCorrection2) + eps
                 let scaled = m / preconditioner
                 let pd = SIMD8<Double>(p)
                 let md = SIMD8<Double>(m)
@@ -365,7 +365,7 @@ extension MomoKernel {
                 var p = old
                 if s.multiplies { p = p * decay }
                 let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                let preconditioner = (v / biasCorrection2).squareRoot() + eps
+                let preconditioner = squareRoot(v / biasCorrection2) + eps
                 p = p - stepSize * (m0.loadUnaligned(fromByteOffset: offset, as: V.self) / preconditioner)
                 if s.divides { p = p / divisor }
                 p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
