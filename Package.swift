@@ -6,6 +6,22 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The optimizer kernels are written for 8-lane float vectors. Built for the baseline x86-64 target
+/// (SSE2) every vector operation is split in two and the kernels run at ~40 % of the memory
+/// bandwidth; with AVX2 they reach the plain C loop built with -march=native (BENCHMARKS.md). So on
+/// x86-64 OptimizerKit is built for x86-64-v3 (AVX2, every x86 server CPU since 2013–2015), and the
+/// daemon refuses to start on a CPU without AVX2 with a message saying how to build for it:
+/// OPTIMIZERD_PORTABLE=1 swift build ... targets the baseline instead.
+/// (Swift never contracts a*b+c into an FMA, so results are the same bits with either target.)
+let kernelSettings: [SwiftSetting] = {
+    #if arch(x86_64)
+    if Context.environment["OPTIMIZERD_PORTABLE"].map({ !$0.isEmpty && $0 != "0" }) != true {
+        return [.unsafeFlags(["-target-cpu", "haswell"]), .define("OPTIMIZERD_KERNELS_AVX2")]
+    }
+    #endif
+    return []
+}()
+
 let package = Package(
     name: "optimizerd",
     platforms: [.macOS(.v15)],
@@ -32,7 +48,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CVectorMath"),
-        .target(name: "OptimizerKit", dependencies: ["CVectorMath"], swiftSettings: swiftSettings),
+        .target(name: "OptimizerKit", dependencies: ["CVectorMath"], swiftSettings: swiftSettings + kernelSettings),
         .target(name: "OptimizerWire", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
         .target(name: "CChecksum"),
         .target(
@@ -75,6 +91,7 @@ let package = Package(
             name: "optimizerd",
             dependencies: [
                 "OptimizerServer",
+                "OptimizerKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,7 +102,7 @@ let package = Package(
         .target(name: "CBaseline", cSettings: [.unsafeFlags(["-O3", "-march=native", "-fno-math-errno"])]),
         .executableTarget(
             name: "OptimizerBenchmarks",
-            dependencies: ["OptimizerKit", "CBaseline"],
+            dependencies: ["OptimizerKit", "CBaseline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,1 +1,10 @@
-// Header-only module: see include/vector_math.h.
+#include "vector_math.h"
+
+int optimizerd_cpu_supports_avx2(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 1;
+#endif
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import OptimizerKit
 import OptimizerServer
 
 /// `optimizerd serve`: flags and environment → ``ServerConfiguration`` → `buildApplication` →
@@ -32,6 +33,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong(ServeFlag.logLevel.rawValue), help: ServeFlag.logLevel.help) var logLevel: String?
 
     func run() async throws {
+        guard KernelTarget.isSupportedByThisCPU else {
+            throw ValidationError(
+                "this build's optimizer kernels need a CPU with \(KernelTarget.requiredInstructionSet ?? "?") (x86-64-v3), "
+                    + "and this one lacks it; build a portable daemon with OPTIMIZERD_PORTABLE=1 swift build -c release"
+            )
+        }
         let settings = Settings(command: self, environment: ProcessInfo.processInfo.environment)
         let configuration = try settings.configuration()
         let level = try settings.logLevel()

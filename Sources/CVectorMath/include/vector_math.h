@@ -21,4 +21,26 @@ static inline __attribute__((always_inline)) optimizerd_double8 optimizerd_sqrt8
     return __builtin_elementwise_sqrt(x);
 }
 
+// Float ↔ Double lane conversions. Swift's generic `SIMD8<Double>(SIMD8<Float>)` initializer is not
+// specialized into the kernels: it stays an out-of-line call per vector (measured: 10 % of Adam's
+// time). These are one `vcvtps2pd` pair / `vcvtpd2ps` pair, exact (widening) or round-to-nearest
+// (narrowing), as the lane-wise conversions are.
+static inline __attribute__((always_inline)) optimizerd_double8 optimizerd_widen8(optimizerd_float8 x) {
+    return __builtin_convertvector(x, optimizerd_double8);
+}
+
+static inline __attribute__((always_inline)) optimizerd_float8 optimizerd_narrow8(optimizerd_double8 x) {
+    return __builtin_convertvector(x, optimizerd_float8);
+}
+
+// b where a < b, else a: Swift's `pointwiseMax(a, b)` (a compare and a blend; the generic Swift
+// function is not inlined either).
+static inline __attribute__((always_inline)) optimizerd_float8 optimizerd_max8(optimizerd_float8 a, optimizerd_float8 b) {
+    return a < b ? b : a;
+}
+
+// 1 when this CPU runs AVX2 code (always 1 off x86-64). Compiled without AVX2 itself, so the
+// daemon can ask before it runs any kernel built for x86-64-v3.
+int optimizerd_cpu_supports_avx2(void);
+
 #endif

@@ -136,7 +136,7 @@ enum ACClipKernel {
             m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
             t0.storeBytes(of: tauAlpha, toByteOffset: offset, as: V.self)
             p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-            let delta = SIMD8<Double>(p - old)
+            let delta = widen(p - old)
             lanes += delta * delta
             i += 8
         }

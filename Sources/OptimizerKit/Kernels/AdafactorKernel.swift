@@ -170,7 +170,7 @@ enum AdafactorKernel {
             var lanes = D()
             var j = 0
             while j + 8 <= columns {
-                let v = D(g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let v = widen(g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
                 let square = v * v
                 if let c0 {
                     let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + square
@@ -245,7 +245,7 @@ enum AdafactorKernel {
             let x = g0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * scale
             let updated = v0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * beta2 + oneMinusBeta2 * (x * x + eps1)
             v0.storeBytes(of: updated, toByteOffset: i * 4, as: V.self)
-            let u = D(x / squareRoot(updated))
+            let u = widen(x / squareRoot(updated))
             lanes = lanes + u * u
             i += 8
         }
@@ -311,7 +311,7 @@ enum AdafactorKernel {
             var j = 0
             while j + 8 <= f.columns {
                 let p = r * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)
-                let u = D(p * (g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
+                let u = widen(p * (g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
                 lanes = lanes + u * u
                 j += 8
             }
@@ -361,7 +361,7 @@ enum AdafactorKernel {
         if c.hasDecay { p = p + c.decay * p }
         p = p - u
         p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-        let delta = D(p - old)
+        let delta = widen(p - old)
         return delta * delta
     }
 

@@ -100,7 +100,7 @@ enum AdamKernel {
             let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
             var s = v
             if let x0 {
-                s = pointwiseMax(x0.loadUnaligned(fromByteOffset: offset, as: V.self), v)
+                s = maximum(x0.loadUnaligned(fromByteOffset: offset, as: V.self), v)
                 x0.storeBytes(of: s, toByteOffset: offset, as: V.self)
             }
             let denom = squareRoot(s) / sqrtBC2 + eps
@@ -108,7 +108,7 @@ enum AdamKernel {
             m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
             v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
             p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-            let delta = SIMD8<Double>(p - old)
+            let delta = widen(p - old)
             lanes += delta * delta
             i += 8
         }

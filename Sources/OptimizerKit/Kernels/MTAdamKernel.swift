@@ -142,7 +142,7 @@ enum MTAdamKernel {
                 }
                 let p = old - step
                 p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = SIMD8<Double>(p - old)
+                let delta = widen(p - old)
                 lanes += delta * delta
                 j += 8
             }

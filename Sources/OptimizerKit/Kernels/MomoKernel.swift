@@ -142,9 +142,9 @@ extension MomoKernel {
                 let previous = c.startFromGradient ? g : d0.loadUnaligned(fromByteOffset: offset, as: V.self)
                 let d = previous * beta + oneMinusBeta * g
                 d0.storeBytes(of: d, toByteOffset: offset, as: V.self)
-                let pd = SIMD8<Double>(p)
-                let dd = SIMD8<Double>(d)
-                lanes.parameterDotGradient += pd * SIMD8<Double>(g)
+                let pd = widen(p)
+                let dd = widen(d)
+                lanes.parameterDotGradient += pd * widen(g)
                 lanes.parameterDotAverage += pd * dd
                 lanes.averageSquaredNorm += dd * dd
                 i += 8
@@ -188,7 +188,7 @@ extension MomoKernel {
                 var p = old - stepSize * d0.loadUnaligned(fromByteOffset: offset, as: V.self)
                 if s.decays { p = p / divisor }
                 p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = SIMD8<Double>(p - old)
+                let delta = widen(p - old)
                 lanes += delta * delta
                 i += 8
             }
@@ -312,11 +312,11 @@ extension MomoKernel {
                 v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
                 let preconditioner = squareRoot(v / biasCorrection2) + eps
                 let scaled = m / preconditioner
-                let pd = SIMD8<Double>(p)
-                let md = SIMD8<Double>(m)
-                lanes.parameterDotGradient += pd * SIMD8<Double>(g)
+                let pd = widen(p)
+                let md = widen(m)
+                lanes.parameterDotGradient += pd * widen(g)
                 lanes.parameterDotAverage += pd * md
-                lanes.averageSquaredNorm += md * SIMD8<Double>(scaled)
+                lanes.averageSquaredNorm += md * widen(scaled)
                 i += 8
             }
             return lanes.sums + accumulateScalar(b.offset(by: i), count: count - i, c)
@@ -369,7 +369,7 @@ extension MomoKernel {
                 p = p - stepSize * (m0.loadUnaligned(fromByteOffset: offset, as: V.self) / preconditioner)
                 if s.divides { p = p / divisor }
                 p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = SIMD8<Double>(p - old)
+                let delta = widen(p - old)
                 lanes += delta * delta
                 i += 8
             }

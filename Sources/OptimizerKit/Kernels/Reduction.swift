@@ -36,7 +36,7 @@ public enum Reduction {
         var index = 0
         let raw = UnsafeRawPointer(x)
         while index + 8 <= count {
-            let v = SIMD8<Double>(raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
+            let v = widen(raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
             lanes += v * v
             index += 8
         }
@@ -57,8 +57,8 @@ public enum Reduction {
         let rx = UnsafeRawPointer(x)
         let ry = UnsafeRawPointer(y)
         while index + 8 <= count {
-            let a = SIMD8<Double>(rx.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
-            let b = SIMD8<Double>(ry.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
+            let a = widen(rx.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
+            let b = widen(ry.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
             lanes += a * b
             index += 8
         }

@@ -73,7 +73,7 @@ enum SGDKernel {
             }
             let p = old - lr * g
             p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-            let delta = SIMD8<Double>(p - old)
+            let delta = widen(p - old)
             lanes += delta * delta
             i += 8
         }

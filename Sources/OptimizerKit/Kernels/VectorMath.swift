@@ -14,3 +14,21 @@ func squareRoot(_ x: SIMD8<Float>) -> SIMD8<Float> {
 func squareRoot(_ x: SIMD8<Double>) -> SIMD8<Double> {
     optimizerd_sqrt8d(x)
 }
+
+/// Every lane converted to Double (exact).
+@inline(__always)
+func widen(_ x: SIMD8<Float>) -> SIMD8<Double> {
+    optimizerd_widen8(x)
+}
+
+/// Every lane rounded to the nearest Float.
+@inline(__always)
+func narrow(_ x: SIMD8<Double>) -> SIMD8<Float> {
+    optimizerd_narrow8(x)
+}
+
+/// `b` where `a < b`, else `a`, lane by lane: the same as `pointwiseMax(a, b)`.
+@inline(__always)
+func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    optimizerd_max8(a, b)
+}

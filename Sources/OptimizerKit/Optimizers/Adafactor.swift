@@ -376,8 +376,8 @@ extension Adafactor {
                 var column = slices.lowerBound * m
                 let end = slices.upperBound * m
                 while column + 8 <= end {
-                    let c = SIMD8<Double>(UnsafeRawPointer(columns + column).loadUnaligned(as: SIMD8<Float>.self))
-                    let factors = SIMD8<Float>(1 / squareRoot(c))
+                    let c = widen(UnsafeRawPointer(columns + column).loadUnaligned(as: SIMD8<Float>.self))
+                    let factors = narrow(1 / squareRoot(c))
                     UnsafeMutableRawPointer(columnFactors + column).storeBytes(of: factors, as: SIMD8<Float>.self)
                     column += 8
                 }

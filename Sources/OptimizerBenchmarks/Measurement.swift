@@ -1,0 +1,60 @@
+import Foundation
+
+/// Times of repeated runs of one piece of work, in seconds.
+struct Timings {
+    var samples: [Double]
+
+    var best: Double { samples.min() ?? .nan }
+    var median: Double {
+        let sorted = samples.sorted()
+        return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+    }
+
+    /// Runs `body` `warmup` times untimed (state allocation, page faults), then `repeats` times timed.
+    static func measure(repeats: Int, warmup: Int = 1, _ body: () throws -> Void) rethrows -> Timings {
+        for _ in 0..<warmup { try body() }
+        var samples: [Double] = []
+        for _ in 0..<repeats {
+            let start = ContinuousClock.now
+            try body()
+            samples.append(seconds(ContinuousClock.now - start))
+        }
+        return Timings(samples: samples)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}
+
+/// A page-aligned float buffer filled with reproducible values in [-1, 1).
+final class FloatBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int, seed: UInt64) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 4096)
+            .bindMemory(to: Float.self, capacity: max(1, count))
+        var state = seed | 1
+        for i in 0..<count {
+            // xorshift64*: fast enough to fill 32M floats in a blink, and the same on every run.
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            let bits = (state &* 2_685_821_657_736_338_717) >> 40
+            pointer[i] = Float(bits) / Float(1 << 23) - 1
+        }
+    }
+
+    init(zeros count: Int) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 4096)
+            .bindMemory(to: Float.self, capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+
+    deinit { pointer.deallocate() }
+}
