@@ -45,14 +45,20 @@ struct TensorRoutes {
         let session = try context.requireSession()
         let query = request.uri.queryParameters
         let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
-        let payload = try await dependencies.bodies.readTensors(request)
+        var timing = ServerTiming()
+        let payload = try await dependencies.bodies.readTensors(request, timing: &timing)
         let metadata = try StepMetadata(payload.metadata)
         let start = ContinuousClock.now
         let outcome = try await session.step(StepRequest(payload: payload, metadata: metadata, options: options))
         if !outcome.isRetry { dependencies.metrics.recordStep(duration: ContinuousClock.now - start) }
+        timing.append(outcome.timing)
         return try await dependencies.binaryResponse(
             outcome.body, for: request,
-            headers: [HTTPField.Name("Optimizerd-Step")!: String(outcome.telemetry.step), HTTPField.Name("Optimizerd-Retry")!: String(outcome.isRetry)]
+            headers: [
+                HTTPField.Name("Optimizerd-Step")!: String(outcome.telemetry.step),
+                HTTPField.Name("Optimizerd-Retry")!: String(outcome.isRetry),
+                HTTPField.Name("Server-Timing")!: timing.headerValue,
+            ]
         )
     }
 

@@ -20,6 +20,10 @@ struct StepOutcome: Sendable {
     var telemetry: StepTelemetry
     /// Whether this was a retry of the step already applied (nothing was applied again).
     var isRetry: Bool
+    /// `wait` (behind the session's earlier requests and for a compute thread), then `validate`
+    /// (dtype conversion, checks and gradient norms), `log` (the write-ahead log), `apply` (the
+    /// optimizer kernels) and `encode` (the response body).
+    var timing = ServerTiming()
 }
 
 extension SessionHandle {
@@ -35,8 +39,14 @@ extension SessionHandle {
     ///   whenever this throws.
     func step(_ request: StepRequest) async throws -> StepOutcome {
         let parallelism = self.parallelism
+        let queued = ContinuousClock.now
         return try await withState { state in
-            try state.step(request, parallelism: parallelism)
+            var outcome = try state.step(request, parallelism: parallelism)
+            var timing = ServerTiming()
+            timing.record("wait", ContinuousClock.now - queued - outcome.timing.phases.reduce(.zero) { $0 + $1.duration })
+            timing.append(outcome.timing)
+            outcome.timing = timing
+            return outcome
         }
     }
 }
@@ -51,12 +61,17 @@ extension SessionState {
                     "__metadata__.step is \(requested) but the session is at step \(current): send step \(current + 1) for the next step\(current > 0 ? ", or \(current) to retry the last one" : "")"
                 )
             }
-            let body = try response(for: last, telemetry: telemetry, options: request.options)
-            return StepOutcome(body: body, telemetry: telemetry, isRetry: true)
+            var timing = ServerTiming()
+            let body = try timing.measure("encode") { try response(for: last, telemetry: telemetry, options: request.options) }
+            return StepOutcome(body: body, telemetry: telemetry, isRetry: true, timing: timing)
         }
 
         let session = self.session
         let journal = self.journal
+        var timing = ServerTiming()
+        let start = ContinuousClock.now
+        var validated = start
+        var logged = start
         let (telemetry, applied) = try request.payload.withFloatTensors(sparseSize: { name in
             session.resolveGradientName(name).map { session.parameters[$0.parameter].shape.dimensions }
         }) { tensors in
@@ -68,6 +83,7 @@ extension SessionState {
                 gradScale: request.metadata.gradScale
             )
             let prepared = try session.prepareStep(input, parallelism: parallelism)
+            validated = ContinuousClock.now
             // The write-ahead log gets the request before the state moves: if the disk refuses it,
             // nothing has changed and the client gets 507/503.
             if let journal {
@@ -75,6 +91,7 @@ extension SessionState {
                     try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
                 }
             }
+            logged = ContinuousClock.now
             let before = request.options.content == .delta ? indices.map { session.parameters[$0].copy() } : nil
             let telemetry = session.apply(prepared)
             if let before {
@@ -82,10 +99,16 @@ extension SessionState {
             }
             return (telemetry, AppliedStep(parameterIndices: indices, delta: before))
         }
+        let appliedAt = ContinuousClock.now
+        timing.record("validate", validated - start)
+        timing.record("log", logged - validated)
+        timing.record("apply", appliedAt - logged)
         history.append(telemetry)
         lastStep = applied
         snapshotIfDue()
-        return StepOutcome(body: try response(for: applied, telemetry: telemetry, options: request.options), telemetry: telemetry, isRetry: false)
+        timing.record("snapshot", ContinuousClock.now - appliedAt)
+        let body = try timing.measure("encode") { try response(for: applied, telemetry: telemetry, options: request.options) }
+        return StepOutcome(body: body, telemetry: telemetry, isRetry: false, timing: timing)
     }
 
     /// The response body of an applied step: its parameters or deltas and the telemetry metadata.

@@ -30,11 +30,23 @@ struct BodyReader: Sendable {
 
     /// The request's body decompressed and parsed as safetensors, both on the compute pool.
     func readTensors(_ request: Request) async throws -> TensorPayload {
+        var timing = ServerTiming()
+        return try await readTensors(request, timing: &timing)
+    }
+
+    /// ``readTensors(_:)``, recording `receive` (until the last body byte arrived) and `decode`
+    /// (decompression and the safetensors header) in `timing`.
+    func readTensors(_ request: Request, timing: inout ServerTiming) async throws -> TensorPayload {
         let limit = maxBytes
+        let start = ContinuousClock.now
         let (body, coding) = try await collect(request, limit: limit)
-        return try await pool.run {
+        let received = ContinuousClock.now
+        timing.record("receive", received - start)
+        let payload = try await pool.run {
             try TensorPayload(parsing: BodyCompression.decompress(body, coding: coding, limit: limit))
         }
+        timing.record("decode", ContinuousClock.now - received)
+        return payload
     }
 
     /// The raw body (at most `limit` bytes) and its content coding.
