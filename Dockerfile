@@ -29,6 +29,11 @@ RUN swift package resolve
 COPY openapi.yaml ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+# The optimizer kernels are built for x86-64-v3 (AVX2) by default: the daemon refuses to start on an
+# older CPU and says so. --build-arg OPTIMIZERD_PORTABLE=1 builds for any x86-64 (about half the
+# kernel throughput; BENCHMARKS.md).
+ARG OPTIMIZERD_PORTABLE=
+ENV OPTIMIZERD_PORTABLE=${OPTIMIZERD_PORTABLE}
 RUN swift build -c release --static-swift-stdlib --product optimizerd \
     && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/optimizerd" /out/optimizerd
 
