@@ -49,7 +49,10 @@ def concrete(template: str, session: Session) -> str:
 
 
 def is_no_route(response: requests.Response) -> bool:
-    """The router's own 404 (no route for this method and path), as opposed to a route's 404."""
+    """The router's own answer when no route has this method and path, as opposed to a route's
+    404: a 404 "no route", or a 405 (the path has routes for other methods, named in `Allow`)."""
+    if response.status_code == 405:
+        return "Allow" in response.headers
     if response.status_code != 404:
         return False
     if response.request.method == "HEAD":

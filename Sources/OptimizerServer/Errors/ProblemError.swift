@@ -84,6 +84,14 @@ extension ProblemError {
 
     static func forbidden(_ detail: String) -> ProblemError { .init(.forbidden, kind: "forbidden", detail: detail) }
 
+    static func methodNotAllowed(_ method: HTTPRequest.Method, path: String, allowed: [HTTPRequest.Method]) -> ProblemError {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        var problem = ProblemError(
+            .methodNotAllowed, kind: "method-not-allowed", detail: "\(method.rawValue) is not allowed on \(path); allowed: \(list)")
+        problem.headers[.allow] = list
+        return problem
+    }
+
     static func bodyTooLarge(limit: Int) -> ProblemError {
         .init(
             .contentTooLarge, kind: "body-too-large",

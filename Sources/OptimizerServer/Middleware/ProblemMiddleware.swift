@@ -3,9 +3,13 @@ import Logging
 
 /// Turns every error a route throws into an RFC 9457 problem response (see
 /// ``ProblemError/init(mapping:)``) and logs it: client errors at `info` with the problem detail,
-/// server errors at `error`.
+/// server errors at `error`. A request no route matched is a 404, or a 405 with `Allow` when its
+/// path has routes for other methods.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = OptimizerRequestContext
+
+    /// Every route's methods: a request the router did not match is a 405 when its path is known.
+    let routes: RouteMethods
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -13,7 +17,11 @@ struct ProblemMiddleware: RouterMiddleware {
         } catch {
             var problem = ProblemError(mapping: error)
             if context.matchedRoute == nil, problem.status == .notFound {
-                problem = .notFound("no route for \(request.method.rawValue) \(request.uri.path)")
+                let allowed = routes.allowed(for: request.uri.path)
+                problem =
+                    allowed.isEmpty
+                    ? .notFound("no route for \(request.method.rawValue) \(request.uri.path)")
+                    : .methodNotAllowed(request.method, path: request.uri.path, allowed: allowed)
             }
             var metadata: Logger.Metadata = [
                 "http.request.method": .string(request.method.rawValue),

@@ -8,7 +8,7 @@ struct CheckpointRoutes {
 
     let dependencies: RouteDependencies
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         let session = router.group("v1/sessions/{id}").add(
             middleware: SessionAuthMiddleware(registry: dependencies.sessions, admin: dependencies.admin))
         session.get("checkpoint", use: download)

@@ -6,7 +6,7 @@ import Hummingbird
 struct DashboardRoutes {
     typealias Context = OptimizerRequestContext
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         for asset in DashboardAsset.all {
             router.get(RouterPath(asset.path)) { request, _ in asset.response(to: request) }
         }

@@ -13,7 +13,7 @@ struct ServiceRoutes {
     /// The OpenAPI document read at startup, if the file exists.
     let openAPI: ByteBuffer?
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         router.get("healthz") { _, _ in try JSONCoding.response(["status": "ok"]) }
         router.get("readyz") { _, _ in
             let durability = dependencies.sessions.durability

@@ -10,7 +10,7 @@ struct SessionRoutes {
 
     let dependencies: RouteDependencies
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         let collection = router.group("v1/sessions").add(middleware: AdminAuthMiddleware(admin: dependencies.admin))
         collection.post(use: create)
         collection.get(use: list)

@@ -10,7 +10,7 @@ struct TensorRoutes {
 
     let dependencies: RouteDependencies
 
-    func add(to router: Router<Context>) {
+    func add(to router: some RouterMethods<Context>) {
         let session = router.group("v1/sessions/{id}").add(
             middleware: SessionAuthMiddleware(registry: dependencies.sessions, admin: dependencies.admin))
         session.put("parameters", use: putParameters)
