@@ -56,7 +56,13 @@ public func buildApplication(
     CheckpointRoutes(dependencies: dependencies).add(to: routes)
     DashboardRoutes().add(to: routes)
 
-    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()]))
+    let http1 = HTTPServerBuilder.http1(
+        configuration: .init(
+            additionalChannelHandlers: [ContinueHandler(), ParseErrorHandler()],
+            idleTimeout: TimeAmount(configuration.idleTimeout),
+            httpDecoderConfiguration: RequestLimits.httpDecoder
+        )
+    )
     let server = configuration.isTLSEnabled ? try .tls(http1, tlsConfiguration: makeTLSConfiguration(configuration)) : http1
 
     if configuration.adminToken == nil, !configuration.bindsLoopbackOnly {
@@ -72,6 +78,7 @@ public func buildApplication(
             "server.tls": .stringConvertible(configuration.isTLSEnabled),
             "server.admin_token": .stringConvertible(configuration.adminToken != nil),
             "limits.max_body_bytes": .stringConvertible(configuration.maxBodyBytes),
+            "limits.idle_timeout": .stringConvertible(configuration.idleTimeout),
             "compute.threads": .stringConvertible(pool.threads),
             "store.directory": .string(configuration.dataDirectory ?? "(memory only)"),
             "store.fsync": .string(configuration.fsync.rawValue),

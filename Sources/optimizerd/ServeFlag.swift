@@ -11,6 +11,7 @@ enum ServeFlag: String, CaseIterable {
     case fsyncInterval = "fsync-interval"
     case snapshotEvery = "snapshot-every"
     case maxBodyBytes = "max-body-bytes"
+    case idleTimeout = "idle-timeout"
     case adminTokenFile = "admin-token-file"
     case tlsCert = "tls-cert"
     case tlsKey = "tls-key"
@@ -31,6 +32,8 @@ enum ServeFlag: String, CaseIterable {
         case .snapshotEvery: return "Steps between snapshots (a snapshot is also written when the log outgrows four times the state, and on graceful shutdown)."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
+        case .idleTimeout:
+            return "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
         case .adminTokenFile:
             return "File holding the admin token. When set (or OPTIMIZERD_ADMIN_TOKEN holds the token itself), the admin token is required to create and list sessions and may act on every session."
         case .tlsCert: return "PEM certificate chain; with --tls-key, serve HTTPS."
@@ -49,6 +52,7 @@ enum ServeFlag: String, CaseIterable {
         case .fsyncInterval: return "1s"
         case .snapshotEvery: return "1000"
         case .maxBodyBytes: return "1GiB"
+        case .idleTimeout: return "60s"
         case .adminTokenFile: return "none: no admin token"
         case .tlsCert, .tlsKey: return "none: plain HTTP"
         case .computeThreads: return "number of cores"

@@ -33,6 +33,12 @@ struct Settings {
             }
             configuration.maxBodyBytes = bytes
         }
+        if let text = try string(command.idleTimeout, .idleTimeout) {
+            guard let timeout = Self.duration(text), timeout > .zero else {
+                throw invalid(.idleTimeout, "expected a positive duration such as 60s or 500ms, got \"\(text)\"")
+            }
+            configuration.idleTimeout = timeout
+        }
         configuration.adminToken = try adminToken()
         configuration.tlsCertificatePath = try string(command.tlsCert, .tlsCert)
         configuration.tlsKeyPath = try string(command.tlsKey, .tlsKey)

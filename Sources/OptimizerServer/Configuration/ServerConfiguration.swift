@@ -51,6 +51,10 @@ public struct ServerConfiguration: Sendable {
     public var openAPIPath: String?
     /// Telemetry records kept per session for `GET …/history`.
     public var historyCapacity: Int
+    /// How long a connection may go without sending anything the server can act on: a request head
+    /// still incomplete, a request body that stalled, or a keep-alive connection between requests.
+    /// The connection is then closed. It never cuts a request whose answer is being computed.
+    public var idleTimeout: Duration
 
     /// Creates a configuration; every parameter has the daemon's default.
     public init(
@@ -66,7 +70,8 @@ public struct ServerConfiguration: Sendable {
         fsyncInterval: Duration = .seconds(1),
         snapshotEvery: Int? = nil,
         openAPIPath: String? = nil,
-        historyCapacity: Int = 10_000
+        historyCapacity: Int = 10_000,
+        idleTimeout: Duration = .seconds(60)
     ) {
         self.host = host
         self.port = port
@@ -81,6 +86,7 @@ public struct ServerConfiguration: Sendable {
         self.snapshotEvery = snapshotEvery
         self.openAPIPath = openAPIPath
         self.historyCapacity = max(1, historyCapacity)
+        self.idleTimeout = max(.milliseconds(1), idleTimeout)
     }
 
     /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes.

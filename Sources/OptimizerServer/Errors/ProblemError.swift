@@ -98,6 +98,12 @@ extension ProblemError {
             detail: "the request body exceeds the limit of \(limit) bytes for this route, before or after decompression")
     }
 
+    static func incompleteBody(_ error: any Error) -> ProblemError {
+        .init(
+            .badRequest, kind: "incomplete-body",
+            detail: "the request body ended before it was complete: the connection was closed, reset or idle too long (\(error))")
+    }
+
     static func unsupportedEncoding(_ encoding: String) -> ProblemError {
         var problem = ProblemError(
             .unsupportedMediaType, kind: "unsupported-content-encoding",

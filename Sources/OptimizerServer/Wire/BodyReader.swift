@@ -6,8 +6,9 @@ import NIOCore
 ///
 /// Order of checks: an unknown `Content-Encoding` is refused (415) before any byte is read; a
 /// `Content-Length` over the limit is refused (413) at once; a body that turns out longer, or that
-/// inflates past the limit, is refused (413) as soon as it crosses it. Unread body bytes are drained
-/// by the server after the response, so the connection stays usable.
+/// inflates past the limit, is refused (413) as soon as it crosses it; a body that ends early (the
+/// client vanished) is a 400. Unread body bytes are drained by the server after the response, so
+/// the connection stays usable.
 struct BodyReader: Sendable {
     let maxBytes: Int
     let pool: ComputePool
@@ -56,9 +57,17 @@ struct BodyReader: Sendable {
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
         // One buffer of the declared size: no re-allocation and copying while a large body arrives.
         var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
-        for try await chunk in request.body {
-            guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
-            body.writeImmutableBuffer(chunk)
+        do {
+            for try await chunk in request.body {
+                guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
+                body.writeImmutableBuffer(chunk)
+            }
+        } catch let problem as ProblemError {
+            throw problem
+        } catch {
+            // The connection was closed, reset or timed out, or the framing broke, mid-body: the
+            // client's doing (a 400, logged as a refusal), never a server error.
+            throw ProblemError.incompleteBody(error)
         }
         metrics.recordBytesIn(body.readableBytes)
         return (body, coding)

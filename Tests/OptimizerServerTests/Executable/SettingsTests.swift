@@ -21,7 +21,15 @@ struct SettingsTests {
         #expect(configuration.fsync == .periodic)
         #expect(configuration.fsyncInterval == .seconds(1))
         #expect(configuration.dataDirectory == "./optimizerd-data")
+        #expect(configuration.idleTimeout == .seconds(60))
         #expect(!configuration.isTLSEnabled)
+    }
+
+    @Test func idleTimeoutFromFlagOrEnvironment() throws {
+        #expect(try configuration(["--idle-timeout", "500ms"]).idleTimeout == .milliseconds(500))
+        #expect(try configuration([], environment: ["OPTIMIZERD_IDLE_TIMEOUT": "2m"]).idleTimeout == .seconds(120))
+        #expect(throws: (any Error).self) { try configuration(["--idle-timeout", "0s"]) }
+        #expect(throws: (any Error).self) { try configuration(["--idle-timeout", "forever"]) }
     }
 
     @Test func environmentFillsInAndFlagsWin() throws {

@@ -56,4 +56,19 @@ final class RawSocket {
         }
         return String(decoding: received, as: UTF8.self)
     }
+
+    /// Reads until the peer closes the connection and returns everything read; throws if it is
+    /// still open after `seconds`.
+    func receiveUntilClosed(seconds: Double) throws -> String {
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count == 0 || (count < 0 && errno == ECONNRESET) { return String(decoding: received, as: UTF8.self) }
+            guard count > 0 else { throw Failure.timeout(String(decoding: received, as: UTF8.self)) }
+            received += chunk[..<count]
+        }
+    }
 }

@@ -15,6 +15,7 @@ func makeApp(
     computeThreads: Int = 2,
     openAPIPath: String? = nil,
     tls: (certificate: String, key: String)? = nil,
+    idleTimeout: Duration = .seconds(60),
     logger: Logger? = nil
 ) throws -> some ApplicationProtocol {
     var quiet = Logger(label: "optimizerd-test")
@@ -22,7 +23,8 @@ func makeApp(
     return try buildApplication(
         configuration: ServerConfiguration(
             host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, adminToken: adminToken,
-            tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key, computeThreads: computeThreads, openAPIPath: openAPIPath
+            tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key, computeThreads: computeThreads, openAPIPath: openAPIPath,
+            idleTimeout: idleTimeout
         ),
         logger: logger ?? quiet
     )

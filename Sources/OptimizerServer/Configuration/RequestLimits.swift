@@ -1,0 +1,37 @@
+import HummingbirdCore
+import OptimizerWire
+
+/// The fixed limits on one request, besides the configurable body limit
+/// (``ServerConfiguration/maxBodyBytes``) and idle timeout (``ServerConfiguration/idleTimeout``).
+///
+/// Each is far above what a legitimate client sends, and low enough that a hostile request costs
+/// the daemon little. Every refusal is a problem+json naming the limit (README, "Limits").
+enum RequestLimits {
+    /// The request head's header fields, all of them together (and any one of them): 32 KiB, which
+    /// fits a browser's cookies for `localhost` next to the dashboard's own headers. Larger heads
+    /// are answered 431 (``HTTPErrorHandler``).
+    static let maxHeaderBytes = 32 << 10
+
+    /// Header fields in one request head; a client sends about ten.
+    static let maxHeaderFields = 100
+
+    /// A JSON body (session configuration, PATCH), compressed or not.
+    static let maxJSONBodyBytes = 1 << 20
+
+    /// A safetensors request body's header: at most 100 000 tensors (a 7B-parameter LLM has about
+    /// 300, its checkpoint with Adam's state about 1 200), names of at most 1024 bytes, and a JSON
+    /// header of at most 16 MiB (100 000 entries with 100-byte names). Parsing a header costs about
+    /// 25 times its size in memory while it lasts, so the header limit bounds that to ~400 MiB per
+    /// compute thread. Records already in a write-ahead log are replayed without these limits (a
+    /// request accepted once stays valid).
+    static let safetensors = SafetensorsHeader.Limits(
+        maxHeaderBytes: 16 << 20,
+        maxTensorCount: 100_000,
+        maxNameBytes: 1024
+    )
+
+    /// NIO's HTTP/1 parser configured with these limits.
+    static var httpDecoder: HTTP1Channel.Configuration.DecoderConfiguration {
+        .init(maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderFields)
+    }
+}
