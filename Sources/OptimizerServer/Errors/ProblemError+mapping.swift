@@ -14,7 +14,9 @@ extension ProblemError {
     /// - ``OptimizerError``: configuration problems (unknown optimizer or hyperparameter, bad value)
     ///   → 400; tensor and step-input problems (unknown, missing or duplicate tensor, wrong shape,
     ///   NaN/Inf, missing loss) → 422.
-    /// - ``SafetensorsError``: malformed bodies → 400; a sparse index outside its parameter → 422.
+    /// - ``SafetensorsError``: malformed bodies → 400, also past a limit on tensors or names
+    ///   (``RequestLimits/safetensors``); a header over its size limit → 413; a sparse index outside
+    ///   its parameter → 422.
     /// - ``StoreError``: disk full → 507, data directory read-only or unavailable → 503, a checkpoint
     ///   that does not fit → 422.
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
@@ -31,11 +33,16 @@ extension ProblemError {
                 detail: error.message
             )
         case let error as SafetensorsError:
-            self = ProblemError(
-                error.code == .sparseIndexOutOfRange ? .unprocessableContent : .badRequest,
-                kind: error.code == .sparseIndexOutOfRange ? "sparse-index-out-of-range" : "malformed-safetensors",
-                detail: error.description
-            )
+            switch error.code {
+            case .sparseIndexOutOfRange:
+                self = ProblemError(.unprocessableContent, kind: "sparse-index-out-of-range", detail: error.description)
+            case .headerTooLarge:
+                self = ProblemError(.contentTooLarge, kind: "safetensors-header-too-large", detail: error.description)
+            case .limitExceeded:
+                self = ProblemError(.badRequest, kind: "safetensors-limit-exceeded", detail: error.description)
+            default:
+                self = ProblemError(.badRequest, kind: "malformed-safetensors", detail: error.description)
+            }
         case let error as StoreError:
             switch error.code {
             case .noSpace:

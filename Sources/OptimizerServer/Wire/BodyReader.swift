@@ -1,8 +1,9 @@
 import Hummingbird
 import NIOCore
 
-/// Reads request bodies under the daemon's limits: collects at most `maxBytes` (JSON bodies: 1 MiB),
-/// then decompresses and decodes on the compute pool with the same bound.
+/// Reads request bodies under the daemon's limits: collects at most `maxBytes` (JSON bodies:
+/// ``RequestLimits/maxJSONBodyBytes``), then decompresses and decodes on the compute pool with the
+/// same bound; safetensors headers are held to ``RequestLimits/safetensors``.
 ///
 /// Order of checks: an unknown `Content-Encoding` is refused (415) before any byte is read; a
 /// `Content-Length` over the limit is refused (413) at once; a body that turns out longer, or that
@@ -14,15 +15,11 @@ struct BodyReader: Sendable {
     let pool: ComputePool
     let metrics: ServerMetrics
 
-    /// The most a JSON body (a session configuration) may take, compressed or not: far more than a
-    /// configuration needs, and little enough that decoding it is never a burden.
-    static let maxJSONBytes = 1 << 20
-
     /// The request's JSON body, decompressed and decoded on the compute pool.
     ///
     /// - Throws: ``ProblemError`` (413, 415), `DecodingError` (400 naming the field).
     func readJSON<T: Decodable & Sendable>(_ type: T.Type, from request: Request) async throws -> T {
-        let limit = min(maxBytes, Self.maxJSONBytes)
+        let limit = min(maxBytes, RequestLimits.maxJSONBodyBytes)
         let (body, coding) = try await collect(request, limit: limit)
         return try await pool.run {
             try JSONCoding.decode(T.self, from: BodyCompression.decompress(body, coding: coding, limit: limit))
@@ -44,7 +41,7 @@ struct BodyReader: Sendable {
         let received = ContinuousClock.now
         timing.record("receive", received - start)
         let payload = try await pool.run {
-            try TensorPayload(parsing: BodyCompression.decompress(body, coding: coding, limit: limit))
+            try TensorPayload(parsing: BodyCompression.decompress(body, coding: coding, limit: limit), limits: RequestLimits.safetensors)
         }
         timing.record("decode", ContinuousClock.now - received)
         return payload

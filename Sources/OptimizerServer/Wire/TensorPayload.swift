@@ -13,10 +13,12 @@ struct TensorPayload: Sendable {
 
     /// Validates `bytes` as safetensors.
     ///
-    /// - Throws: ``SafetensorsError`` (mapped to 400 at the edge).
-    init(parsing bytes: ByteBuffer) throws {
+    /// - Parameter limits: Request bodies pass ``RequestLimits/safetensors``; the default (the
+    ///   codec's own, wider limits) is for write-ahead log records, which were accepted once.
+    /// - Throws: ``SafetensorsError`` (mapped to 400 or 413 at the edge).
+    init(parsing bytes: ByteBuffer, limits: SafetensorsHeader.Limits = .init()) throws {
         self.bytes = bytes
-        self.header = try bytes.withUnsafeReadableBytes { try SafetensorsHeader(parsing: $0) }
+        self.header = try bytes.withUnsafeReadableBytes { try SafetensorsHeader(parsing: $0, limits: limits) }
     }
 
     /// The `__metadata__` strings.
