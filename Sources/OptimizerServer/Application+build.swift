@@ -89,7 +89,7 @@ public func buildApplication(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "optimizerd"),
-        services: [pool, DurabilityService(sessions: sessions, logger: logger)],
+        services: [pool, DurabilityService(sessions: sessions, logger: logger), MemoryTrimService()],
         logger: logger
     )
 }
