@@ -14,6 +14,7 @@ struct AuthTests {
             let routes: [(String, HTTPRequest.Method)] = [
                 (mine.path, .get), (mine.path, .patch), (mine.path, .delete), (mine.path + "/parameters", .get),
                 (mine.path + "/parameters", .put), (mine.path + "/step", .post), (mine.path + "/history", .get),
+                (mine.path + "/checkpoint", .get), (mine.path + "/checkpoint", .put),
             ]
             for (uri, method) in routes {
                 let missing = try await client.execute(uri: uri, method: method)
@@ -28,6 +29,45 @@ struct AuthTests {
                 #expect(garbage.status == .forbidden)
             }
             #expect(try await client.execute(uri: mine.path, method: .get, headers: mine.auth).status == .ok)
+        }
+    }
+
+    /// Well-formed requests that would change a session, sent with another session's token: each is
+    /// refused before its body is read, and the session is exactly as it was.
+    @Test(arguments: Transport.all)
+    func anotherSessionsTokenReadsAndChangesNothing(over transport: Transport) async throws {
+        try await makeApp().test(transport.setup) { client in
+            let mine = try await client.createSession(#"{"optimizer":"adam"}"#)
+            let other = try await client.createSession(#"{"optimizer":"adam"}"#)
+            try await client.putParameters(mine, try Body.tensors([("w", [2], [1, 2])]))
+            try await client.putParameters(other, try Body.tensors([("w", [2], [5, 6])]))
+            let step = try await client.execute(
+                uri: mine.path + "/step", method: .post, headers: mine.auth, body: try Body.tensors([("w", [2], [1, 1])]))
+            #expect(step.status == .ok)
+            let parameters = try await client.parameterBytes(mine)
+            let summary = try jsonObject(try await client.execute(uri: mine.path, method: .get, headers: mine.auth))
+            let othersCheckpoint = try await client.execute(uri: other.path + "/checkpoint", method: .get, headers: other.auth).body
+
+            let attempts: [(String, HTTPRequest.Method, ByteBuffer?)] = [
+                ("", .get, nil), ("/parameters", .get, nil), ("/history", .get, nil), ("/checkpoint", .get, nil),
+                ("/step", .post, try Body.tensors([("w", [2], [9, 9])], metadata: ["step": "2"])),
+                ("/parameters", .put, try Body.tensors([("w", [2], [0, 0])])),
+                ("/checkpoint", .put, othersCheckpoint),
+                ("", .patch, ByteBuffer(string: #"{"hyperparameters":{"lr":1000}}"#)),
+                ("", .delete, nil),
+            ]
+            for (suffix, method, body) in attempts {
+                let response = try await client.execute(uri: mine.path + suffix, method: method, headers: other.auth, body: body)
+                #expect(response.status == .forbidden, "\(method) \(suffix)")
+                let detail = try problem(response)
+                #expect(!detail.detail.contains("\"w\""), "a refusal must not describe the session's tensors")
+            }
+            #expect(try await client.parameterBytes(mine) == parameters)
+            let after = try jsonObject(try await client.execute(uri: mine.path, method: .get, headers: mine.auth))
+            #expect(after["step"] as? Int == 1)
+            #expect((after["hyperparameters"] as? [String: Any])?["lr"] as? Double == (summary["hyperparameters"] as? [String: Any])?["lr"] as? Double)
+            let history = try jsonObject(try await client.execute(uri: mine.path + "/history", method: .get, headers: mine.auth))
+            #expect((history["records"] as? [Any])?.count == 1)
         }
     }
 
