@@ -49,7 +49,43 @@ enum SGDKernel {
     }
 
     /// The SIMD loop (8 lanes), with the scalar loop for the tail.
+    ///
+    /// The options are tested once here, not per vector: each combination runs its own copy of
+    /// ``simdLoop(_:count:_:decays:momentum:firstStep:nesterov:)`` with the tests folded away (the
+    /// coefficients live in memory the stores could alias, so in-loop tests were reloaded every
+    /// vector and the loop body was vectorized badly around them).
     static func simd(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
+        let decays = c.weightDecay != 0
+        @inline(__always)
+        func loop(momentum: Bool, firstStep: Bool, nesterov: Bool) -> SIMD8<Double> {
+            decays
+                ? simdLoop(b, count: count, c, decays: true, momentum: momentum, firstStep: firstStep, nesterov: nesterov)
+                : simdLoop(b, count: count, c, decays: false, momentum: momentum, firstStep: firstStep, nesterov: nesterov)
+        }
+        let lanes: SIMD8<Double>
+        switch (b.momentumBuffer != nil, c.firstStep, c.nesterov) {
+        case (false, _, _): lanes = loop(momentum: false, firstStep: false, nesterov: false)
+        case (true, true, false): lanes = loop(momentum: true, firstStep: true, nesterov: false)
+        case (true, true, true): lanes = loop(momentum: true, firstStep: true, nesterov: true)
+        case (true, false, false): lanes = loop(momentum: true, firstStep: false, nesterov: false)
+        case (true, false, true): lanes = loop(momentum: true, firstStep: false, nesterov: true)
+        }
+        let body = count & ~7
+        return lanes.sum() + scalar(b.offset(by: body), count: count - body, c)
+    }
+
+    /// The 8-lane body of ``simd(_:count:_:)`` over `count & ~7` elements, for one combination of the
+    /// options (constants at every call site); returns the per-lane (Δθ)² sums.
+    @inline(__always)
+    private static func simdLoop(
+        _ b: Buffers,
+        count: Int,
+        _ c: Coefficients,
+        decays: Bool,
+        momentum hasMomentum: Bool,
+        firstStep: Bool,
+        nesterov: Bool
+    ) -> SIMD8<Double> {
         typealias V = SIMD8<Float>
         let lr = V(repeating: c.lr)
         let weightDecay = V(repeating: c.weightDecay)
@@ -58,25 +94,26 @@ enum SGDKernel {
         let scale = V(repeating: c.gradientScale)
         let p0 = UnsafeMutableRawPointer(b.parameter)
         let g0 = UnsafeRawPointer(b.gradient)
-        let b0 = b.momentumBuffer.map(UnsafeMutableRawPointer.init)
+        // Only dereferenced with momentum (then it is the buffer).
+        let b0 = UnsafeMutableRawPointer(b.momentumBuffer ?? b.parameter)
+        let end = (count & ~7) * 4
         var lanes = SIMD8<Double>()
-        var i = 0
-        while i + 8 <= count {
-            let offset = i * 4
+        var offset = 0
+        while offset < end {
             let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
             var g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
-            if c.weightDecay != 0 { g = g + weightDecay * old }
-            if let b0 {
-                let m = c.firstStep ? g : b0.loadUnaligned(fromByteOffset: offset, as: V.self) * momentum + oneMinusDampening * g
+            if decays { g = g + weightDecay * old }
+            if hasMomentum {
+                let m = firstStep ? g : b0.loadUnaligned(fromByteOffset: offset, as: V.self) * momentum + oneMinusDampening * g
                 b0.storeBytes(of: m, toByteOffset: offset, as: V.self)
-                g = c.nesterov ? g + momentum * m : m
+                g = nesterov ? g + momentum * m : m
             }
             let p = old - lr * g
             p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
             let delta = widen(p - old)
             lanes += delta * delta
-            i += 8
+            offset += 32
         }
-        return lanes.sum() + scalar(b.offset(by: i), count: count - i, c)
+        return lanes
     }
 }
