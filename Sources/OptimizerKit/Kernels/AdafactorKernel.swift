@@ -153,6 +153,10 @@ enum AdafactorKernel {
 
     /// For each row in `rows` (all of one slice): R[row] ← β̂2·R + (1−β̂2)·(Σ_j (s·g)²/columns + ε1), and
     /// (s·g[row, j])² added into `columnSums[j]` when given, all in Double.
+    ///
+    /// Rows are taken four at a time: each keeps its own lanes (four independent addition chains), and a
+    /// column's sum is loaded once, given the four rows' squares in row order and stored once, which is
+    /// the same sequence of additions as one row after the other.
     static func simdRowStatistics(
         _ g: UnsafePointer<Float>,
         rows: Range<Int>,
@@ -160,33 +164,94 @@ enum AdafactorKernel {
         _ s: RowStatistics,
         columnSums: UnsafeMutablePointer<Double>?
     ) {
+        if let columnSums {
+            rowStatisticsLoop(g, rows: rows, columns: columns, s, columnSums: columnSums, hasColumns: true)
+        } else {
+            rowStatisticsLoop(g, rows: rows, columns: columns, s, columnSums: UnsafeMutablePointer(bitPattern: 8)!, hasColumns: false)
+        }
+    }
+
+    /// ``simdRowStatistics(_:rows:columns:_:columnSums:)`` with the column sums on or off (a constant at
+    /// each call site; `columnSums` is not touched when off).
+    @inline(__always)
+    private static func rowStatisticsLoop(
+        _ g: UnsafePointer<Float>,
+        rows: Range<Int>,
+        columns: Int,
+        _ s: RowStatistics,
+        columnSums: UnsafeMutablePointer<Double>,
+        hasColumns: Bool
+    ) {
         let scale = V(repeating: s.gradientScale)
-        let c0 = columnSums.map(UnsafeMutableRawPointer.init)
+        let c0 = UnsafeMutableRawPointer(columnSums)
         let body = columns & ~7
         let inverseColumns = 1 / Double(columns)
-        for row in rows {
+        /// The tail columns of one row, after its body.
+        @inline(__always)
+        func finish(_ row: Int, _ lanes: D) {
             let x = g + row * columns
-            let g0 = UnsafeRawPointer(x)
-            var lanes = D()
-            var j = 0
-            while j + 8 <= columns {
-                let v = widen(g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let square = v * v
-                if let c0 {
-                    let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + square
-                    c0.storeBytes(of: sums, toByteOffset: j * 8, as: D.self)
-                }
-                lanes = lanes + square
-                j += 8
-            }
             var sum = total(lanes, body: body)
+            var j = body
             while j < columns {
                 let square = squared(x[j], s.gradientScale)
-                columnSums?[j] += square
+                if hasColumns { columnSums[j] += square }
                 sum += square
                 j += 1
             }
             s.update(row, sum: sum, inverseCount: inverseColumns)
+        }
+        var row = rows.lowerBound
+        while row + 4 <= rows.upperBound {
+            let x0 = UnsafeRawPointer(g + row * columns)
+            let x1 = x0 + 4 * columns
+            let x2 = x1 + 4 * columns
+            let x3 = x2 + 4 * columns
+            var lanes0 = D()
+            var lanes1 = D()
+            var lanes2 = D()
+            var lanes3 = D()
+            var j = 0
+            while j < body {
+                let a = widen(x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let b = widen(x1.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let c = widen(x2.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let d = widen(x3.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let a2 = a * a
+                let b2 = b * b
+                let c2 = c * c
+                let d2 = d * d
+                if hasColumns {
+                    let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + a2 + b2 + c2 + d2
+                    c0.storeBytes(of: sums, toByteOffset: j * 8, as: D.self)
+                }
+                lanes0 = lanes0 + a2
+                lanes1 = lanes1 + b2
+                lanes2 = lanes2 + c2
+                lanes3 = lanes3 + d2
+                j += 8
+            }
+            finish(row, lanes0)
+            finish(row + 1, lanes1)
+            finish(row + 2, lanes2)
+            finish(row + 3, lanes3)
+            row += 4
+        }
+        while row < rows.upperBound {
+            let x0 = UnsafeRawPointer(g + row * columns)
+            var lanes = D()
+            var j = 0
+            while j < body {
+                let a = widen(x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
+                let a2 = a * a
+                if hasColumns {
+                    let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + a2
+                    c0.storeBytes(of: sums, toByteOffset: j * 8, as: D.self)
+                }
+                lanes = lanes + a2
+                j += 8
+            }
+            finish(row, lanes)
+            row += 1
         }
     }
 
@@ -294,33 +359,66 @@ enum AdafactorKernel {
     }
 
     /// Σ U² over `rows` of a factored tensor, U = (rowFactor·columnFactor)·(s·g), in Double.
+    ///
+    /// Rows are taken two at a time, each with its own lanes (two independent addition chains), and
+    /// their sums are added in row order, as one row after the other.
     static func simdUpdateSquares(_ g: UnsafePointer<Float>, rows: Range<Int>, _ f: Factors, scale: Float) -> Double {
         let s = V(repeating: scale)
         let body = f.columns & ~7
         var cursor = f.columnFactorCursor(from: rows.lowerBound)
-        var sum = 0.0
-        for row in rows {
+        /// The tail of one row, added to its body's lanes.
+        @inline(__always)
+        func rowSum(_ row: Int, _ lanes: D, _ columnFactors: UnsafePointer<Float>) -> Double {
             let x = g + row * f.columns
-            let g0 = UnsafeRawPointer(x)
-            let columnFactors = cursor.factors
-            cursor.advance()
-            let f0 = UnsafeRawPointer(columnFactors)
             let rowFactor = f.rowFactors[row]
-            let r = V(repeating: rowFactor)
-            var lanes = D()
-            var j = 0
-            while j + 8 <= f.columns {
-                let p = r * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)
-                let u = widen(p * (g0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
-                lanes = lanes + u * u
-                j += 8
-            }
             var rowSum = total(lanes, body: body)
+            var j = body
             while j < f.columns {
                 rowSum += updateSquare(x[j], scale: scale, rowFactor: rowFactor, columnFactor: columnFactors[j])
                 j += 1
             }
-            sum += rowSum
+            return rowSum
+        }
+        var sum = 0.0
+        var row = rows.lowerBound
+        while row + 2 <= rows.upperBound {
+            let factors0 = cursor.factors
+            cursor.advance()
+            let factors1 = cursor.factors
+            cursor.advance()
+            let x0 = UnsafeRawPointer(g + row * f.columns)
+            let x1 = x0 + 4 * f.columns
+            let f0 = UnsafeRawPointer(factors0)
+            let f1 = UnsafeRawPointer(factors1)
+            let r0 = V(repeating: f.rowFactors[row])
+            let r1 = V(repeating: f.rowFactors[row + 1])
+            var lanes0 = D()
+            var lanes1 = D()
+            var j = 0
+            while j < body {
+                let u0 = widen((r0 * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
+                let u1 = widen((r1 * f1.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x1.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
+                lanes0 = lanes0 + u0 * u0
+                lanes1 = lanes1 + u1 * u1
+                j += 8
+            }
+            sum += rowSum(row, lanes0, factors0)
+            sum += rowSum(row + 1, lanes1, factors1)
+            row += 2
+        }
+        if row < rows.upperBound {
+            let factors0 = cursor.factors
+            let x0 = UnsafeRawPointer(g + row * f.columns)
+            let f0 = UnsafeRawPointer(factors0)
+            let r0 = V(repeating: f.rowFactors[row])
+            var lanes0 = D()
+            var j = 0
+            while j < body {
+                let u0 = widen((r0 * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
+                lanes0 = lanes0 + u0 * u0
+                j += 8
+            }
+            sum += rowSum(row, lanes0, factors0)
         }
         return sum
     }
@@ -411,28 +509,64 @@ enum AdafactorKernel {
     /// Applies the update to `rows` of a factored tensor, U = stepSize·(rowFactor·columnFactor)·(s·g).
     /// Returns ‖Δθ‖² over those rows in Double.
     static func simdApply(_ b: Buffers, rows: Range<Int>, _ f: Factors, _ c: Update) -> Double {
-        let lanesC = UpdateLanes(c)
+        switch (b.expAvg != nil, c.decay != 0) {
+        case (false, false): applyLoop(b, rows: rows, f, c, momentum: false, decays: false)
+        case (false, true): applyLoop(b, rows: rows, f, c, momentum: false, decays: true)
+        case (true, false): applyLoop(b, rows: rows, f, c, momentum: true, decays: false)
+        case (true, true): applyLoop(b, rows: rows, f, c, momentum: true, decays: true)
+        }
+    }
+
+    /// ``simdApply(_:rows:_:_:)`` with its options fixed (constants at each call site), so the vector
+    /// loop has no test in it.
+    @inline(__always)
+    private static func applyLoop(
+        _ b: Buffers,
+        rows: Range<Int>,
+        _ f: Factors,
+        _ c: Update,
+        momentum: Bool,
+        decays: Bool
+    ) -> Double {
+        let gradientScale = V(repeating: c.gradientScale)
+        let stepSize = V(repeating: c.stepSize)
+        let beta1 = V(repeating: c.beta1)
+        let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
+        let decay = V(repeating: c.decay)
         let body = f.columns & ~7
         var cursor = f.columnFactorCursor(from: rows.lowerBound)
         var sum = 0.0
         for row in rows {
             let r = b.offset(by: row * f.columns)
             let g0 = UnsafeRawPointer(r.gradient)
+            let p0 = UnsafeMutableRawPointer(r.parameter)
+            // Only dereferenced with momentum (then it is m).
+            let m0 = UnsafeMutableRawPointer(r.expAvg ?? r.parameter)
             let columnFactors = cursor.factors
             cursor.advance()
             let f0 = UnsafeRawPointer(columnFactors)
             let rowFactor = f.rowFactors[row]
             let rowLanes = V(repeating: rowFactor)
             var lanes = D()
-            var j = 0
-            while j + 8 <= f.columns {
-                let offset = j * 4
-                let x = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * lanesC.gradientScale
-                let u = (rowLanes * f0.loadUnaligned(fromByteOffset: offset, as: V.self)) * x
-                lanes = lanes + apply(r, byteOffset: offset, preconditioned: u, lanesC)
-                j += 8
+            var offset = 0
+            while offset < body * 4 {
+                let x = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * gradientScale
+                var u = ((rowLanes * f0.loadUnaligned(fromByteOffset: offset, as: V.self)) * x) * stepSize
+                if momentum {
+                    u = m0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta1 + oneMinusBeta1 * u
+                    m0.storeBytes(of: u, toByteOffset: offset, as: V.self)
+                }
+                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
+                var p = old
+                if decays { p = p + decay * p }
+                p = p - u
+                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
+                let delta = widen(p - old)
+                lanes = lanes + delta * delta
+                offset += 32
             }
             var rowSum = total(lanes, body: body)
+            var j = body
             while j < f.columns {
                 let u = (rowFactor * columnFactors[j]) * (r.gradient[j] * c.gradientScale)
                 rowSum += apply(r, j, preconditioned: u, c)

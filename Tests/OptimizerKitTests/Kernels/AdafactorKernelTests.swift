@@ -31,7 +31,7 @@ struct AdafactorKernelTests {
     @Test(arguments: lengths)
     func rowStatisticsAndColumnSumsMatchScalarBitForBit(columns: Int) {
         var numbers = Numbers(state: UInt64(columns) + 1)
-        let rows = 3
+        let rows = 7
         let g = numbers.values(rows * columns, scale: 3)
         let initialR = numbers.positive(rows + 1, low: 0, width: 2)
         let initialSums = (0..<columns).map { Double($0) * 0.25 }
@@ -50,11 +50,12 @@ struct AdafactorKernelTests {
                             )
                             let gb = g.baseAddress ?? UnsafePointer(bitPattern: 8)!
                             let sb = withColumns ? sums.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)! : nil
-                            // Rows 1..<3 only: row 0 and the extra R entry must stay untouched.
+                            // Rows 1..<7 only (one group of four rows, then two single rows): row 0 and the extra R entry
+                            // must stay untouched.
                             if simd {
                                 AdafactorKernel.simdRowStatistics(
                                     gb,
-                                    rows: 1..<3,
+                                    rows: 1..<rows,
                                     columns: columns,
                                     statistics,
                                     columnSums: sb
@@ -62,7 +63,7 @@ struct AdafactorKernelTests {
                             } else {
                                 AdafactorKernel.scalarRowStatistics(
                                     gb,
-                                    rows: 1..<3,
+                                    rows: 1..<rows,
                                     columns: columns,
                                     statistics,
                                     columnSums: sb
@@ -77,8 +78,8 @@ struct AdafactorKernelTests {
             let simd = run(simd: true)
             #expect(Self.bits(scalar.0) == Self.bits(simd.0))
             #expect(scalar.1.map(\.bitPattern) == simd.1.map(\.bitPattern))
-            #expect(simd.0[0] == initialR[0] && simd.0[3] == initialR[3])
-            for row in 1..<3 where columns > 0 {
+            #expect(simd.0[0] == initialR[0] && simd.0[rows] == initialR[rows])
+            for row in 1..<rows where columns > 0 {
                 let mean =
                     (0..<columns).reduce(0.0) { $0 + AdafactorKernel.squared(g[row * columns + $1], 0.75) }
                     / Double(columns)
@@ -87,7 +88,7 @@ struct AdafactorKernelTests {
             }
             for j in 0..<columns {
                 let added =
-                    !withColumns ? 0 : (1..<3).reduce(0.0) { $0 + AdafactorKernel.squared(g[$1 * columns + j], 0.75) }
+                    !withColumns ? 0 : (1..<rows).reduce(0.0) { $0 + AdafactorKernel.squared(g[$1 * columns + j], 0.75) }
                 #expect(abs(simd.1[j] - initialSums[j] - added) <= 1e-12 * max(1, simd.1[j]))
             }
         }
