@@ -9,10 +9,41 @@
 /// across thread counts.
 public enum Reduction {
     /// Σ x², accumulated in Double.
+    ///
+    /// The same sum as ``Chunking/sum(count:parallelism:_:)`` over ``sumOfSquaresKernel(_:count:)``
+    /// (each chunk's sum, then the chunk sums added in chunk order), but full chunks are summed four at
+    /// a time in one loop: a chunk's lanes are one chain of dependent additions, so one chunk at a time
+    /// runs at the latency of the adder rather than at the memory bandwidth. Every chunk keeps its own
+    /// lanes and order, so the result is bit-identical.
     public static func sumOfSquares(_ x: UnsafeBufferPointer<Float>, parallelism: Parallelism = .serial) -> Double {
         guard let base = x.baseAddress else { return 0 }
-        return Chunking.sum(count: x.count, parallelism: parallelism) { range in
-            sumOfSquaresKernel(base + range.lowerBound, count: range.count)
+        let grain = Chunking.grain
+        let chunks = (x.count + grain - 1) / grain
+        if chunks < 4 {
+            return Chunking.sum(count: x.count, parallelism: parallelism) { range in
+                sumOfSquaresKernel(base + range.lowerBound, count: range.count)
+            }
+        }
+        let count = x.count
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partials in
+            let partials = partials.baseAddress!
+            let quads = (chunks + 3) / 4
+            // One Chunking range per group of four chunks: ranges start at multiples of the grain.
+            Chunking.forEach(count: quads * grain, parallelism: parallelism) { range in
+                let first = range.lowerBound / grain * 4
+                if first + 4 <= chunks, (first + 4) * grain <= count {
+                    let sums = sumOfSquaresKernel4(base + first * grain, stride: grain, count: grain)
+                    for k in 0..<4 { partials[first + k] = sums[k] }
+                } else {
+                    for chunk in first..<min(first + 4, chunks) {
+                        let start = chunk * grain
+                        partials[chunk] = sumOfSquaresKernel(base + start, count: min(grain, count - start))
+                    }
+                }
+            }
+            var total = 0.0
+            for index in 0..<chunks { total += partials[index] }
+            return total
         }
     }
 
@@ -47,6 +78,35 @@ public enum Reduction {
             index += 1
         }
         return total
+    }
+
+    /// ``sumOfSquaresKernel(_:count:)`` of four ranges of `count` elements (a multiple of 8) starting
+    /// `stride` elements apart, in one loop: four independent chains of additions.
+    @inline(__always)
+    static func sumOfSquaresKernel4(_ x: UnsafePointer<Float>, stride: Int, count: Int) -> SIMD4<Double> {
+        var lanes0 = SIMD8<Double>()
+        var lanes1 = SIMD8<Double>()
+        var lanes2 = SIMD8<Double>()
+        var lanes3 = SIMD8<Double>()
+        let r0 = UnsafeRawPointer(x)
+        let r1 = r0 + 4 * stride
+        let r2 = r1 + 4 * stride
+        let r3 = r2 + 4 * stride
+        let end = (count & ~7) * 4
+        var offset = 0
+        while offset < end {
+            let a = widen(r0.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self))
+            let b = widen(r1.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self))
+            let c = widen(r2.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self))
+            let d = widen(r3.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self))
+            lanes0 += a * a
+            lanes1 += b * b
+            lanes2 += c * c
+            lanes3 += d * d
+            offset += 32
+        }
+        precondition(count & 7 == 0, "sumOfSquaresKernel4 takes whole vectors only")
+        return SIMD4(lanes0.sum(), lanes1.sum(), lanes2.sum(), lanes3.sum())
     }
 
     /// Σ x·y over one chunk.

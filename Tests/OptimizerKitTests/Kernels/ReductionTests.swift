@@ -1,0 +1,28 @@
+import Testing
+
+@testable import OptimizerKit
+
+/// ``Reduction/sumOfSquares(_:parallelism:)`` sums full chunks four at a time; it must give exactly
+/// the chunk-by-chunk sum of ``Reduction/sumOfSquaresKernel(_:count:)`` added in chunk order.
+struct ReductionTests {
+    static let grain = Chunking.grain
+
+    @Test(arguments: [0, 5, grain, 3 * grain + 7, 4 * grain, 4 * grain + 1, 9 * grain, 13 * grain - 3])
+    func sumOfSquaresMatchesChunkOrderBitForBit(count: Int) {
+        var random = SeededRandom(seed: UInt64(count) + 7)
+        let values = random.floats(count, in: -3...3)
+        values.withUnsafeBufferPointer { x in
+            var expected = 0.0
+            var start = 0
+            while start < count {
+                let end = min(start + Self.grain, count)
+                expected += Reduction.sumOfSquaresKernel(x.baseAddress! + start, count: end - start)
+                start = end
+            }
+            for threads in [1, 2, 3] {
+                let sum = Reduction.sumOfSquares(x, parallelism: Parallelism(threads: threads))
+                #expect(sum.bitPattern == expected.bitPattern)
+            }
+        }
+    }
+}
