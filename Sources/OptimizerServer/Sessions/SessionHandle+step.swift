@@ -1,6 +1,7 @@
 import NIOCore
 import OptimizerKit
 import OptimizerStore
+import OptimizerWire
 
 /// One step request, decoded and validated as far as possible without the session.
 struct StepRequest: Sendable {

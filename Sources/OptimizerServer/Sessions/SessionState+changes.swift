@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import OptimizerKit
 import OptimizerStore
+import OptimizerWire
 
 /// A `PATCH` as it is logged and replayed: the hyperparameter changes and, optionally, new groups.
 struct ConfigurationChange: Codable, Sendable {

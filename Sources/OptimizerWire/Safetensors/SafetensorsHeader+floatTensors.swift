@@ -1,0 +1,104 @@
+/// One tensor of a request body as float32 values, from
+/// ``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)``.
+public struct FloatTensor {
+    /// The name; for a sparse pair `P.indices` + `P.values`, the dense name `P`.
+    public var name: String
+    /// The dense shape.
+    public var shape: [Int]
+    /// The values; valid only during the call that handed them out.
+    public var values: UnsafeBufferPointer<Float>
+}
+
+extension SafetensorsHeader {
+    /// Calls `body` with every tensor of a request body as float32: the decoding a server does for
+    /// gradient and parameter uploads, kept here (free of any HTTP types) so that it can be tested
+    /// and fuzzed on its own.
+    ///
+    /// Dense `F32` is handed over in place when aligned (zero-copy); `F16`, `BF16` and unaligned
+    /// `F32` are converted into temporary memory; sparse pairs are scattered into zero-filled dense
+    /// tensors. Any other dtype throws ``SafetensorsError/Code/unsupportedDType``.
+    ///
+    /// - Parameters:
+    ///   - buffer: The buffer this header was parsed from.
+    ///   - sparseShape: `nil` takes every tensor as dense (parameter uploads). Otherwise every complete
+    ///     `P.indices` + `P.values` pair is expanded to the dense shape this returns for it; throw
+    ///     from it to refuse a pair (say, for a `P` that is not a parameter).
+    ///   - body: Receives the tensors, dense ones in header order, then the sparse ones; their memory
+    ///     is valid only during the call.
+    /// - Throws: ``SafetensorsError`` for wrong dtypes and bad sparse pairs, what
+    ///   `sparseShape` throws, or what `body` throws.
+    public func withFloatTensors<Result>(
+        in buffer: UnsafeRawBufferPointer,
+        sparseShape: ((SparseTensor) throws -> [Int])?,
+        _ body: ([FloatTensor]) throws -> Result
+    ) throws -> Result {
+        var scratch = FloatScratch()
+        defer { scratch.release() }
+        let sparse = sparseShape == nil ? [] : try sparseTensors()
+        let sparseMembers = Set(sparse.flatMap { [$0.indices.name, $0.values.name] })
+
+        var result: [FloatTensor] = []
+        result.reserveCapacity(tensors.count)
+        for entry in tensors where !sparseMembers.contains(entry.name) {
+            let values = try floatValues(of: entry, in: buffer, scratch: &scratch)
+            result.append(FloatTensor(name: entry.name, shape: entry.shape, values: values))
+        }
+        if let sparseShape {
+            for pair in sparse {
+                let shape = try sparseShape(pair)
+                let dense = scratch.allocate(Self.elementCount(of: shape))
+                try scatter(pair, in: buffer, into: dense)
+                result.append(FloatTensor(name: pair.name, shape: shape, values: UnsafeBufferPointer(dense)))
+            }
+        }
+        return try body(result)
+    }
+
+    /// Float32 values of a dense entry: in place for aligned `F32`, else converted into scratch memory.
+    private func floatValues(
+        of entry: TensorEntry,
+        in buffer: UnsafeRawBufferPointer,
+        scratch: inout FloatScratch
+    ) throws -> UnsafeBufferPointer<Float> {
+        let bytes = bytes(of: entry, in: buffer)
+        #if _endian(little)
+            if entry.dtype == .F32, let base = bytes.baseAddress,
+                Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
+            {
+                // A request body's memory is untyped (a byte buffer's storage), so binding it to Float
+                // for the duration of the call is sound; nothing else reads it typed meanwhile.
+                let floats = base.bindMemory(to: Float.self, capacity: entry.elementCount)
+                return UnsafeBufferPointer(start: floats, count: entry.elementCount)
+            }
+        #endif
+        let destination = scratch.allocate(entry.elementCount)
+        try decodeFloats(entry, in: buffer, into: destination)
+        return UnsafeBufferPointer(destination)
+    }
+
+    /// The element count of a caller-given dense shape (a parameter's, validated when it was uploaded).
+    private static func elementCount(of shape: [Int]) -> Int {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in the dense shape \(shape)")
+        if shape.contains(0) { return 0 }
+        return shape.reduce(1) { count, dim in
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+            precondition(!overflow, "the dense shape \(shape) has more elements than fit in an Int")
+            return product
+        }
+    }
+}
+
+/// Owns the temporary float buffers of one ``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)`` call.
+private struct FloatScratch {
+    private var buffers: [UnsafeMutableBufferPointer<Float>] = []
+
+    mutating func allocate(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+        buffers.append(buffer)
+        return UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+    }
+
+    func release() {
+        for buffer in buffers { buffer.deallocate() }
+    }
+}
