@@ -37,7 +37,7 @@ struct TensorPayload: Sendable {
     ///     parameter (then the request is refused with 422). Pass nil to take every tensor as dense
     ///     (parameter uploads).
     ///   - body: Receives the tensors; their memory is valid only during the call.
-    /// - Throws: ``SafetensorsError`` for wrong dtypes or bad sparse pairs,
+    /// - Throws: ``SafetensorsError`` for wrong dtypes or bad or incomplete sparse pairs,
     ///   ``ProblemError`` (422) for a sparse tensor of an unknown parameter or one also sent dense, or
     ///   whatever `body` throws.
     func withFloatTensors<Result>(

@@ -22,10 +22,12 @@ extension SafetensorsHeader {
     ///   - buffer: The buffer this header was parsed from.
     ///   - sparseShape: `nil` takes every tensor as dense (parameter uploads). Otherwise every complete
     ///     `P.indices` + `P.values` pair is expanded to the dense shape this returns for it; throw
-    ///     from it to refuse a pair (say, for a `P` that is not a parameter).
+    ///     from it to refuse a pair (say, for a `P` that is not a parameter). In this mode a
+    ///     `P.indices` of an integer dtype without its `P.values` is an incomplete pair: it could
+    ///     never be a float gradient, so the error names the missing half rather than the dtype.
     ///   - body: Receives the tensors, dense ones in header order, then the sparse ones; their memory
     ///     is valid only during the call.
-    /// - Throws: ``SafetensorsError`` for wrong dtypes and bad sparse pairs, what
+    /// - Throws: ``SafetensorsError`` for wrong dtypes and bad or incomplete sparse pairs, what
     ///   `sparseShape` throws, or what `body` throws.
     public func withFloatTensors<Result>(
         in buffer: UnsafeRawBufferPointer,
@@ -34,7 +36,7 @@ extension SafetensorsHeader {
     ) throws -> Result {
         var scratch = FloatScratch()
         defer { scratch.release() }
-        let sparse = sparseShape == nil ? [] : try sparseTensors()
+        let sparse = sparseShape == nil ? [] : try completeSparsePairs()
         let sparseMembers = Set(sparse.flatMap { [$0.indices.name, $0.values.name] })
 
         var result: [FloatTensor] = []
@@ -52,6 +54,15 @@ extension SafetensorsHeader {
             }
         }
         return try body(result)
+    }
+
+    /// Every `P.indices` + `P.values` pair; throws for an integer `P.indices` without its values.
+    private func completeSparsePairs() throws -> [SparseTensor] {
+        for entry in tensors where entry.dtype.isInteger && entry.name.hasSuffix(SparseTensor.indicesSuffix) {
+            // Throws "'P.indices' has no matching 'P.values'" when the values are missing.
+            _ = try sparseTensor(named: String(entry.name.dropLast(SparseTensor.indicesSuffix.count)))
+        }
+        return try sparseTensors()
     }
 
     /// Float32 values of a dense entry: in place for aligned `F32`, else converted into scratch memory.

@@ -112,7 +112,7 @@ struct BadInput: Sendable, CustomStringConvertible {
             name: "sparse index out of range", status: 422, detailContains: "w.indices",
             make: step({ try Body().int64("w.indices", [4]).float("w.values", [1], [1]).buffer })),
         BadInput(
-            name: "sparse indices without values", status: 400, detailContains: "w.indices",
+            name: "sparse indices without values", status: 400, detailContains: "no matching 'w.values'",
             make: step({ try Body().int64("w.indices", [1]).buffer })),
         BadInput(name: "NaN gradient (reject)", status: 422, detailContains: "\"w\"", make: step({ try Body.tensors([("w", [2, 2], [1, .nan, 1, 1])]) })),
         BadInput(

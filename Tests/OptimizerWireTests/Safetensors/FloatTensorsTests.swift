@@ -55,6 +55,21 @@ struct FloatTensorsTests {
         #expect(throws: Refused.self) { try Self.decode(bytes, sparseShape: { _ in throw Refused() }) }
     }
 
+    /// Integer indices can never be a float gradient, so the error names the missing values (this
+    /// was an unsupported-dtype error about `P.indices` before).
+    @Test(arguments: [DType.I32, .I64])
+    func indicesWithoutValuesNameTheMissingHalf(indexType: DType) throws {
+        var writer = SafetensorsWriter()
+        if indexType == .I32 {
+            try writer.add("w.indices", shape: [1], integers: [1] as [Int32])
+        } else {
+            try writer.add("w.indices", shape: [1], integers: [1] as [Int64])
+        }
+        expectSafetensorsError(.invalidSparseTensor, tensor: "w.indices", mentioning: ["no matching 'w.values'"]) {
+            _ = try Self.decode(writer.bytes(), sparseShape: { _ in [4] })
+        }
+    }
+
     /// A float tensor that merely ends in `.indices` or `.values` may be a parameter's gradient.
     @Test func floatTensorsNamedLikeHalvesOfAPairStayDense() throws {
         var writer = SafetensorsWriter()
