@@ -11,8 +11,8 @@ import Foundation
 ///
 /// State: `step`; for rank ≥ 2 the factored statistics `exp_avg_sq_row` (shape `[..., n]`) and
 /// `exp_avg_sq_col` (shape `[..., m]`) over the last two axes, separately for every index of the
-/// leading axes; for rank 0 and 1 the full `exp_avg_sq`; `exp_avg` when `beta1` is set; and `RMS`,
-/// the parameter's RMS before the last step (HF keeps it too).
+/// leading axes; for rank 0 and 1, and for empty tensors, the full `exp_avg_sq`; `exp_avg` when
+/// `beta1` is set; and `RMS`, the parameter's RMS before the last step (HF keeps it too).
 ///
 /// The reported learning rate is the relative step ρ (or `lr`), the same for every tensor of a step;
 /// the effective step size of a tensor is α = ρ·max(ε2, RMS(θ)) with `scale_parameter`.
@@ -75,7 +75,9 @@ struct Adafactor: TensorOptimizer {
         let t = (state.scalar("step") ?? 0) + 1
         state.setScalar("step", t)
         let expAvg = beta1 == nil ? nil : state.tensor("exp_avg", shape: parameter.shape)
-        let factored = dimensions.count >= 2
+        // An empty tensor has nothing to update, and factors sized by its other dimensions could be
+        // huge ([0, 10^12] would want 10^12 column statistics), so it keeps an empty unfactored moment.
+        let factored = dimensions.count >= 2 && count > 0
         var rowStatistics: TensorBuffer?
         var columnStatistics: TensorBuffer?
         var secondMoment: TensorBuffer?

@@ -15,7 +15,10 @@ public struct TensorShape: Hashable, Sendable, CustomStringConvertible {
     public var rank: Int { dimensions.count }
 
     /// The number of elements: the product of the dimensions (1 for rank 0).
-    public var elementCount: Int { dimensions.reduce(1, *) }
+    ///
+    /// A zero dimension makes it 0 whatever the others are: a request may declare an empty tensor
+    /// like `[4294967296, 4294967296, 0]`, whose other dimensions multiply past `Int.max`.
+    public var elementCount: Int { dimensions.contains(0) ? 0 : dimensions.reduce(1, *) }
 
     public var description: String { "[" + dimensions.map(String.init).joined(separator: ", ") + "]" }
 }
