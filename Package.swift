@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "OptimizerServer", targets: ["OptimizerServer"]),
         .executable(name: "optimizerd", targets: ["optimizerd"]),
         .executable(name: "optimizerd-bench", targets: ["OptimizerBenchmarks"]),
+        .executable(name: "optimizerd-fuzz", targets: ["OptimizerFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -104,6 +105,17 @@ let package = Package(
         .executableTarget(
             name: "OptimizerBenchmarks",
             dependencies: ["OptimizerKit", "CBaseline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        // Fuzzing (scripts/fuzz.sh): the targets' harness is a plain library, so `swift test` replays
+        // the kept corpus through it; the driver is a libFuzzer binary when built with
+        // -sanitize=fuzzer -DFUZZING and a corpus replayer otherwise.
+        .target(name: "OptimizerFuzzing", dependencies: ["OptimizerWire", "OptimizerKit"], swiftSettings: swiftSettings),
+        .target(name: "CLibFuzzer"),
+        .executableTarget(name: "OptimizerFuzz", dependencies: ["OptimizerFuzzing", "CLibFuzzer"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "OptimizerFuzzingTests",
+            dependencies: ["OptimizerFuzzing", "OptimizerWire", "OptimizerKit"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
