@@ -72,6 +72,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinds", help="comma-separated hostile kinds to run (default: all of load_hostile.EXPECTED)")
     parser.add_argument("--no-restart", action="store_true", help="skip the restart check")
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--keep-log", type=Path, help="copy the daemon's log here at the end")
     return parser.parse_args(argv)
 
 
@@ -209,7 +210,10 @@ def run(args: argparse.Namespace, daemon, host: str, port: int, pid: int | None,
     sampler = MemorySampler(pid).start() if pid else None
     health = HealthPoller(host, port, timeout=args.health_timeout).start()
 
-    legit = [LegitClient(i, host, port, PROFILES[i % len(PROFILES)], large=args.large) for i in range(args.clients)]
+    legit = [
+        LegitClient(i, host, port, PROFILES[i % len(PROFILES)], large=args.large, idle_timeout=args.idle_timeout or None)
+        for i in range(args.clients)
+    ]
     for client in legit:
         client.create()
     log = HostileLog()
@@ -252,6 +256,7 @@ def run(args: argparse.Namespace, daemon, host: str, port: int, pid: int | None,
             "legit_requests_by_operation": dict(sum((c.stats.requests for c in legit), Counter())),
             "failures": failures,
             "transport_errors": sum(len(c.stats.transport_errors) for c in legit),
+            "stale_connection_errors": sum(c.stats.stale_connections for c in legit),
             "transport_error_samples": [e for c in legit for e in c.stats.transport_errors][:20],
             "retried_steps": sum(c.stats.retried_steps for c in legit),
             "retry_answers": sum(c.stats.retry_answers for c in legit),
@@ -291,6 +296,8 @@ def run(args: argparse.Namespace, daemon, host: str, port: int, pid: int | None,
     if daemon is not None:
         secrets = [c.token for c in legit] + [w.token for w in hostile]
         text = daemon.log_path.read_bytes()
+        if args.keep_log:
+            args.keep_log.write_bytes(text)
         findings = check_log(text, secrets)
         report["logs"] = {"bytes": len(text), "findings": findings} | log_levels(text)
         violations += findings

@@ -81,15 +81,19 @@ PATCHABLE = {"adam", "adamw", "sgd", "acclip", "momo_adam"}
 class ClientStats:
     requests: Counter = field(default_factory=Counter)  # operation -> count
     step_latencies: list = field(default_factory=list)  # seconds, acknowledged steps
-    transport_errors: list = field(default_factory=list)  # "step N: error" (each one retried)
+    transport_errors: list = field(default_factory=list)  # "client C step N: error" (each one retried)
+    stale_connections: int = 0  # transport errors on a connection idle past the daemon's idle timeout
     retried_steps: int = 0  # steps acknowledged after a transport error
     retry_answers: int = 0  # answers with Optimizerd-Retry: true (the step had been applied before)
     failures: list = field(default_factory=list)
 
 
 class LegitClient:
-    def __init__(self, index: int, host: str, port: int, profile: Profile, large: bool = False) -> None:
+    def __init__(
+        self, index: int, host: str, port: int, profile: Profile, large: bool = False, idle_timeout: float | None = None
+    ) -> None:
         self.index = index
+        self.idle_timeout = idle_timeout
         self.host, self.port = host, port
         self.profile = profile
         self.model = "large" if large and profile.model == "medium" else profile.model
@@ -99,6 +103,7 @@ class LegitClient:
         self.acked = 0
         self.last_returned: dict | None = None  # tensors of the last `return=params` answer
         self.connection: http.client.HTTPConnection | None = None
+        self.answered_at = 0.0  # when the connection last finished an answer (monotonic)
         seed = 1000 + index
         self.parameters = initial_parameters(self.model, seed)
         self._gradients = [self._wire_tensors(g) for g in gradient_sets(self.model, seed)]
@@ -116,6 +121,7 @@ class LegitClient:
         status, _, data = self._request("PUT", self.path("/parameters"), encode(tensors), self.auth)
         if status != 200:
             raise RuntimeError(f"client {self.index}: parameter upload answered {status}: {data[:300]!r}")
+        self.disconnect()  # the load starts after every client is set up: longer than an idle timeout
 
     # MARK: running
 
@@ -154,7 +160,7 @@ class LegitClient:
             try:
                 status, answer_headers, data = self._request("POST", path, body, headers, operation="step")
             except (OSError, http.client.HTTPException) as error:
-                self.stats.transport_errors.append(f"step {number}: {error!r}")
+                self._transport_error(f"step {number}", error, started)
                 time.sleep(min(0.1 * 2**attempt, 2.0))
                 continue
             if status != 200:
@@ -237,10 +243,11 @@ class LegitClient:
     def _checked(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, operation: str = "") -> tuple:
         """A request that is safe to repeat: retried on transport errors; non-2xx is a failure."""
         for attempt in range(MAX_ATTEMPTS):
+            started = time.monotonic()
             try:
                 status, answer_headers, data = self._request(method, path, body, dict(self.auth, **(headers or {})), operation)
             except (OSError, http.client.HTTPException) as error:
-                self.stats.transport_errors.append(f"{operation}: {error!r}")
+                self._transport_error(operation, error, started)
                 time.sleep(min(0.1 * 2**attempt, 2.0))
                 continue
             if not 200 <= status < 300:
@@ -249,9 +256,19 @@ class LegitClient:
         self.stats.failures.append(f"{operation}: no answer after {MAX_ATTEMPTS} attempts")
         return 0, {}, b""
 
+    def _transport_error(self, what: str, error: BaseException, started: float) -> None:
+        """Records a transport error (the request is then repeated), with how long its keep-alive
+        connection had been idle: about the daemon's idle timeout or more, the daemon had closed it
+        (its clock starts when it wrote the answer, a little before this client finished reading)."""
+        idle = started - self.answered_at if self.answered_at else 0.0
+        self.stats.transport_errors.append(f"client {self.index} {what}: {error!r} after {idle:.1f} s idle")
+        if self.idle_timeout and idle >= 0.8 * self.idle_timeout:
+            self.stats.stale_connections += 1
+
     def _request(self, method: str, path: str, body: bytes | None, headers: dict, operation: str = "") -> tuple:
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT)
+            self.answered_at = 0.0
         self.stats.requests[operation or method] += 1
         try:
             self.connection.request(method, path, body=body, headers=headers)
@@ -261,6 +278,7 @@ class LegitClient:
             self.disconnect()
             raise
         answer_headers = {name.lower(): value for name, value in response.getheaders()}
+        self.answered_at = time.monotonic()
         if response.will_close:
             self.disconnect()
         return response.status, answer_headers, data

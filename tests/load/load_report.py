@@ -48,7 +48,7 @@ def print_summary(report: dict) -> None:
         ("legitimate steps acknowledged", load["legit_steps"]),
         ("legitimate steps/s", load["legit_steps_per_second"]),
         ("failed legitimate requests", len(load["failures"])),
-        ("transport errors (retried)", load["transport_errors"]),
+        ("transport errors (retried) / on idle-closed connections", f"{load['transport_errors']} / {load['stale_connection_errors']}"),
         ("steps acknowledged after a retry", load["retried_steps"]),
         ("step latency p50 / p99 / max (ms)", _triple(load["step_latency"])),
         ("/healthz probes", report["health"]["count"]),
