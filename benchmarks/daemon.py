@@ -459,6 +459,11 @@ def memory(binary: Path, parameters: int, log: Callable[[str], None]) -> Dict[st
     return {"rows": rows, "adafactor_scaling": scaling, "shape": list(shape), "parameters": count}
 
 
+def settle() -> None:
+    """Lets the daemon release a request's buffers, which happens just after the response is sent."""
+    time.sleep(0.3)
+
+
 def memory_case(binary: Path, label: str, config: Dict[str, Any], needs_loss: bool, weights: np.ndarray, grads: np.ndarray, log: Callable[[str], None]) -> Dict[str, Any]:
     count = weights.size
     terms = config.get("hyperparameters", {}).get("terms", 1)
@@ -471,12 +476,14 @@ def memory_case(binary: Path, label: str, config: Dict[str, Any], needs_loss: bo
         time.sleep(0.2)
         idle = rss_bytes(pid)
         checked(connection.request("PUT", path + "/parameters", save({"w": weights})), "PUT")
+        settle()
         with_params = rss_bytes(pid)
         names = [f"{k}/w" for k in range(terms)] if config["optimizer"] == "mtadam" else ["w"]
         metadata = {"loss": "1.0"} if needs_loss else None
         body = save({name: grads for name in names}, metadata=metadata)
         # The first step allocates the state; the second shows the steady-state peak.
         checked(connection.request("POST", path + "/step?return=none", body), "step 1")
+        settle()
         after_first = rss_bytes(pid)
         has_peak = reset_peak(pid)
         checked(connection.request("POST", path + "/step?return=params", body), "step 2")
