@@ -7,9 +7,9 @@
 # Builds optimizerd-fuzz with -sanitize=fuzzer,address (release, in $FUZZ_SCRATCH, default
 # .build-fuzz), runs each target from the kept corpus (Tests/FuzzCorpus/<target>/) plus the seeds
 # (Tests/FuzzCorpus/seeds/, from scripts/fuzz/make_seeds.py) and the fixed reproducers
-# (Tests/FuzzCorpus/regressions/), then merges what it found into the kept corpus (-set_cover_merge,
-# only inputs that add coverage beyond the seeds; FUZZ_MERGE=0 leaves the corpus alone). Prints
-# executions, executions/s and corpus sizes per target.
+# (Tests/FuzzCorpus/regressions/), then adds to the kept corpus the inputs that reach new edges
+# (-set_cover_merge; FUZZ_MERGE=0 leaves the corpus alone). Prints executions, executions/s and
+# corpus sizes per target.
 #
 # Exits non-zero on any crash, broken invariant, leak, timeout (-timeout=10 s per input) or
 # out-of-memory (-rss_limit_mb=2048, and -malloc_limit_mb=512 for one allocation: a small input that
@@ -43,6 +43,7 @@ failed=()
 summary=()
 for target in "${targets[@]}"; do
     work="$scratch/fuzz/$target"
+    added=0
     rm -rf "$work/corpus" "$work/merged"
     mkdir -p "$work/corpus" "$work/artifacts" "$corpus_root/$target" "$corpus_root/regressions/$target"
     inputs=("$corpus_root/$target" "$corpus_root/seeds/$target" "$corpus_root/regressions/$target")
@@ -68,19 +69,21 @@ for target in "${targets[@]}"; do
     fi
 
     if [ "$merge" = 1 ]; then
-        # Keep what adds edges beyond the seeds and the regressions: a set cover over edges (not hit
-        # counts) keeps the corpus to a few hundred small files.
+        # Add what reaches edges that the seeds, the regressions and the kept corpus do not (a set
+        # cover over edges, not hit counts): the corpus grows by a few small files per run and
+        # the files it has stay, so the repository sees no churn.
         mkdir -p "$work/merged"
-        cp "$corpus_root/seeds/$target"/* "$corpus_root/regressions/$target"/* "$work/merged/" 2>/dev/null || true
+        cp "$corpus_root/seeds/$target"/* "$corpus_root/regressions/$target"/* "$corpus_root/$target"/* \
+            "$work/merged/" 2>/dev/null || true
         baseline=$(ls "$work/merged")
-        nice -n 10 "$fuzzer" "$target" "${limits[@]}" -set_cover_merge=1 -use_counters=0 "$work/merged" "$corpus_root/$target" "$work/corpus" \
+        nice -n 10 "$fuzzer" "$target" "${limits[@]}" -set_cover_merge=1 -use_counters=0 "$work/merged" "$work/corpus" \
             >"$work/merge.log" 2>&1 || { failed+=("$target"); echo "!! merging $target failed: $work/merge.log"; continue; }
         (cd "$work/merged" && rm -f $baseline)
-        rm -f "$corpus_root/$target"/*
+        added=$(count_files "$work/merged")
         cp "$work/merged"/* "$corpus_root/$target/" 2>/dev/null || true
     fi
     kept=$(count_files "$corpus_root/$target")
-    summary+=("$target: $runs executions, $speed exec/s, peak RSS ${rss} MB, $coverage, new inputs $(count_files "$work/corpus"), kept corpus $kept files ($(du -sk --apparent-size "$corpus_root/$target" | cut -f1) KB)")
+    summary+=("$target: $runs executions, $speed exec/s, peak RSS ${rss} MB, $coverage, new inputs $(count_files "$work/corpus"), $added kept, corpus $kept files ($(du -sk --apparent-size "$corpus_root/$target" | cut -f1) KB)")
 done
 
 echo "== fuzzing summary (${seconds}s per target)"
