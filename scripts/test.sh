@@ -16,4 +16,9 @@ python3 -m pytest -q -p no:cacheprovider clients/python/tests tests 2>&1 | tee .
 python_passed=$(grep -oE '[0-9]+ passed' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
 python_skipped=$(grep -oE '[0-9]+ skipped' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
 
+# A short coverage-guided fuzz run of the decoder and the request path: its own sanitizer build,
+# then 30 s per target, about 3 minutes on 2 cores (RELIABILITY.md). swift test above already
+# replayed the kept corpus. FUZZ_SECONDS=0 skips it.
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then FUZZ_MERGE=0 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"; fi
+
 echo "tests: $((swift_passed + python_passed)) passed, 0 failed, ${python_skipped} skipped"
