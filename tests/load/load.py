@@ -65,7 +65,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=16 << 20, help="the daemon's --max-body-bytes")
     parser.add_argument("--idle-timeout", type=float, default=10, help="the daemon's --idle-timeout in seconds")
     parser.add_argument("--health-timeout", type=float, default=5, help="seconds every /healthz probe must answer within")
-    parser.add_argument("--memory-slack-mib", type=float, default=48, help="fixed part of the memory bound")
+    parser.add_argument("--memory-slack-mib", type=float, default=96, help="fixed part of the memory bound")
     parser.add_argument("--fsync", default="periodic", choices=["always", "periodic", "never"])
     parser.add_argument("--compute-threads", type=int, help="the daemon's --compute-threads (default: its own)")
     parser.add_argument("--log-level", default="debug", help="the daemon's --log-level (debug logs every request)")
@@ -106,10 +106,12 @@ def memory_bound(slack_mib: float, steps: int, sessions: int, history_capacity: 
     """How much RSS may grow over the load phase without it being a leak, in bytes.
 
     Two things grow legitimately: each session's step history (one telemetry record per step,
-    ≤ 1 KiB with MTAdam's per-layer weights, at most 10 000 per session), and the allocator's
-    arenas and NIO's buffer pools, which can settle a few tens of MiB higher after a different
-    mix of request sizes (the fixed slack). A leak per request or per connection grows with
-    the request count instead: 100 bytes leaked by each of ~100k requests already passes it.
+    ≤ 1 KiB with MTAdam's per-layer weights, at most 10 000 per session), and fragmentation: a
+    16 MiB safetensors header or a gzip bomb takes ~200 MiB for a moment on a compute thread's
+    arena, and the pages that long-lived objects allocated meanwhile (history records, state)
+    pin stay resident after the daemon's trim (the fixed slack; runs settled 30-45 MiB higher,
+    and just as high after 45 s as after 10 minutes). A leak grows with the request count
+    instead: ~1 KiB per request passes the bound in the 10-minute run, a body-sized one in CI.
     """
     history = min(steps, sessions * history_capacity) * 1024
     return int(slack_mib * MIB) + history
@@ -237,7 +239,7 @@ def run(args: argparse.Namespace, daemon, host: str, port: int, pid: int | None,
     session_mismatches: list[str] = []
     parameters = check_sessions(legit, hostile, session_mismatches, "after the load")
     violations += session_mismatches
-    failures = [f"client {c.index} ({c.profile.label}): {f}" for c in legit for f in c.stats.failures]
+    failures = [f"client {c.index} ({c.label}): {f}" for c in legit for f in c.stats.failures]
     violations += failures
     violations += [f"hostile {v}" for v in log.violations]
     violations += [f"/healthz: {f}" for f in health.failures]
@@ -267,7 +269,7 @@ def run(args: argparse.Namespace, daemon, host: str, port: int, pid: int | None,
             "held_seconds": {
                 kind: {"min": round(min(s), 1), "max": round(max(s), 1)} for kind, s in log.held_seconds.items() if s
             },
-            "profiles": sorted({c.profile.label for c in legit}),
+            "profiles": sorted({c.label for c in legit}),
         },
         "sessions": {"checked": len(legit) + len(hostile), "mismatches": session_mismatches},
         "health": latency_summary(health.latencies) | {"failures": health.failures, "timeout_s": args.health_timeout},

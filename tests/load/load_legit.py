@@ -108,6 +108,11 @@ class LegitClient:
         self.parameters = initial_parameters(self.model, seed)
         self._gradients = [self._wire_tensors(g) for g in gradient_sets(self.model, seed)]
 
+    @property
+    def label(self) -> str:
+        """The profile, with the model this client really uses (`--large` swaps medium for large)."""
+        return self.profile.label.replace(f"/{self.profile.model}/", f"/{self.model}/", 1)
+
     # MARK: setup
 
     def create(self) -> None:
