@@ -37,6 +37,7 @@ from safetensors.numpy import save
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
+from optimizerd import wire  # noqa: E402
 from optimizerd.testing import LocalDaemon  # noqa: E402
 
 DEFAULT_BINARY = REPO / ".build" / "release" / "optimizerd"
@@ -137,30 +138,9 @@ def daemon(binary: Path, *extra: str) -> Iterator[LocalDaemon]:
             yield running
 
 
-def to_bf16(values: np.ndarray) -> np.ndarray:
-    """float32 → bfloat16 bits (round to nearest even), as uint16."""
-    bits = values.astype(np.float32).view(np.uint32)
-    rounded = bits + 0x7FFF + ((bits >> 16) & 1)
-    return (rounded >> 16).astype(np.uint16)
-
-
 def safetensors_bytes(tensors: Dict[str, np.ndarray], dtype: str, metadata: Optional[Dict[str, str]] = None) -> bytes:
-    """A safetensors body in `dtype` (F32 or BF16, which numpy's safetensors cannot write)."""
-    if dtype == "F32":
-        return save({k: v.astype(np.float32) for k, v in tensors.items()}, metadata=metadata)
-    header: Dict[str, Any] = {}
-    offset = 0
-    chunks = []
-    for name, values in tensors.items():
-        data = to_bf16(values).tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(values.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        chunks.append(data)
-    if metadata:
-        header["__metadata__"] = metadata
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks)
+    """A safetensors body with float values in `dtype` ("F32" or "BF16"), as the Python client writes it."""
+    return wire.encode(tensors, metadata=metadata, dtype=dtype.lower())
 
 
 # MARK: - End to end

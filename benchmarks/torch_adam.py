@@ -15,11 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-
-def parse_count(text: str) -> int:
-    text = text.strip().upper()
-    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
-    return int(float(text.rstrip("KM")) * scale)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon import parse_count  # noqa: E402
 
 
 def main() -> None:
