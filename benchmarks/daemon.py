@@ -95,7 +95,9 @@ class Connection:
         self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         self.token = token
 
-    def request(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None) -> Exchange:
+    def request(
+        self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None
+    ) -> Exchange:
         all_headers = dict(headers or {})
         if self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
@@ -105,7 +107,9 @@ class Connection:
         head = time.perf_counter()
         data = response.read()
         end = time.perf_counter()
-        return Exchange(response.status, data, {k.lower(): v for k, v in response.getheaders()}, start, head, end)
+        return Exchange(
+            response.status, data, {k.lower(): v for k, v in response.getheaders()}, start, head, end
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -113,7 +117,9 @@ class Connection:
 
 def create_session(port: int, config: Dict[str, Any]) -> Tuple[str, str]:
     connection = Connection(port)
-    answer = connection.request("POST", "/v1/sessions", json.dumps(config).encode(), {"Content-Type": "application/json"})
+    answer = connection.request(
+        "POST", "/v1/sessions", json.dumps(config).encode(), {"Content-Type": "application/json"}
+    )
     connection.close()
     if answer.status != 201:
         raise RuntimeError(f"create failed: {answer.status} {answer.body[:300]!r}")
@@ -138,7 +144,9 @@ def daemon(binary: Path, *extra: str) -> Iterator[LocalDaemon]:
             yield running
 
 
-def safetensors_bytes(tensors: Dict[str, np.ndarray], dtype: str, metadata: Optional[Dict[str, str]] = None) -> bytes:
+def safetensors_bytes(
+    tensors: Dict[str, np.ndarray], dtype: str, metadata: Optional[Dict[str, str]] = None
+) -> bytes:
     """A safetensors body with float values in `dtype` ("F32" or "BF16"), as the Python client writes it."""
     return wire.encode(tensors, metadata=metadata, dtype=dtype.lower())
 
@@ -156,7 +164,9 @@ class Variant:
 VARIANTS = [Variant("f32", "F32", False), Variant("bf16", "BF16", False), Variant("f32+gzip", "F32", True)]
 
 
-def end_to_end(binary: Path, sizes: List[int], repeats: int, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+def end_to_end(
+    binary: Path, sizes: List[int], repeats: int, log: Callable[[str], None]
+) -> List[Dict[str, Any]]:
     """A step (gradients up, parameters down) split into its phases, next to PUT+GET of the same bytes."""
     rows = []
     rng = np.random.default_rng(0)
@@ -182,13 +192,25 @@ def end_to_end(binary: Path, sizes: List[int], repeats: int, log: Callable[[str]
                     step_body = gzip.compress(step_body, compresslevel=1)
 
                 transfers, steps = [], []
-                checked(connection.request("PUT", path + "/parameters", param_body, upload_headers), "PUT parameters")
+                checked(
+                    connection.request("PUT", path + "/parameters", param_body, upload_headers),
+                    "PUT parameters",
+                )
                 for k in range(repeats + 2):
                     # Interleaved, so both see the same machine: PUT+GET of the parameters' bytes, then a step.
-                    put = checked(connection.request("PUT", path + "/parameters", param_body, upload_headers), "PUT")
-                    get = checked(connection.request("GET", path + "/parameters" + query, None, download_headers), "GET")
+                    put = checked(
+                        connection.request("PUT", path + "/parameters", param_body, upload_headers), "PUT"
+                    )
+                    get = checked(
+                        connection.request("GET", path + "/parameters" + query, None, download_headers), "GET"
+                    )
                     step = checked(
-                        connection.request("POST", path + "/step" + query + "&return=params", step_body, {**upload_headers, **download_headers}),
+                        connection.request(
+                            "POST",
+                            path + "/step" + query + "&return=params",
+                            step_body,
+                            {**upload_headers, **download_headers},
+                        ),
                         "step",
                     )
                     if k >= 2:  # the first two are warm-up
@@ -197,7 +219,9 @@ def end_to_end(binary: Path, sizes: List[int], repeats: int, log: Callable[[str]
                 connection.close()
 
                 timing = [s.server_timing() for s in steps]
-                phase = lambda *names: statistics.median(sum(t.get(n, 0.0) for n in names) for t in timing)  # noqa: E731
+                phase = lambda *names, timing=timing: statistics.median(  # noqa: E731
+                    sum(t.get(n, 0.0) for n in names) for t in timing
+                )
                 step_total = statistics.median(s.total for s in steps)
                 transfer_total = statistics.median(transfers)
                 row = {
@@ -211,11 +235,25 @@ def end_to_end(binary: Path, sizes: List[int], repeats: int, log: Callable[[str]
                     "upload": phase("receive"),
                     "decode": phase("decode"),
                     "step": phase("wait", "validate", "log", "apply", "snapshot"),
-                    "phases": {name: phase(name) for name in ("receive", "decode", "wait", "validate", "log", "apply", "snapshot", "encode")},
+                    "phases": {
+                        name: phase(name)
+                        for name in (
+                            "receive",
+                            "decode",
+                            "wait",
+                            "validate",
+                            "log",
+                            "apply",
+                            "snapshot",
+                            "encode",
+                        )
+                    },
                     "encode": phase("encode"),
                     "download": statistics.median(s.download for s in steps),
                 }
-                row["other"] = max(0.0, step_total - sum(row[k] for k in ("upload", "decode", "step", "encode", "download")))
+                row["other"] = max(
+                    0.0, step_total - sum(row[k] for k in ("upload", "decode", "step", "encode", "download"))
+                )
                 rows.append(row)
                 log(
                     f"{count / 1e6:6.1f}M {variant.label:<9} {row['request_bytes'] / 1e6:8.1f} MB  step {step_total * 1e3:8.1f} ms"
@@ -223,7 +261,10 @@ def end_to_end(binary: Path, sizes: List[int], repeats: int, log: Callable[[str]
                     f" + encode {row['encode'] * 1e3:5.1f} + download {row['download'] * 1e3:6.1f} + other {row['other'] * 1e3:5.1f}"
                     f" | PUT+GET {transfer_total * 1e3:8.1f} ms | {row['ratio']:5.2f}x"
                 )
-                log("               server phases (ms): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in row["phases"].items()))
+                log(
+                    "               server phases (ms): "
+                    + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in row["phases"].items())
+                )
     return rows
 
 
@@ -265,13 +306,16 @@ def run_clients(count: int, seconds: float, work: Callable[[int], Callable[[], N
     return [latency for per_client in latencies for latency in per_client]
 
 
-def concurrency(binary: Path, clients: List[int], seconds: float, log: Callable[[str], None]) -> Dict[str, Any]:
+def concurrency(
+    binary: Path, clients: List[int], seconds: float, log: Callable[[str], None]
+) -> Dict[str, Any]:
     rows = []
     models = {"small": 10_000, "large": 1_000_000}
     rng = np.random.default_rng(1)
     with daemon(binary) as running:
         port = running.port
         for n in clients:
+
             def healthz(_: int) -> Callable[[], None]:
                 connection = Connection(port)
                 return lambda: checked(connection.request("GET", "/healthz"), "healthz") and None
@@ -279,6 +323,7 @@ def concurrency(binary: Path, clients: List[int], seconds: float, log: Callable[
             floor = run_clients(n, seconds, healthz)
             floor_rate = len(floor) / seconds
             for label, count in models.items():
+
                 def client(index: int, count: int = count, mode: str = "step") -> Callable[[], None]:
                     session, token = create_session(port, {"optimizer": "adam"})
                     connection = Connection(port, token)
@@ -286,12 +331,19 @@ def concurrency(binary: Path, clients: List[int], seconds: float, log: Callable[
                     params = safetensors_bytes({"w": rng.standard_normal(count).astype(np.float32)}, "F32")
                     checked(connection.request("PUT", path + "/parameters", params), "PUT parameters")
                     if mode == "transfer":
+
                         def transfer() -> None:
                             checked(connection.request("PUT", path + "/parameters", params), "PUT")
                             checked(connection.request("GET", path + "/parameters"), "GET")
+
                         return transfer
-                    body = safetensors_bytes({"w": (rng.standard_normal(count) * 1e-2).astype(np.float32)}, "F32")
-                    return lambda: checked(connection.request("POST", path + "/step?return=params", body), "step") and None
+                    body = safetensors_bytes(
+                        {"w": (rng.standard_normal(count) * 1e-2).astype(np.float32)}, "F32"
+                    )
+                    return lambda: (
+                        checked(connection.request("POST", path + "/step?return=params", body), "step")
+                        and None
+                    )
 
                 transfers = run_clients(n, seconds, lambda i: client(i, mode="transfer"))
                 latencies = run_clients(n, seconds, client)
@@ -319,7 +371,12 @@ def concurrency(binary: Path, clients: List[int], seconds: float, log: Callable[
         session, token = create_session(port, {"optimizer": "adam"})
         worker = Connection(port, token)
         path = f"/v1/sessions/{session}"
-        checked(worker.request("PUT", path + "/parameters", safetensors_bytes({"w": np.zeros(big, np.float32)}, "F32")), "PUT")
+        checked(
+            worker.request(
+                "PUT", path + "/parameters", safetensors_bytes({"w": np.zeros(big, np.float32)}, "F32")
+            ),
+            "PUT",
+        )
         body = safetensors_bytes({"w": np.full(big, 1e-3, np.float32)}, "F32")
         probe = Connection(port)
 
@@ -415,19 +472,29 @@ def memory(binary: Path, parameters: int, log: Callable[[str], None]) -> Dict[st
     for row in rows:
         # The state alone: the first step's growth minus that of plain SGD (no state) in the same run.
         row["state_bytes_per_param"] = row["first_step_bytes_per_param"] - plain["first_step_bytes_per_param"]
-    log("state bytes per parameter (first step's RSS growth minus plain SGD's): "
-        + ", ".join(f"{r['optimizer']} {r['state_bytes_per_param']:.2f}" for r in rows))
+    log(
+        "state bytes per parameter (first step's RSS growth minus plain SGD's): "
+        + ", ".join(f"{r['optimizer']} {r['state_bytes_per_param']:.2f}" for r in rows)
+    )
     # Adafactor's factored state is O(rows + columns): its bytes per parameter must fall as matrices grow.
     scaling = []
     for side in (1024, 2048, 4096, 8192):
         weights = rng.standard_normal((side, side)).astype(np.float32)
         grads = (rng.standard_normal((side, side)) * 1e-2).astype(np.float32)
         measured = {}
-        for label, config in (("sgd", {"optimizer": "sgd"}), ("adafactor", {"optimizer": "adafactor"}), ("adam", {"optimizer": "adam"})):
-            measured[label] = memory_case(binary, f"{label} {side}x{side}", config, False, weights, grads, log)
+        for label, config in (
+            ("sgd", {"optimizer": "sgd"}),
+            ("adafactor", {"optimizer": "adafactor"}),
+            ("adam", {"optimizer": "adam"}),
+        ):
+            measured[label] = memory_case(
+                binary, f"{label} {side}x{side}", config, False, weights, grads, log
+            )
         for label in ("adafactor", "adam"):
             row = measured[label]
-            row["state_bytes_per_param"] = row["first_step_bytes_per_param"] - measured["sgd"]["first_step_bytes_per_param"]
+            row["state_bytes_per_param"] = (
+                row["first_step_bytes_per_param"] - measured["sgd"]["first_step_bytes_per_param"]
+            )
             scaling.append(row)
         # What the state holds by construction: Adafactor a row and a column vector, Adam m and v.
         measured["adafactor"]["expected_state_bytes_per_param"] = 4 * (side + side) / (side * side)
@@ -444,7 +511,15 @@ def settle() -> None:
     time.sleep(0.3)
 
 
-def memory_case(binary: Path, label: str, config: Dict[str, Any], needs_loss: bool, weights: np.ndarray, grads: np.ndarray, log: Callable[[str], None]) -> Dict[str, Any]:
+def memory_case(
+    binary: Path,
+    label: str,
+    config: Dict[str, Any],
+    needs_loss: bool,
+    weights: np.ndarray,
+    grads: np.ndarray,
+    log: Callable[[str], None],
+) -> Dict[str, Any]:
     count = weights.size
     terms = config.get("hyperparameters", {}).get("terms", 1)
     with daemon(binary, "--compute-threads", "2") as running:
@@ -468,7 +543,6 @@ def memory_case(binary: Path, label: str, config: Dict[str, Any], needs_loss: bo
         has_peak = reset_peak(pid)
         checked(connection.request("POST", path + "/step?return=params", body), "step 2")
         peak = rss_bytes(pid, "VmHWM") if has_peak else float("nan")
-        after = rss_bytes(pid)
         connection.close()
     row = {
         "optimizer": label,
@@ -496,7 +570,9 @@ def memory_case(binary: Path, label: str, config: Dict[str, Any], needs_loss: bo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("part", choices=["e2e", "concurrency", "memory", "all"])
     parser.add_argument("--binary", type=Path, default=Path(os.environ.get("OPTIMIZERD_BIN", DEFAULT_BINARY)))
     parser.add_argument("--sizes", default="1M,10M", help="end to end: parameter counts")
@@ -504,24 +580,36 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,64", help="concurrency: client counts")
     parser.add_argument("--seconds", type=float, default=5, help="concurrency: seconds per configuration")
     parser.add_argument("--parameters", default="4M", help="memory: parameters of the matrix")
-    parser.add_argument("--data-root", type=Path, help="put the daemons' data directories here (e.g. /dev/shm to take the disk out)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="put the daemons' data directories here (e.g. /dev/shm to take the disk out)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     global DATA_ROOT
     DATA_ROOT = args.data_root
     if not args.binary.exists():
-        sys.exit(f"{args.binary} not found: build it with `swift build -c release --product optimizerd` (or pass --binary)")
+        sys.exit(
+            f"{args.binary} not found: build it with `swift build -c release --product optimizerd` (or pass --binary)"
+        )
 
     def log(line: str) -> None:
         print(line, flush=True)
 
     results: Dict[str, Any] = {"data_root": str(args.data_root or tempfile.gettempdir())}
     if args.part in ("e2e", "all"):
-        log("== end to end: one Adam step over loopback (return=params) vs PUT+GET of the same bytes, medians ==")
-        results["e2e"] = end_to_end(args.binary, [parse_count(s) for s in args.sizes.split(",")], args.repeats, log)
+        log(
+            "== end to end: one Adam step over loopback (return=params) vs PUT+GET of the same bytes, medians =="
+        )
+        results["e2e"] = end_to_end(
+            args.binary, [parse_count(s) for s in args.sizes.split(",")], args.repeats, log
+        )
     if args.part in ("concurrency", "all"):
         log("== concurrency: N clients, one Adam session each, stepping back to back (return=params) ==")
-        results["concurrency"] = concurrency(args.binary, [int(c) for c in args.clients.split(",")], args.seconds, log)
+        results["concurrency"] = concurrency(
+            args.binary, [int(c) for c in args.clients.split(",")], args.seconds, log
+        )
     if args.part in ("memory", "all"):
         log("== memory: resident bytes per parameter (VmRSS deltas) and the peak during a step (VmHWM) ==")
         results["memory"] = memory(args.binary, parse_count(args.parameters), log)

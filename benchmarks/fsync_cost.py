@@ -25,7 +25,10 @@ def run(binary: Path, policy: str, count: int, steps: int) -> float:
     """Median seconds per acknowledged step (upload + log + step, return=none)."""
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal(count).astype(np.float32)}
-    bodies = [save({"w": rng.standard_normal(count).astype(np.float32)}, metadata={"step": str(k)}) for k in range(1, steps + 1)]
+    bodies = [
+        save({"w": rng.standard_normal(count).astype(np.float32)}, metadata={"step": str(k)})
+        for k in range(1, steps + 1)
+    ]
     with LocalDaemon(binary, args=["--fsync", policy, "--snapshot-every", "100000"]) as daemon:
         created = requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}).json()
         headers = {"Authorization": f"Bearer {created['token']}"}
@@ -41,17 +44,26 @@ def run(binary: Path, policy: str, count: int, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--parameters", type=int, default=10_000_000)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--binary", type=Path, default=REPO / ".build" / "release" / "optimizerd")
     args = parser.parse_args()
-    results = {policy: run(args.binary, policy, args.parameters, args.steps) for policy in ("never", "periodic", "always")}
+    results = {
+        policy: run(args.binary, policy, args.parameters, args.steps)
+        for policy in ("never", "periodic", "always")
+    }
     baseline = results["never"]
-    print(f"Adam, {args.parameters:,} parameters, {args.steps} steps each, median step round trip (return=none)")
+    print(
+        f"Adam, {args.parameters:,} parameters, {args.steps} steps each, median step round trip (return=none)"
+    )
     for policy, seconds in results.items():
         rate = args.parameters / seconds / 1e6
-        print(f"  --fsync {policy:<8} {seconds * 1e3:8.1f} ms/step  {rate:7.1f} M params/s  {baseline / seconds:5.2f}x of never")
+        print(
+            f"  --fsync {policy:<8} {seconds * 1e3:8.1f} ms/step  {rate:7.1f} M params/s  {baseline / seconds:5.2f}x of never"
+        )
 
 
 if __name__ == "__main__":

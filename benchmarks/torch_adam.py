@@ -20,7 +20,9 @@ from daemon import parse_count  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1M,8M,32M")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
@@ -32,9 +34,15 @@ def main() -> None:
         return
 
     rows: List[Dict[str, Any]] = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats} steps after 2 warm-up steps")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats} steps after 2 warm-up steps"
+    )
     for count in (parse_count(s) for s in args.sizes.split(",")):
-        for label, options in (("default", {}), ("fused", {"fused": True}), ("foreach=False", {"foreach": False})):
+        for label, options in (
+            ("default", {}),
+            ("fused", {"fused": True}),
+            ("foreach=False", {"foreach": False}),
+        ):
             generator = torch.Generator().manual_seed(0)
             parameter = torch.nn.Parameter(torch.randn(count, generator=generator))
             parameter.grad = torch.randn(count, generator=generator) * 1e-2
@@ -52,10 +60,18 @@ def main() -> None:
                     optimizer.step()
                     best = min(best, time.perf_counter() - start)
             rate = count / best
-            rows.append({"parameters": count, "implementation": label, "seconds": best, "params_per_second": rate})
-            print(f"{count / 1e6:5.1f}M  torch Adam {label:<14} {rate / 1e6:9.1f} M params/s  {rate * 28 / 1e9:6.2f} GB/s")
+            rows.append(
+                {"parameters": count, "implementation": label, "seconds": best, "params_per_second": rate}
+            )
+            print(
+                f"{count / 1e6:5.1f}M  torch Adam {label:<14} {rate / 1e6:9.1f} M params/s  {rate * 28 / 1e9:6.2f} GB/s"
+            )
     if args.json:
-        args.json.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ except ImportError:  # run from a checkout without installing the client
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-
 from optimizerd.testing import daemon_url
 from optimizerd.torch import RemoteOptimizer
+from sklearn.datasets import load_digits
 
 
 def main() -> int:
@@ -42,7 +41,9 @@ def main() -> int:
         "--wire-dtype", default="f32", choices=["f32", "bf16", "f16"],
         help="gradient dtype on the wire (the local run then rounds its gradients the same way)",
     )  # fmt: skip
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative loss difference accepted")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="largest relative loss difference accepted"
+    )
     args = parser.parse_args()
 
     digits = load_digits()
@@ -92,21 +93,27 @@ def main() -> int:
     curves = np.array(curves)
     relative = np.abs(curves[:, 0] - curves[:, 1]) / np.maximum(np.abs(curves[:, 0]), 1e-12)
     parameter_difference = max(
-        float((a.detach() - b.detach()).abs().max()) for a, b in zip(local_model.parameters(), remote_model.parameters())
+        float((a.detach() - b.detach()).abs().max())
+        for a, b in zip(local_model.parameters(), remote_model.parameters())
     )
     with torch.no_grad():
         accuracy = [
-            float((model(x[test]).argmax(1) == y[test]).float().mean()) for model in (local_model, remote_model)
+            float((model(x[test]).argmax(1) == y[test]).float().mean())
+            for model in (local_model, remote_model)
         ]
     print()
     print(f"steps: {args.steps} (daemon step counter: {summary['step']})")
-    print(f"max |loss difference|: {np.abs(curves[:, 0] - curves[:, 1]).max():.3e} (relative {relative.max():.3e})")
+    print(
+        f"max |loss difference|: {np.abs(curves[:, 0] - curves[:, 1]).max():.3e} (relative {relative.max():.3e})"
+    )
     print(f"max |parameter difference| at the end: {parameter_difference:.3e}")
     print(f"test accuracy: local {accuracy[0]:.4f}, remote {accuracy[1]:.4f}")
     print(f"optimizer step time: local {elapsed['local'] * 1e3 / args.steps:.2f} ms, "
           f"remote {elapsed['remote'] * 1e3 / args.steps:.2f} ms per step (round trip included)")  # fmt: skip
     matched = relative.max() <= args.tolerance
-    print("RESULT:", "curves match step for step" if matched else f"curves differ by more than {args.tolerance}")
+    print(
+        "RESULT:", "curves match step for step" if matched else f"curves differ by more than {args.tolerance}"
+    )
     return 0 if matched else 1
 
 

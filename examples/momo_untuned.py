@@ -28,10 +28,9 @@ except ImportError:  # run from a checkout without installing the client
     import optimizerd  # noqa: F401
 
 import torch
-from sklearn.datasets import load_digits
-
 from optimizerd.testing import daemon_url
 from optimizerd.torch import RemoteOptimizer
+from sklearn.datasets import load_digits
 
 
 def main() -> int:

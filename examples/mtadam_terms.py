@@ -27,7 +27,6 @@ except ImportError:  # run from a checkout without installing the client
     import optimizerd  # noqa: F401
 
 import torch
-
 from optimizerd.testing import daemon_url
 from optimizerd.torch import RemoteOptimizer
 
@@ -73,7 +72,12 @@ def main() -> int:
 
     with daemon_url(args.url, hints=[REPO / ".build" / "debug" / "optimizerd"]) as url:
         mtadam = RemoteOptimizer(
-            model.named_parameters(), url=url, optimizer="mtadam", lr=args.lr, terms=len(TERMS), name="mtadam_terms"
+            model.named_parameters(),
+            url=url,
+            optimizer="mtadam",
+            lr=args.lr,
+            terms=len(TERMS),
+            name="mtadam_terms",
         )
         print(f"session {mtadam.session.id}: mtadam, {len(TERMS)} terms, lr={args.lr}")
         print("per-term losses (MTAdam on the daemon):")
@@ -92,7 +96,9 @@ def main() -> int:
         print(f"  {'layer':16s} " + " ".join(f"{'term ' + str(k):>10s}" for k in range(len(TERMS))))
         for name, weights in record["term_weights"].items():
             print(f"  {name:16s} " + " ".join(f"{w:10.4g}" for w in weights))
-        print("per-term gradient norms at that step:", ", ".join(f"{n:.4g}" for n in record["term_grad_norms"]))
+        print(
+            "per-term gradient norms at that step:", ", ".join(f"{n:.4g}" for n in record["term_grad_norms"])
+        )
         mtadam.session.delete()
 
     with torch.no_grad():
@@ -105,7 +111,9 @@ def main() -> int:
     for index, name in enumerate(TERMS):
         print(f"  {name:22s} " + " ".join(f"{v[index]:16.4f}" for v in final.values()))
     worst = {k: max(v) for k, v in final.items()}
-    print(f"RESULT: worst task: MTAdam {worst['MTAdam (daemon)']:.4f}, Adam on the sum {worst['Adam on the sum']:.4f}")
+    print(
+        f"RESULT: worst task: MTAdam {worst['MTAdam (daemon)']:.4f}, Adam on the sum {worst['Adam on the sum']:.4f}"
+    )
     return 0 if worst["MTAdam (daemon)"] < min(0.2, worst["Adam on the sum"]) else 1
 
 

@@ -7,12 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Formatting and lint first: the Swift sources against .swift-format, the Python against ruff.toml.
+swift format lint --strict --recursive Sources Tests Package.swift
+ruff check --quiet . && ruff format --check --quiet .
+
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log
 swift_passed=$(grep -oE 'Test run with [0-9]+ tests? .* passed' .build/swift-test.log | grep -oE '[0-9]+' | head -1 || echo 0)
 
 export OPTIMIZERD_BIN="$PWD/.build/debug/optimizerd"
-python3 -m pytest -q -p no:cacheprovider clients/python/tests tests 2>&1 | tee .build/pytest.log
+python3 -m pytest -q -p no:cacheprovider clients/python/tests integration 2>&1 | tee .build/pytest.log
 python_passed=$(grep -oE '[0-9]+ passed' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
 python_skipped=$(grep -oE '[0-9]+ skipped' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
 

@@ -69,8 +69,13 @@ struct OptimizerBenchmarks: ParsableCommand {
         try list.split(separator: ",").map { item in
             var text = item.trimmingCharacters(in: .whitespaces).uppercased()
             var scale = 1
-            if text.hasSuffix("M") { scale = 1_000_000; text.removeLast() }
-            else if text.hasSuffix("K") { scale = 1_000; text.removeLast() }
+            if text.hasSuffix("M") {
+                scale = 1_000_000
+                text.removeLast()
+            } else if text.hasSuffix("K") {
+                scale = 1_000
+                text.removeLast()
+            }
             guard let value = Double(text), value > 0 else { throw ValidationError("not a positive number: \(item)") }
             return Int(value * Double(scale))
         }

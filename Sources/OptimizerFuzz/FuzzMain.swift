@@ -2,7 +2,7 @@ import Foundation
 import OptimizerFuzzing
 
 #if FUZZING
-    import CLibFuzzer
+import CLibFuzzer
 #endif
 
 /// `optimizerd-fuzz <target> [arguments...]`, target one of `safetensors`, `request`, `json`.
@@ -27,10 +27,10 @@ enum FuzzMain {
             exit(2)
         }
         #if FUZZING
-            selectedTarget = target
-            exit(runLibFuzzer(arguments))
+        selectedTarget = target
+        exit(runLibFuzzer(arguments))
         #else
-            replay(target, paths: Array(arguments.dropFirst()))
+        replay(target, paths: Array(arguments.dropFirst()))
         #endif
     }
 
@@ -52,23 +52,23 @@ enum FuzzMain {
 }
 
 #if FUZZING
-    /// The target libFuzzer's callback runs (a C callback cannot capture it).
-    nonisolated(unsafe) var selectedTarget = FuzzTarget.safetensors
+/// The target libFuzzer's callback runs (a C callback cannot capture it).
+nonisolated(unsafe) var selectedTarget = FuzzTarget.safetensors
 
-    @_cdecl("LLVMFuzzerTestOneInput")
-    func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-        selectedTarget.fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
-        return 0
-    }
+@_cdecl("LLVMFuzzerTestOneInput")
+func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    selectedTarget.fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
 
-    /// Hands control to libFuzzer with `arguments` as its command line.
-    func runLibFuzzer(_ arguments: [String]) -> CInt {
-        // libFuzzer keeps pointers into argv for the whole run, so these are never freed.
-        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
-        for (index, argument) in arguments.enumerated() { argv[index] = strdup(argument) }
-        argv[arguments.count] = nil
-        var argc = CInt(arguments.count)
-        var argvPointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
-        return LLVMFuzzerRunDriver(&argc, &argvPointer) { data, size in testOneInput(data, size) }
-    }
+/// Hands control to libFuzzer with `arguments` as its command line.
+func runLibFuzzer(_ arguments: [String]) -> CInt {
+    // libFuzzer keeps pointers into argv for the whole run, so these are never freed.
+    let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
+    for (index, argument) in arguments.enumerated() { argv[index] = strdup(argument) }
+    argv[arguments.count] = nil
+    var argc = CInt(arguments.count)
+    var argvPointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&argc, &argvPointer) { data, size in testOneInput(data, size) }
+}
 #endif

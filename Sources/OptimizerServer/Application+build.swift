@@ -29,11 +29,11 @@ public func buildApplication(
     let prometheus = PrometheusCollectorRegistry()
     let metrics = ServerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
     let pool = ComputePool(threads: configuration.computeThreads)
-    let durability = configuration.storeConfiguration.map(Durability.init(configuration:)) ?? .inMemory
-    if let reason = durability.unavailableReason {
+    let storage = configuration.storeConfiguration.map(SessionStorage.init(configuration:)) ?? .inMemory
+    if let reason = storage.unavailableReason {
         logger.error("data directory unavailable: sessions cannot be created", metadata: ["store.reason": .string(reason)])
     }
-    let sessions = SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity, durability: durability)
+    let sessions = SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity, storage: storage)
     sessions.recover(pool: pool, historyCapacity: configuration.historyCapacity, logger: logger)
     metrics.setSessionCount(sessions.count)
     let dependencies = RouteDependencies(
@@ -82,14 +82,14 @@ public func buildApplication(
             "compute.threads": .stringConvertible(pool.threads),
             "store.directory": .string(configuration.dataDirectory ?? "(memory only)"),
             "store.fsync": .string(configuration.fsync.rawValue),
-            "sessions.recovered": .stringConvertible(durability.recoveryReport.recovered),
+            "sessions.recovered": .stringConvertible(storage.recoveryReport.recovered),
         ]
     )
     return Application(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "optimizerd"),
-        services: [pool, DurabilityService(sessions: sessions, logger: logger), MemoryTrimService()],
+        services: [pool, JournalService(sessions: sessions, logger: logger), MemoryTrimService()],
         logger: logger
     )
 }

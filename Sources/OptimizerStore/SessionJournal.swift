@@ -88,10 +88,10 @@ public final class SessionJournal {
     private static func writeGeneration(_ snapshot: SessionSnapshot, in directory: String) throws -> (WriteAheadLog, Int) {
         let bytes = try snapshot.encoded()
         try bytes.withUnsafeBytes {
-            try Durable.writeAtomically($0, to: directory + "/" + snapshotName(snapshot.step), directory: directory)
+            try FileSystem.writeAtomically($0, to: directory + "/" + snapshotName(snapshot.step), directory: directory)
         }
         let log = try WriteAheadLog(path: directory + "/" + logName(snapshot.step))
-        try Durable.syncDirectory(directory)
+        try FileSystem.syncDirectory(directory)
         return (log, bytes.count)
     }
 
@@ -117,11 +117,11 @@ public final class SessionJournal {
         appendedStep = snapshot.step
         let current = [Self.snapshotName(snapshot.step), Self.logName(snapshot.step)]
         // Highest steps first, so a crash midway never leaves an older generation as the newest.
-        let doomed = Durable.list(directory).compactMap { name in Self.step(inFileName: name).map { (name, $0) } }
+        let doomed = FileSystem.list(directory).compactMap { name in Self.step(inFileName: name).map { (name, $0) } }
             .filter { !current.contains($0.0) && $0.1 < previous }
             .sorted { $0.1 > $1.1 }
         for (name, _) in doomed { unlink(directory + "/" + name) }
-        if !keepPrevious { try Durable.syncDirectory(directory) }
+        if !keepPrevious { try FileSystem.syncDirectory(directory) }
     }
 
     /// The step in a snapshot or log file name, if it is one.

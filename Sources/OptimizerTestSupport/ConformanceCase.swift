@@ -128,7 +128,8 @@ public struct ConformanceCase: Sendable {
         }
         guard let worst else { return nil }
         let i = worst.index
-        return "\(name) step \(step) \(parameter)[\(i)]: got \(got[i]), expected \(expect[i]) (init \(initial[i]), allowed ±\(atol + rtol * abs(Double(expect[i]) - Double(initial[i]))))"
+        return
+            "\(name) step \(step) \(parameter)[\(i)]: got \(got[i]), expected \(expect[i]) (init \(initial[i]), allowed ±\(atol + rtol * abs(Double(expect[i]) - Double(initial[i]))))"
     }
 }
 

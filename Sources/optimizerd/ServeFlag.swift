@@ -1,6 +1,5 @@
-import Foundation
-
 import ArgumentParser
+import Foundation
 
 /// The flags of `optimizerd serve`: name, environment variable, default and explanation, in one place
 /// so that `--help` of both commands and the environment lookup agree.
@@ -27,15 +26,19 @@ enum ServeFlag: String, CaseIterable {
             return "Address to bind. Without an admin token, keep the default loopback address unless the network is trusted (a warning is logged otherwise)."
         case .port: return "TCP port to listen on (0 picks a free port)."
         case .dataDir: return "Directory for durable session state (snapshots and write-ahead logs), created if missing."
-        case .fsync: return "always | periodic | never: when the write-ahead log is flushed to disk. always: before every response (nothing acknowledged is lost); periodic: every --fsync-interval; never: left to the OS (survives a crash of the daemon, not of the machine)."
+        case .fsync:
+            return
+                "always | periodic | never: when the write-ahead log is flushed to disk. always: before every response (nothing acknowledged is lost); periodic: every --fsync-interval; never: left to the OS (survives a crash of the daemon, not of the machine)."
         case .fsyncInterval: return "Flush interval for --fsync periodic, e.g. 1s or 500ms: at most this much of acknowledged work can be lost on power loss."
         case .snapshotEvery: return "Steps between snapshots (a snapshot is also written when the log outgrows four times the state, and on graceful shutdown)."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .idleTimeout:
-            return "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
+            return
+                "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
         case .adminTokenFile:
-            return "File holding the admin token. When set (or OPTIMIZERD_ADMIN_TOKEN holds the token itself), the admin token is required to create and list sessions and may act on every session."
+            return
+                "File holding the admin token. When set (or OPTIMIZERD_ADMIN_TOKEN holds the token itself), the admin token is required to create and list sessions and may act on every session."
         case .tlsCert: return "PEM certificate chain; with --tls-key, serve HTTPS."
         case .tlsKey: return "PEM private key for --tls-cert."
         case .computeThreads: return "Threads that decompress, decode, step and encode (default: one per core)."

@@ -8,7 +8,7 @@ struct SessionSnapshotTests {
     @Test func roundTripIsExact() throws {
         let session = try StoreFixtures.session()
         let directory = TemporaryDirectory()
-        let store = try DurableStore(configuration: StoreConfiguration(directory: directory.path, fsync: .always))
+        let store = try DataDirectory(configuration: StoreConfiguration(directory: directory.path, fsync: .always))
         let journal = try store.create(SessionSnapshot(session: session, id: "s1", name: "demo", tokenHash: "abc"))
         try StoreFixtures.run(3, session: session, journal: journal)
         let bytes = try SessionSnapshot(session: session, id: "s1", name: "demo", tokenHash: "abc").encoded()
@@ -26,7 +26,7 @@ struct SessionSnapshotTests {
     @Test func everyFlippedByteIsDetected() throws {
         let session = try StoreFixtures.session()
         let directory = TemporaryDirectory()
-        let store = try DurableStore(configuration: StoreConfiguration(directory: directory.path, fsync: .always))
+        let store = try DataDirectory(configuration: StoreConfiguration(directory: directory.path, fsync: .always))
         let journal = try store.create(SessionSnapshot(session: session, id: "s1", name: nil, tokenHash: nil))
         try StoreFixtures.run(2, session: session, journal: journal)
         let bytes = try SessionSnapshot(session: session, id: "s1", name: nil, tokenHash: nil).encoded()

@@ -266,7 +266,9 @@ enum AdafactorKernel {
 
     /// One element of ``simdSecondMoment(_:_:count:_:)``: updates V[i] and returns U[i]².
     @inline(__always)
-    static func secondMoment(_ g: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ i: Int, _ c: SecondMoment)
+    static func secondMoment(
+        _ g: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ i: Int, _ c: SecondMoment
+    )
         -> Double
     {
         let x = g[i] * c.gradientScale

@@ -4,7 +4,7 @@ import Dispatch
 ///
 /// The split never changes results: work is cut into chunks of a fixed size that does not depend on
 /// the thread count, and per-chunk partial sums are combined in chunk order, so a step gives
-/// bit-identical results on 1 or 16 threads (which durability replay relies on).
+/// bit-identical results on 1 or 16 threads (which replay after a crash relies on).
 public struct Parallelism: Sendable, Hashable {
     /// The largest number of threads to use; 1 runs everything on the calling thread.
     public var threads: Int
@@ -66,11 +66,4 @@ enum Chunking {
             return 0
         }
     }
-}
-
-/// Carries a non-Sendable value into a `@Sendable` closure whose lifetime the caller bounds
-/// (`DispatchQueue.concurrentPerform` joins before returning). Use only with a comment saying why it is safe.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

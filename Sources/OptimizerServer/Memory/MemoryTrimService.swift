@@ -1,7 +1,8 @@
+import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ServiceLifecycle
 
 /// Hands memory the daemon has freed back to the operating system every `interval` (glibc's
 /// `malloc_trim`), for the daemon's lifetime.

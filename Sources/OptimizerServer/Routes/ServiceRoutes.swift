@@ -16,16 +16,16 @@ struct ServiceRoutes {
     func add(to router: some RouterMethods<Context>) {
         router.get("healthz") { _, _ in try JSONCoding.response(["status": "ok"]) }
         router.get("readyz") { _, _ in
-            let durability = dependencies.sessions.durability
-            let ready = durability.unavailableReason == nil
+            let storage = dependencies.sessions.storage
+            let ready = storage.unavailableReason == nil
             return try JSONCoding.response(
                 ReadyStatus(
                     status: ready ? "ready" : "unavailable",
                     sessions: dependencies.sessions.count,
-                    durability: .init(
-                        dataDirectory: durability.directory,
-                        problem: durability.unavailableReason,
-                        recovery: durability.recoveryReport
+                    storage: .init(
+                        dataDirectory: storage.directory,
+                        problem: storage.unavailableReason,
+                        recovery: storage.recoveryReport
                     )
                 ),
                 status: ready ? .ok : .serviceUnavailable
@@ -49,12 +49,12 @@ struct ServiceRoutes {
     private struct ReadyStatus: Encodable {
         var status: String
         var sessions: Int
-        var durability: DurabilityStatus
+        var storage: DurabilityStatus
 
         struct DurabilityStatus: Encodable {
             var dataDirectory: String?
             var problem: String?
-            var recovery: Durability.RecoveryReport
+            var recovery: SessionStorage.RecoveryReport
 
             enum CodingKeys: String, CodingKey {
                 case problem, recovery

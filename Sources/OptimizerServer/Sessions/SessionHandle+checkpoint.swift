@@ -23,24 +23,3 @@ extension SessionHandle {
         }
     }
 }
-
-extension SessionState {
-    mutating func restore(checkpoint body: ByteBuffer) throws {
-        let snapshot = try body.withUnsafeReadableBytes { try SessionSnapshot(decoding: Array($0), origin: "checkpoint") }
-        let current = session.configuration
-        guard snapshot.optimizer == current.optimizer.rawValue else {
-            throw StoreError.corrupt(
-                "checkpoint", "is for optimizer \(snapshot.optimizer), this session uses \(current.optimizer.rawValue)")
-        }
-        let restored = try snapshot.makeSession()
-        guard restored.configuration.terms == current.terms else {
-            throw StoreError.corrupt("checkpoint", "has \(restored.configuration.terms) loss terms, this session has \(current.terms)")
-        }
-        if let journal {
-            try journal.replaceAll(with: makeSnapshot(of: restored))
-        }
-        session = restored
-        history = StepHistory(capacity: history.capacity)
-        lastStep = nil
-    }
-}

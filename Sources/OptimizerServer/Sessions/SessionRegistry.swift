@@ -12,12 +12,12 @@ final class SessionRegistry: Sendable {
     private let pool: ComputePool
     private let historyCapacity: Int
     /// Where sessions are made durable.
-    let durability: Durability
+    let storage: SessionStorage
 
-    init(pool: ComputePool, historyCapacity: Int, durability: Durability = .inMemory) {
+    init(pool: ComputePool, historyCapacity: Int, storage: SessionStorage = .inMemory) {
         self.pool = pool
         self.historyCapacity = historyCapacity
-        self.durability = durability
+        self.storage = storage
     }
 
     /// Creates and registers a session; returns it with its bearer token (the only time the token
@@ -30,8 +30,8 @@ final class SessionRegistry: Sendable {
         let identity = SessionIdentity(id: UUID().uuidString.lowercased(), name: name, token: TokenDigest(of: token), createdAt: Date())
         let state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
         let handle = SessionHandle(identity: identity, state: state, pool: pool)
-        if durability.isDurable {
-            let store = try durability.requireStore()
+        if storage.isDurable {
+            let store = try storage.requireStore()
             try await handle.withState { state in state.journal = try store.create(state.snapshot) }
         }
         sessions.withLock { $0[handle.id] = handle }
@@ -55,8 +55,8 @@ final class SessionRegistry: Sendable {
     /// - Throws: ``StoreError`` when its files cannot be removed (the session then stays).
     @discardableResult
     func remove(id: String) async throws -> SessionHandle? {
-        if durability.isDurable, session(id: id) != nil {
-            let store = try durability.requireStore()
+        if storage.isDurable, session(id: id) != nil {
+            let store = try storage.requireStore()
             try await pool.run { try store.delete(id: id) }
         }
         return sessions.withLock { $0.removeValue(forKey: id) }

@@ -78,7 +78,7 @@ final class WriteAheadLog {
     /// Reads every valid record from the start of the log at `path`, calling `body` for each, and
     /// stops at the first incomplete or corrupt one.
     static func scan(_ path: String, _ body: (LogRecord) throws -> Void) throws -> ScanResult {
-        guard Durable.exists(path) else { return ScanResult(validLength: 0, fileLength: 0, problem: nil, isTornTail: false) }
+        guard FileSystem.exists(path) else { return ScanResult(validLength: 0, fileLength: 0, problem: nil, isTornTail: false) }
         let file = try FileDescriptor.open(path, O_RDONLY)
         let fileLength = try file.size()
         var offset = 0

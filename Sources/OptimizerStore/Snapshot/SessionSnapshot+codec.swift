@@ -62,7 +62,9 @@ extension SessionSnapshot {
     public init(decoding bytes: [UInt8], origin: String) throws {
         let file = try SafetensorsFile(bytes: bytes)
         var metadata = file.metadata
-        guard metadata["format"] == Self.format else { throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \(metadata["format"] ?? "missing"))") }
+        guard metadata["format"] == Self.format else {
+            throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \(metadata["format"] ?? "missing"))")
+        }
         guard metadata["format_version"] == Self.formatVersion else {
             throw StoreError.corrupt(origin, "unsupported format_version \(metadata["format_version"] ?? "missing")")
         }

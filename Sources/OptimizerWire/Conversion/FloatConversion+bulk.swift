@@ -32,12 +32,12 @@ extension FloatConversion {
             }
         default:
             #if _endian(little)
-                UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: bytes.count)
+            UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: bytes.count)
             #else
-                for i in 0..<count {
-                    let bits = UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 &* i, as: UInt32.self))
-                    target[i] = Float(bitPattern: bits)
-                }
+            for i in 0..<count {
+                let bits = UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 &* i, as: UInt32.self))
+                target[i] = Float(bitPattern: bits)
+            }
             #endif
         }
     }
@@ -70,11 +70,11 @@ extension FloatConversion {
             }
         default:
             #if _endian(little)
-                target.copyMemory(from: values, byteCount: destination.count)
+            target.copyMemory(from: values, byteCount: destination.count)
             #else
-                for i in 0..<count {
-                    target.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 &* i, as: UInt32.self)
-                }
+            for i in 0..<count {
+                target.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 &* i, as: UInt32.self)
+            }
             #endif
         }
     }

@@ -73,14 +73,14 @@ extension SafetensorsHeader {
     ) throws -> UnsafeBufferPointer<Float> {
         let bytes = bytes(of: entry, in: buffer)
         #if _endian(little)
-            if entry.dtype == .F32, let base = bytes.baseAddress,
-                Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
-            {
-                // A request body's memory is untyped (a byte buffer's storage), so binding it to Float
-                // for the duration of the call is sound; nothing else reads it typed meanwhile.
-                let floats = base.bindMemory(to: Float.self, capacity: entry.elementCount)
-                return UnsafeBufferPointer(start: floats, count: entry.elementCount)
-            }
+        if entry.dtype == .F32, let base = bytes.baseAddress,
+            Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
+        {
+            // A request body's memory is untyped (a byte buffer's storage), so binding it to Float
+            // for the duration of the call is sound; nothing else reads it typed meanwhile.
+            let floats = base.bindMemory(to: Float.self, capacity: entry.elementCount)
+            return UnsafeBufferPointer(start: floats, count: entry.elementCount)
+        }
         #endif
         let destination = scratch.allocate(entry.elementCount)
         try decodeFloats(entry, in: buffer, into: destination)

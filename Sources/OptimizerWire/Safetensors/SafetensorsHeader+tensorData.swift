@@ -39,11 +39,11 @@ extension SafetensorsHeader {
             return try body(UnsafeBufferPointer(start: nil, count: 0))
         }
         #if _endian(little)
-            if entry.dtype == .F32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-                return try base.withMemoryRebound(to: Float.self, capacity: entry.elementCount) {
-                    try body(UnsafeBufferPointer(start: $0, count: entry.elementCount))
-                }
+        if entry.dtype == .F32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return try base.withMemoryRebound(to: Float.self, capacity: entry.elementCount) {
+                try body(UnsafeBufferPointer(start: $0, count: entry.elementCount))
             }
+        }
         #endif
         let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: entry.elementCount)
         defer { scratch.deallocate() }

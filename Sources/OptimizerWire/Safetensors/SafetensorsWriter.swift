@@ -198,9 +198,9 @@ public struct SafetensorsWriter {
                 FloatConversion.encode(values, as: tensor.dtype, into: target)
             case .doubles(let values):
                 #if _endian(little)
-                    values.withUnsafeBytes { target.copyMemory(from: $0) }
+                values.withUnsafeBytes { target.copyMemory(from: $0) }
                 #else
-                    Self.writeLittleEndian(values.map(\.bitPattern), into: target)
+                Self.writeLittleEndian(values.map(\.bitPattern), into: target)
                 #endif
             case .int64s(let values):
                 Self.writeLittleEndian(values, into: target)
@@ -246,11 +246,11 @@ public struct SafetensorsWriter {
         into target: UnsafeMutableRawBufferPointer
     ) {
         #if _endian(little)
-            values.withUnsafeBytes { target.copyMemory(from: $0) }
+        values.withUnsafeBytes { target.copyMemory(from: $0) }
         #else
-            for (i, value) in values.enumerated() {
-                target.storeBytes(of: value.littleEndian, toByteOffset: i * MemoryLayout<T>.size, as: T.self)
-            }
+        for (i, value) in values.enumerated() {
+            target.storeBytes(of: value.littleEndian, toByteOffset: i * MemoryLayout<T>.size, as: T.self)
+        }
         #endif
     }
 }

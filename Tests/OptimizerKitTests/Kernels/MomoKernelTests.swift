@@ -156,10 +156,12 @@ struct MomoKernelTests {
                 )
             }
         }
-        let states = session.states.flatMap { state in state.all.compactMap { slot -> [Float]? in
-            if case .tensor(let tensor) = slot.value { return tensor.values }
-            return nil
-        } }
+        let states = session.states.flatMap { state in
+            state.all.compactMap { slot -> [Float]? in
+                if case .tensor(let tensor) = slot.value { return tensor.values }
+                return nil
+            }
+        }
         return ([session.value("big"), session.value("small")] + states, telemetry!.lr!, telemetry!.updateNorm)
     }
 

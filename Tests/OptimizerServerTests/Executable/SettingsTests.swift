@@ -61,11 +61,12 @@ struct SettingsTests {
         #expect(try configuration([], environment: ["OPTIMIZERD_ADMIN_TOKEN_FILE": file.path]).adminToken == "file-token")
     }
 
-    @Test(arguments: [
-        (["--fsync", "sometimes"], [:]), (["--max-body-bytes", "lots"], [:]), (["--max-body-bytes", "8GiB"], [:]),
-        (["--port", "70000"], [:]), (["--tls-cert", "cert.pem"], [:]), (["--compute-threads", "0"], [:]),
-        ([], ["OPTIMIZERD_PORT": "eighty"]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "soon"]), (["--admin-token-file", "/nonexistent"], [:]),
-    ] as [([String], [String: String])])
+    @Test(
+        arguments: [
+            (["--fsync", "sometimes"], [:]), (["--max-body-bytes", "lots"], [:]), (["--max-body-bytes", "8GiB"], [:]),
+            (["--port", "70000"], [:]), (["--tls-cert", "cert.pem"], [:]), (["--compute-threads", "0"], [:]),
+            ([], ["OPTIMIZERD_PORT": "eighty"]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "soon"]), (["--admin-token-file", "/nonexistent"], [:]),
+        ] as [([String], [String: String])])
     func badValuesAreRejected(arguments: [String], environment: [String: String]) {
         #expect(throws: (any Error).self) { try configuration(arguments, environment: environment) }
     }

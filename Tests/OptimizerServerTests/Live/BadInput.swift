@@ -40,7 +40,9 @@ struct BadInput: Sendable, CustomStringConvertible {
 
     // MARK: Building requests
 
-    static func step(_ body: @escaping @Sendable () throws -> ByteBuffer, headers: HTTPFields = [:], query: String = "")
+    static func step(
+        _ body: @escaping @Sendable () throws -> ByteBuffer, headers: HTTPFields = [:], query: String = ""
+    )
         -> @Sendable (CreatedSession) throws -> Request
     {
         { session in

@@ -9,7 +9,7 @@ import Testing
 
 /// `GET /` and `/dashboard/*`: the dashboard's files, compiled into the binary, with a strict
 /// Content-Security-Policy and revalidated caching. (The page itself is tested in a real browser by
-/// tests/dashboard/test_dashboard.py.)
+/// integration/dashboard/test_dashboard.py.)
 struct DashboardRoutesTests {
     /// `Sources/OptimizerServer/Dashboard/Resources`, found from this file's path.
     static let resources = URL(fileURLWithPath: #filePath)

@@ -27,7 +27,9 @@ struct ServiceRoutesTests {
             let response = try await client.execute(uri: "/metrics", method: .get)
             #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
             let text = String(buffer: response.body)
-            #expect(text.contains(#"optimizerd_http_requests{http_route="/v1/sessions/{id}/step",http_request_method="POST",http_response_status_code="200"} 1"#), "\(text)")
+            #expect(
+                text.contains(#"optimizerd_http_requests{http_route="/v1/sessions/{id}/step",http_request_method="POST",http_response_status_code="200"} 1"#),
+                "\(text)")
             #expect(text.contains(#"optimizerd_http_errors{http_response_status_code="401"} 1"#))
             #expect(text.contains("optimizerd_sessions 1"))
             #expect(text.contains("optimizerd_steps 1"))

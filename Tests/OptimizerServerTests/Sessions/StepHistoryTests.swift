@@ -1,6 +1,6 @@
-@testable import OptimizerKit
 import Testing
 
+@testable import OptimizerKit
 @testable import OptimizerServer
 
 struct StepHistoryTests {

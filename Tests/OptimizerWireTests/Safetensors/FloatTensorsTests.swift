@@ -34,10 +34,12 @@ struct FloatTensorsTests {
         let bytes = try SparseTensorTests.sparseBuffer(name: "w", indices: [3, 0], values: [2, 4]) { writer in
             try writer.add("b", shape: [1], floats: [1])
         }
-        let tensors = try Self.decode(bytes, sparseShape: { pair in
-            #expect(pair.name == "w")
-            return [2, 2]
-        })
+        let tensors = try Self.decode(
+            bytes,
+            sparseShape: { pair in
+                #expect(pair.name == "w")
+                return [2, 2]
+            })
         #expect(tensors.map(\.name) == ["b", "w"])
         #expect(tensors[1].shape == [2, 2])
         #expect(tensors[1].values == [4, 0, 0, 2])

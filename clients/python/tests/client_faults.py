@@ -66,7 +66,7 @@ class FlakyProxy:
         for sock in sockets:
             _shut(sock)
 
-    def __enter__(self) -> "FlakyProxy":
+    def __enter__(self) -> FlakyProxy:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -174,7 +174,7 @@ class Unavailable:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def __enter__(self) -> "Unavailable":
+    def __enter__(self) -> Unavailable:
         return self
 
     def __exit__(self, *exc_info) -> None:

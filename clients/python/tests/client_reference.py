@@ -9,7 +9,13 @@ class Adam:
     """torch.optim.Adam / AdamW (algorithms.md §1), per tensor."""
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-        self.lr, (self.b1, self.b2), self.eps, self.wd, self.decoupled = lr, betas, eps, weight_decay, decoupled
+        self.lr, (self.b1, self.b2), self.eps, self.wd, self.decoupled = (
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            decoupled,
+        )
         self.state = {}
 
     def step(self, params, grads):

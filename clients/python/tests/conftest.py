@@ -8,10 +8,9 @@ is two levels above ``clients/python``.
 from __future__ import annotations
 
 import numpy as np
+import optimizerd
 import pytest
 from client_support import ADMIN_TOKEN, SMALL_BODY_LIMIT, daemon_binary
-
-import optimizerd
 from optimizerd.testing import LocalDaemon
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import optimizerd
 import pytest
-from optimizerd import wire
 from client_reference import Adam
+from optimizerd import wire
 
 
 def params_and_grads(rng, shapes=None):
@@ -159,7 +159,10 @@ def test_gzip_compressed_answers_are_decoded(client, daemon):
     zeros = np.zeros((512, 512), np.float32)  # compresses well, so the daemon does gzip it
     session.upload_parameters({"w": zeros})
     response = client.transport.request(
-        "GET", f"/v1/sessions/{session.id}/parameters", token=session.token, headers={"Accept-Encoding": "gzip"}
+        "GET",
+        f"/v1/sessions/{session.id}/parameters",
+        token=session.token,
+        headers={"Accept-Encoding": "gzip"},
     )
     assert response.headers.get("Content-Encoding") == "gzip"
     np.testing.assert_array_equal(session.parameters(compress=True)["w"], zeros)
@@ -354,4 +357,6 @@ def test_checkpoint_restore_on_another_daemon(client, admin_daemon, rng, checkpo
     with admin_daemon.client() as other:
         target = other.create_session("adam", lr=0.1)
         target.restore(blob, compress=True)
-        np.testing.assert_array_equal(target.parameters()["layer.weight"], source.parameters()["layer.weight"])
+        np.testing.assert_array_equal(
+            target.parameters()["layer.weight"], source.parameters()["layer.weight"]
+        )

@@ -167,8 +167,14 @@ def test_unreachable_daemon_raises_connection_failed():
 
 
 def test_exceptions_pickle():
-    error = optimizerd.StepConflict(409, "Conflict", "the session is at step 7", "urn:optimizerd:problem:step-mismatch")
+    error = optimizerd.StepConflict(
+        409, "Conflict", "the session is at step 7", "urn:optimizerd:problem:step-mismatch"
+    )
     again = pickle.loads(pickle.dumps(error))
-    assert isinstance(again, optimizerd.StepConflict) and again.current_step == 7 and again.kind == "step-mismatch"
+    assert (
+        isinstance(again, optimizerd.StepConflict)
+        and again.current_step == 7
+        and again.kind == "step-mismatch"
+    )
     lost = pickle.loads(pickle.dumps(optimizerd.ConnectionFailed("gone")))
     assert lost.detail == "gone" and lost.status is None

@@ -8,9 +8,8 @@ import threading
 import time
 
 import numpy as np
-import pytest
-
 import optimizerd
+import pytest
 from client_support import daemon_binary
 from optimizerd.testing import LocalDaemon
 

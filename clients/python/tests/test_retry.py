@@ -19,7 +19,10 @@ def proxy(daemon):
 
 def setup_twins(daemon, proxy, rng):
     """A session reached through the proxy and an identical one reached directly."""
-    params = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    params = {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
     flaky_client = optimizerd.Client(proxy.url, retries=3, backoff=0.02)
     direct_client = optimizerd.Client(daemon.url)
     flaky = flaky_client.create_session("adam", lr=0.1)
@@ -31,7 +34,10 @@ def setup_twins(daemon, proxy, rng):
 
 def test_lost_step_answer_is_retried_and_applied_once(daemon, proxy, rng):
     flaky, direct = setup_twins(daemon, proxy, rng)
-    grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    grads = {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
     flaky.step(grads)  # step 1 goes through
     direct.step(grads)
 
@@ -56,7 +62,10 @@ def test_lost_step_answer_is_retried_and_applied_once(daemon, proxy, rng):
 
 def test_lost_step_request_is_retried_and_applied_once(daemon, proxy, rng):
     flaky, direct = setup_twins(daemon, proxy, rng)
-    grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    grads = {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
     proxy.drop_next_request()
     values, metadata = flaky.step(grads)  # never reached the daemon; the retry applies it
     assert proxy.events and proxy.events[0].startswith("dropped request")
@@ -83,7 +92,10 @@ def test_answer_cut_in_the_middle_of_the_body_is_retried(daemon, proxy, rng):
 
 def test_retried_delta_step_returns_the_same_delta(daemon, proxy, rng):
     flaky, direct = setup_twins(daemon, proxy, rng)
-    grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    grads = {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
     proxy.drop_next_response()
     delta, metadata = flaky.step(grads, return_="delta")
     expected, _ = direct.step(grads, return_="delta")
@@ -96,7 +108,10 @@ def test_retried_delta_step_returns_the_same_delta(daemon, proxy, rng):
 def test_calling_step_again_after_connection_failed_never_double_applies(daemon, proxy, rng, applied):
     flaky, direct = setup_twins(daemon, proxy, rng)
     flaky.client.transport.retries = 0  # the failure reaches the caller
-    grads = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float32)}
+    grads = {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
     (proxy.drop_next_response if applied else proxy.drop_next_request)()
     with pytest.raises(optimizerd.ConnectionFailed):
         flaky.step(grads)
@@ -167,7 +182,9 @@ def test_timeouts_are_retried_then_raised():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        client = optimizerd.Client(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, retries=2, backoff=0.01)
+        client = optimizerd.Client(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, retries=2, backoff=0.01
+        )
         with pytest.raises(optimizerd.ConnectionFailed, match="Timeout"):
             client.health()
         assert client.transport.retry_count == 2

@@ -44,7 +44,9 @@ def test_mtadam_terms_match_reference(client, rng, form):
             np.testing.assert_allclose(values[name], expected[name], rtol=1e-5, atol=1e-6)
         # The per-layer term weights the daemon reports are the reference's w_i.
         for name in SHAPES:
-            np.testing.assert_allclose(metadata["term_weights"][name], reference.last_weights[name], rtol=1e-5)
+            np.testing.assert_allclose(
+                metadata["term_weights"][name], reference.last_weights[name], rtol=1e-5
+            )
     record = session.history()["records"][-1]
     for name in SHAPES:
         np.testing.assert_allclose(record["term_weights"][name], reference.last_weights[name], rtol=1e-5)
@@ -83,9 +85,12 @@ def test_mtadam_sparse_term(client, rng):
     dense = np.zeros(15, np.float32)
     dense[[2, 9]] = [0.5, -1.5]
     sparse_values, _ = a.step(
-        {0: terms[0], 1: {"enc.bias": terms[1]["enc.bias"]}}, sparse={1: {"enc.weight": ([2, 9], [0.5, -1.5])}}
+        {0: terms[0], 1: {"enc.bias": terms[1]["enc.bias"]}},
+        sparse={1: {"enc.weight": ([2, 9], [0.5, -1.5])}},
     )
-    dense_values, _ = b.step({0: terms[0], 1: {"enc.bias": terms[1]["enc.bias"], "enc.weight": dense.reshape(5, 3)}})
+    dense_values, _ = b.step(
+        {0: terms[0], 1: {"enc.bias": terms[1]["enc.bias"], "enc.weight": dense.reshape(5, 3)}}
+    )
     for name in SHAPES:
         np.testing.assert_array_equal(sparse_values[name], dense_values[name])
 
@@ -99,12 +104,16 @@ def test_momo_loss_matches_reference_and_history(client, rng):
     expected = {name: value.astype(np.float64) for name, value in params.items()}
     losses = [2.5, 1.75, 1.5, 0.25]
     taus = []
-    for step, loss in enumerate(losses, start=1):
-        grads = {name: (rng.standard_normal(shape) * 0.5).astype(np.float32) for name, shape in SHAPES.items()}
+    for loss in losses:
+        grads = {
+            name: (rng.standard_normal(shape) * 0.5).astype(np.float32) for name, shape in SHAPES.items()
+        }
         values, metadata = session.step(grads, loss=np.float32(loss))
         expected = reference.step(expected, grads, loss)
         taus.append(reference.last_tau)
-        assert metadata["loss"] == pytest.approx(loss) and metadata["lr"] == pytest.approx(reference.last_tau, rel=1e-5)
+        assert metadata["loss"] == pytest.approx(loss) and metadata["lr"] == pytest.approx(
+            reference.last_tau, rel=1e-5
+        )
         for name in SHAPES:
             np.testing.assert_allclose(values[name], expected[name], rtol=1e-5, atol=1e-6)
     records = session.history()["records"]
@@ -124,4 +133,7 @@ def test_momo_adam_needs_the_loss_and_uses_it(client, rng):
     large, meta_large = high.step(grads, loss=10.0)
     # A loss near its lower bound gives a tiny step; a large one a capped step.
     assert meta_small["lr"] < meta_large["lr"]
-    assert np.abs(small["enc.weight"] - params["enc.weight"]).max() < np.abs(large["enc.weight"] - params["enc.weight"]).max()
+    assert (
+        np.abs(small["enc.weight"] - params["enc.weight"]).max()
+        < np.abs(large["enc.weight"] - params["enc.weight"]).max()
+    )

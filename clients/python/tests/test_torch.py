@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import optimizerd  # noqa: E402
-from optimizerd.torch import RemoteOptimizer  # noqa: E402
 from client_reference import Momo, MTAdam  # noqa: E402
+from optimizerd.torch import RemoteOptimizer  # noqa: E402
 
 STEPS = 15
 
@@ -67,7 +67,9 @@ def test_trajectory_matches_torch(daemon, optimizer, torch_class, hyperparameter
     local_model = make_model()
     remote_model = copy.deepcopy(local_model)
     local_opt = getattr(torch.optim, torch_class)(local_model.parameters(), **hyperparameters)
-    remote_opt = RemoteOptimizer(remote_model.named_parameters(), url=daemon.url, optimizer=optimizer, **hyperparameters)
+    remote_opt = RemoteOptimizer(
+        remote_model.named_parameters(), url=daemon.url, optimizer=optimizer, **hyperparameters
+    )
     losses = train_both(local_model, local_opt, remote_model, remote_opt)
     for local_loss, remote_loss in losses:
         assert remote_loss == pytest.approx(local_loss, rel=1e-5)
@@ -141,7 +143,12 @@ def test_wire_bf16_matches_torch_fed_rounded_gradients(daemon):
     remote_model = copy.deepcopy(local_model)
     local_opt = torch.optim.Adam(local_model.parameters(), lr=0.01)
     remote_opt = RemoteOptimizer(
-        remote_model.named_parameters(), url=daemon.url, optimizer="adam", lr=0.01, wire_dtype="bf16", compress=True
+        remote_model.named_parameters(),
+        url=daemon.url,
+        optimizer="adam",
+        lr=0.01,
+        wire_dtype="bf16",
+        compress=True,
     )
     x, y = make_data()
     for step in range(5):
@@ -180,7 +187,9 @@ def test_attach_to_existing_session_resumes(daemon):
             o.step()
     assert_same_parameters(reference, fresh)
     # Session options given when attaching are applied; the number of MTAdam terms cannot change.
-    again = RemoteOptimizer(fresh.named_parameters(), url=daemon.url, session=resumed.session, clip_grad_norm=5.0)
+    again = RemoteOptimizer(
+        fresh.named_parameters(), url=daemon.url, session=resumed.session, clip_grad_norm=5.0
+    )
     assert again.session.summary()["hyperparameters"]["clip_grad_norm"] == 5.0
     with pytest.raises(ValueError, match="loss terms"):
         RemoteOptimizer(fresh.named_parameters(), session=resumed.session, terms=2)
@@ -225,7 +234,7 @@ def test_momo_step_sends_the_loss(daemon):
     reference = Momo()
     expected = start
     sent = []
-    for step in range(4):
+    for _ in range(4):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
@@ -264,7 +273,7 @@ def test_step_terms_sends_each_terms_gradients(daemon):
     reference = MTAdam(terms=3, lr=0.01)
     expected = start
     names = [name for name, _ in model.named_parameters()]
-    for step in range(3):
+    for _ in range(3):
         out = model(x)
         losses = [
             torch.nn.functional.mse_loss(out, y),
@@ -275,7 +284,10 @@ def test_step_terms_sends_each_terms_gradients(daemon):
         for loss in losses:
             grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True, allow_unused=True)
             terms.append(
-                {n: (g.numpy() if g is not None else np.zeros(p.shape, np.float32)) for n, g, p in zip(names, grads, model.parameters())}
+                {
+                    n: (g.numpy() if g is not None else np.zeros(p.shape, np.float32))
+                    for n, g, p in zip(names, grads, model.parameters())
+                }
             )
         values = opt.step_terms(losses)
         assert values == pytest.approx([loss.item() for loss in losses])
@@ -283,7 +295,9 @@ def test_step_terms_sends_each_terms_gradients(daemon):
         for name, p in model.named_parameters():
             np.testing.assert_allclose(p.detach().numpy(), expected[name], rtol=1e-5, atol=1e-6)
         for name in names:
-            np.testing.assert_allclose(opt.last_metadata["term_weights"][name], reference.last_weights[name], rtol=1e-5)
+            np.testing.assert_allclose(
+                opt.last_metadata["term_weights"][name], reference.last_weights[name], rtol=1e-5
+            )
     record = opt.session.history()["records"][-1]
     assert record["loss"] == pytest.approx(sum(values), rel=1e-6)
     for p in model.parameters():
@@ -313,7 +327,9 @@ def test_add_param_group_after_construction(daemon):
     local_model = make_model()
     remote_model = copy.deepcopy(local_model)
     local_opt = torch.optim.SGD(local_model[0].parameters(), lr=0.1)
-    remote_opt = RemoteOptimizer(list(remote_model[0].named_parameters()), url=daemon.url, optimizer="sgd", lr=0.1)
+    remote_opt = RemoteOptimizer(
+        list(remote_model[0].named_parameters()), url=daemon.url, optimizer="sgd", lr=0.1
+    )
     local_opt.add_param_group({"params": local_model[2].parameters(), "lr": 0.3})
     remote_opt.add_param_group({"params": list(remote_model[2].named_parameters(prefix="head")), "lr": 0.3})
     summary = remote_opt.session.summary()
@@ -333,7 +349,9 @@ def test_state_dict_plumbing_without_checkpoint_routes(daemon, monkeypatch):
     def restore(blob, compress=False):
         calls.append(blob)
         # As if the checkpoint held parameters of 0.5 and lr 0.25: the daemon now has those.
-        opt.session.upload_parameters({name: np.full(p.shape, 0.5, np.float32) for name, p in model.named_parameters()})
+        opt.session.upload_parameters(
+            {name: np.full(p.shape, 0.5, np.float32) for name, p in model.named_parameters()}
+        )
         opt.session.patch(lr=0.25)
         return opt.session.summary()
 

@@ -17,13 +17,35 @@ from optimizerd.session import flatten_terms, parse_metadata
 
 def test_bfloat16_rounds_to_nearest_even():
     values = np.array(
-        [1.0, 1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-12, -(1 + 3 * 2**-8), 0.0, -0.0, 2.0**-133, 3.3963e38, 3.3961e38],
+        [
+            1.0,
+            1 + 2**-8,
+            1 + 3 * 2**-8,
+            1 + 2**-8 + 2**-12,
+            -(1 + 3 * 2**-8),
+            0.0,
+            -0.0,
+            2.0**-133,
+            3.3963e38,
+            3.3961e38,
+        ],
         dtype=np.float32,
     )
     bits = wire.float32_to_bfloat16_bits(values)
     # halfway → even (0x3F80), halfway → even (0x3F82), above half → up, sign kept, zero signs,
     # a float32 subnormal, and values just above and below the midpoint between bfloat16's largest finite and +inf.
-    assert [hex(b) for b in bits] == ["0x3f80", "0x3f80", "0x3f82", "0x3f81", "0xbf82", "0x0", "0x8000", "0x1", "0x7f80", "0x7f7f"]
+    assert [hex(b) for b in bits] == [
+        "0x3f80",
+        "0x3f80",
+        "0x3f82",
+        "0x3f81",
+        "0xbf82",
+        "0x0",
+        "0x8000",
+        "0x1",
+        "0x7f80",
+        "0x7f7f",
+    ]
 
 
 def test_bfloat16_keeps_nan_and_infinities():
@@ -122,7 +144,14 @@ def test_flatten_terms():
 
 def test_parse_metadata_types_values():
     parsed = parse_metadata(
-        {"step": "4", "skipped": "false", "lr": "0.001", "loss": "nan", "term_weights": '{"w":[1,0.5]}', "label": "x y"}
+        {
+            "step": "4",
+            "skipped": "false",
+            "lr": "0.001",
+            "loss": "nan",
+            "term_weights": '{"w":[1,0.5]}',
+            "label": "x y",
+        }
     )
     assert parsed["step"] == 4 and parsed["skipped"] is False and parsed["lr"] == 0.001
     assert np.isnan(parsed["loss"]) and parsed["term_weights"] == {"w": [1, 0.5]} and parsed["label"] == "x y"

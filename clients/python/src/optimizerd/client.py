@@ -60,7 +60,13 @@ class Client:
     ) -> None:
         self.admin_token = admin_token
         self.transport = Transport(
-            url, timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff, verify=verify, http=http
+            url,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            verify=verify,
+            http=http,
         )
 
     @property
@@ -71,7 +77,7 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -121,7 +127,10 @@ class Client:
         Returns:
             The :class:`Session`, holding its token (the daemon returns it only here).
         """
-        body: dict[str, Any] = {"optimizer": optimizer, "hyperparameters": {**dict(hyperparameters or {}), **options}}
+        body: dict[str, Any] = {
+            "optimizer": optimizer,
+            "hyperparameters": {**dict(hyperparameters or {}), **options},
+        }
         if groups:
             body["groups"] = [dict(group) for group in groups]
         if name is not None:

@@ -43,7 +43,7 @@ class Session:
 
     def __init__(
         self,
-        client: "Client",
+        client: Client,
         id: str,  # noqa: A002 - the API's name
         token: Optional[str],
         *,
@@ -62,7 +62,7 @@ class Session:
         optimizer = self.info.get("optimizer", "?")
         return f"Session(id={self.id!r}, optimizer={optimizer!r}, last_step={self.last_step})"
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -80,7 +80,9 @@ class Session:
     # MARK: requests
 
     def _request(self, method: str, subpath: str = "", **kwargs: Any):
-        return self.client.transport.request(method, f"/v1/sessions/{self.id}{subpath}", token=self.token, **kwargs)
+        return self.client.transport.request(
+            method, f"/v1/sessions/{self.id}{subpath}", token=self.token, **kwargs
+        )
 
     def _note(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         self.info = dict(summary)
@@ -136,7 +138,9 @@ class Session:
 
     # MARK: tensor routes
 
-    def upload_parameters(self, parameters: Arrays, dtype: str = "f32", compress: Compress = False) -> dict[str, Any]:
+    def upload_parameters(
+        self, parameters: Arrays, dtype: str = "f32", compress: Compress = False
+    ) -> dict[str, Any]:
         """``PUT /v1/sessions/{id}/parameters``: initial values, or a re-sync.
 
         Args:
@@ -161,7 +165,11 @@ class Session:
             compress: ask for a gzip-compressed answer.
         """
         response = self._request(
-            "GET", "/parameters", params={"dtype": _dtype_query(dtype)}, headers=_accept(compress), binary=True
+            "GET",
+            "/parameters",
+            params={"dtype": _dtype_query(dtype)},
+            headers=_accept(compress),
+            binary=True,
         )
         tensors, metadata = wire.decode(response.content)
         if "step" in metadata:
@@ -260,7 +268,9 @@ class Session:
         self.last_step = int(result.get("step", step_number))
         return (None if return_ == "none" else arrays), result
 
-    def _next_step_number(self, tensors: Mapping[str, Any], meta: Mapping[str, str], dtype: str, return_: str) -> int:
+    def _next_step_number(
+        self, tensors: Mapping[str, Any], meta: Mapping[str, str], dtype: str, return_: str
+    ) -> int:
         """``last_step + 1``, unless an earlier step failed with its outcome unknown
         (:class:`ConnectionFailed` after every retry). Then the same request again keeps that
         step's number (the daemon answers it as a retry if it had been applied), and a different
@@ -280,7 +290,9 @@ class Session:
         every state slot, configuration and step in ``__metadata__``)."""
         return self._request("GET", "/checkpoint", headers=_accept(compress), binary=True).content
 
-    def restore(self, checkpoint: Union[bytes, bytearray, memoryview], compress: Compress = False) -> dict[str, Any]:
+    def restore(
+        self, checkpoint: Union[bytes, bytearray, memoryview], compress: Compress = False
+    ) -> dict[str, Any]:
         """``PUT /v1/sessions/{id}/checkpoint``: replaces this session's state with a checkpoint
         (from this or another daemon). Refreshes :attr:`last_step`.
 

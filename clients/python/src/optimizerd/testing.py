@@ -148,13 +148,13 @@ class LocalDaemon:
             raise RuntimeError("the daemon is not started")
         return self._data_dir
 
-    def __enter__(self) -> "LocalDaemon":
+    def __enter__(self) -> LocalDaemon:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    def start(self) -> "LocalDaemon":
+    def start(self) -> LocalDaemon:
         """Starts the process and waits until it answers ``/healthz``."""
         if self.process is not None:
             return self
@@ -205,7 +205,9 @@ class LocalDaemon:
             except requests.RequestException:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"no answer on {self.url}/healthz within {self.startup_timeout} s; output:\n{self.log()[-4000:]}")
+        raise RuntimeError(
+            f"no answer on {self.url}/healthz within {self.startup_timeout} s; output:\n{self.log()[-4000:]}"
+        )
 
     def stop(self) -> None:
         """Terminates the process and removes the temporary data directory."""
@@ -239,7 +241,7 @@ class LocalDaemon:
             self._own_dir = None
             self._data_dir = None
 
-    def restart(self, kill: bool = False) -> "LocalDaemon":
+    def restart(self, kill: bool = False) -> LocalDaemon:
         """:meth:`terminate` (SIGTERM, or SIGKILL with ``kill``), then :meth:`start` on the same
         port and data directory."""
         self._terminate(kill=kill)

@@ -122,9 +122,13 @@ class RemoteOptimizer(Optimizer):
                 url = url or os.environ.get("OPTIMIZERD_URL")
                 if not url:
                     raise ValueError("RemoteOptimizer needs url= (or $OPTIMIZERD_URL), client= or a Session")
-                client = Client(url, admin_token=admin_token, timeout=timeout, retries=retries, backoff=backoff)
+                client = Client(
+                    url, admin_token=admin_token, timeout=timeout, retries=retries, backoff=backoff
+                )
             self.client = client
-            self.session = self._create_session(name) if session is None else client.session(str(session), token)
+            self.session = (
+                self._create_session(name) if session is None else client.session(str(session), token)
+            )
         if session is not None:
             self._attach()
         self._ready = True
@@ -164,13 +168,17 @@ class RemoteOptimizer(Optimizer):
         # What the daemon has; explicit constructor values that differ are sent with the next step.
         self._synced = self._daemon_groups(effective)
         daemon_options = summary.get("hyperparameters", {})
-        if "terms" in self.session_options and self.session_options["terms"] != daemon_options.get("terms", 1):
+        if "terms" in self.session_options and self.session_options["terms"] != daemon_options.get(
+            "terms", 1
+        ):
             raise ValueError(
                 f"session {self.session.id} has {daemon_options.get('terms', 1)} loss terms, not "
                 f"{self.session_options['terms']}"
             )
         changed = {
-            k: _jsonable(v) for k, v in self.session_options.items() if k != "terms" and _jsonable(v) != daemon_options.get(k)
+            k: _jsonable(v)
+            for k, v in self.session_options.items()
+            if k != "terms" and _jsonable(v) != daemon_options.get(k)
         }
         if changed:  # session options given explicitly win, like hyperparameters
             daemon_options = self.session.patch(changed).get("hyperparameters", daemon_options)
@@ -227,7 +235,8 @@ class RemoteOptimizer(Optimizer):
             raise ValueError(f"parameter names already in use: {clash}")
         super().add_param_group(group)
         self.session.upload_parameters(
-            {name: _to_numpy(p) for name, p in zip(group["param_names"], group["params"])}, compress=self.compress
+            {name: _to_numpy(p) for name, p in zip(group["param_names"], group["params"])},
+            compress=self.compress,
         )
         self._synced.append({})  # differs from the group: sent with the next step
 
@@ -255,7 +264,9 @@ class RemoteOptimizer(Optimizer):
         if loss is None:
             loss = result
         if self.optimizer_name == "mtadam" and self._terms() > 1:
-            raise ValueError(f"this mtadam session has {self._terms()} loss terms: call step_terms([loss_0, ...])")
+            raise ValueError(
+                f"this mtadam session has {self._terms()} loss terms: call step_terms([loss_0, ...])"
+            )
         gradients: dict[str, np.ndarray] = {}
         missing: list[str] = []
         for group in self.param_groups:
@@ -276,7 +287,9 @@ class RemoteOptimizer(Optimizer):
         self._send(gradients, loss=loss)
         return result
 
-    def step_terms(self, losses: Sequence[torch.Tensor], term_weights: Optional[Sequence[float]] = None) -> list[float]:
+    def step_terms(
+        self, losses: Sequence[torch.Tensor], term_weights: Optional[Sequence[float]] = None
+    ) -> list[float]:
         """One MTAdam step from K loss terms.
 
         Computes each term's gradients with ``torch.autograd.grad(loss_k, params,
@@ -296,7 +309,9 @@ class RemoteOptimizer(Optimizer):
         losses = list(losses)
         if len(losses) != self._terms():
             raise ValueError(f"this session has {self._terms()} loss terms, got {len(losses)} losses")
-        pairs = [(name, p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])]
+        pairs = [
+            (name, p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])
+        ]
         trainable = [(name, p) for name, p in pairs if p.requires_grad]
         terms: list[dict[str, np.ndarray]] = []
         values: list[float] = []
@@ -306,7 +321,9 @@ class RemoteOptimizer(Optimizer):
             values.append(float(loss.detach().cpu()))
             gradients: Sequence[Optional[torch.Tensor]] = [None] * len(trainable)
             if loss.requires_grad and trainable:
-                gradients = torch.autograd.grad(loss, [p for _, p in trainable], retain_graph=True, allow_unused=True)
+                gradients = torch.autograd.grad(
+                    loss, [p for _, p in trainable], retain_graph=True, allow_unused=True
+                )
             term = {name: _zeros_like(p) for name, p in pairs}
             for (name, _), gradient in zip(trainable, gradients):
                 if gradient is not None:
@@ -398,7 +415,9 @@ class RemoteOptimizer(Optimizer):
 
     def _local_parameters(self) -> dict[str, np.ndarray]:
         return {
-            name: _to_numpy(p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])
+            name: _to_numpy(p)
+            for group in self.param_groups
+            for name, p in zip(group["param_names"], group["params"])
         }
 
     @torch.no_grad()
@@ -500,4 +519,3 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _zeros_like(tensor: torch.Tensor) -> np.ndarray:
     return np.zeros(tuple(tensor.shape), dtype=np.float32)
-

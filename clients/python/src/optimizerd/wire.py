@@ -77,7 +77,9 @@ def float32_to_bfloat16_bits(values: Any) -> np.ndarray:
     bits = x.view(np.uint32)
     # Adding 0x7FFF plus the lowest kept bit and truncating rounds to nearest, ties to even. The
     # uint32 sum wraps only for patterns ≥ 0xFFFF8001, which are NaNs, fixed below.
-    rounded = ((bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)).astype(np.uint16)
+    rounded = (
+        (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)
+    ).astype(np.uint16)
     nan = np.isnan(x)
     if nan.any():
         rounded[nan] = ((bits[nan] >> np.uint32(16)) | np.uint32(0x0040)).astype(np.uint16)
@@ -244,7 +246,9 @@ def _decode_by_hand(data: Bytes, entries: Mapping[str, Any], start: int) -> dict
         shape = tuple(int(n) for n in entry["shape"])
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if end - begin != count * np_dtype.itemsize or start + end > len(buffer):
-            raise ValueError(f"tensor {name!r}: data_offsets [{begin}, {end}] do not match shape {list(shape)} {tag}")
+            raise ValueError(
+                f"tensor {name!r}: data_offsets [{begin}, {end}] do not match shape {list(shape)} {tag}"
+            )
         array = np.frombuffer(buffer, dtype=np_dtype, count=count, offset=start + begin).reshape(shape)
         result[name] = array.astype(np_dtype.newbyteorder("="))
     return result

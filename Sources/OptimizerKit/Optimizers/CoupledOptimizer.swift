@@ -1,0 +1,33 @@
+/// Everything a session-coupled optimizer (MoMo, MoMo-Adam) gets for one step: every tensor at once.
+struct CoupledStepInput {
+    /// The parameters, updated in place, in session order.
+    let parameters: [TensorBuffer]
+    /// One gradient per parameter (all are present).
+    let gradients: [UnsafeBufferPointer<Float>]
+    /// Multiply every gradient by this first.
+    let gradientScale: Float
+    /// Per-parameter optimizer state.
+    let states: [StateSlots]
+    /// Session-wide optimizer state (loss average, lower bound, step count).
+    let global: StateSlots
+    /// The batch loss at the pre-step parameters.
+    let loss: Double
+    /// Threads available.
+    let parallelism: Parallelism
+}
+
+/// What a coupled step reports back.
+struct CoupledStepResult {
+    /// ‖θ_after − θ_before‖² over all tensors.
+    var updateSquaredNorm: Double
+    /// The step size actually used (MoMo's τ).
+    var learningRate: Double
+}
+
+/// An optimizer whose step couples all tensors of a session through global sums.
+protocol CoupledOptimizer: Sendable {
+    /// Parses and validates the session's hyperparameters.
+    init(_ reader: inout HyperparameterReader) throws
+    /// Applies one step to every tensor.
+    func step(_ input: CoupledStepInput) -> CoupledStepResult
+}

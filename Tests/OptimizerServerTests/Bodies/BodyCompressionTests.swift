@@ -1,0 +1,40 @@
+import CompressNIO
+import HTTPTypes
+import NIOCore
+import Testing
+
+@testable import OptimizerServer
+
+struct BodyCompressionTests {
+    @Test func roundTripsGzipZlibAndRawDeflate() throws {
+        let original = ByteBuffer(bytes: (0..<100_000).map { UInt8(truncatingIfNeeded: $0 % 251) })
+        for (algorithm, coding) in [(ZlibAlgorithm.gzip, ContentCoding.gzip), (.zlib, .deflate), (.deflate, .deflate)] {
+            let packed = try compressed(original, algorithm)
+            #expect(try BodyCompression.decompress(packed, coding: coding, limit: 100_000) == original)
+        }
+    }
+
+    @Test func aSmallBombIsRefusedAtTheLimit() throws {
+        let bomb = try compressed(ByteBuffer(repeating: 0, count: 10 << 20))  // 10 MiB of zeros, ~10 KB compressed
+        #expect(bomb.readableBytes < 20_000)
+        let error = #expect(throws: ProblemError.self) { try BodyCompression.decompress(bomb, coding: .gzip, limit: 1 << 20) }
+        #expect(error?.status == .contentTooLarge)
+        #expect(try BodyCompression.decompress(bomb, coding: .gzip, limit: 10 << 20).readableBytes == 10 << 20)
+    }
+
+    @Test func corruptDataIs400() {
+        let error = #expect(throws: ProblemError.self) {
+            try BodyCompression.decompress(ByteBuffer(bytes: [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8]), coding: .gzip, limit: 1000)
+        }
+        #expect(error?.status == .badRequest)
+    }
+
+    @Test func compressesOnlyWhenWorthwhile() throws {
+        let zeros = ByteBuffer(repeating: 0, count: 1 << 18)
+        #expect(BodyCompression.compressIfWorthwhile(zeros, coding: .gzip) != nil)
+        var generator = SystemRandomNumberGenerator()
+        let noise = ByteBuffer(bytes: (0..<(1 << 18)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        #expect(BodyCompression.compressIfWorthwhile(noise, coding: .gzip) == nil)
+        #expect(BodyCompression.compressIfWorthwhile(zeros, coding: .identity) == nil)
+    }
+}

@@ -1,0 +1,86 @@
+"""A full disk answers 507 and a read-only data directory 503; nothing changes, and the daemon
+carries on when space or write access returns. Uses a small tmpfs of its own (needs root to mount;
+skipped otherwise)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import requests
+from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(directory, leave: int) -> None:
+    """Writes a filler file until only about `leave` bytes are free."""
+    stats = os.statvfs(directory)
+    free = stats.f_bavail * stats.f_frsize
+    with open(directory / "filler", "wb") as filler:
+        filler.write(b"\0" * max(0, free - leave))
+
+
+def test_full_disk_is_507_and_changes_nothing_then_recovers(binary, small_disk):
+    initial = model(seed=6)  # ~50k parameters: a step request is ~200 KB
+    with LocalDaemon(binary, data_dir=small_disk, args=["--fsync", "always"]) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        assert session.step(1, gradients(initial, 1)).status_code == 200
+        before = session.parameters()
+        fill(small_disk, leave=16 * 1024)
+        refused = session.step(2, gradients(initial, 2))
+        assert refused.status_code == 507, refused.text
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert "full" in refused.json()["detail"]
+        assert session.summary()["step"] == 1
+        assert_bit_identical(session.parameters(), before)
+        # Space returns: the same step goes through, and survives a restart.
+        os.remove(small_disk / "filler")
+        assert session.step(2, gradients(initial, 2)).status_code == 200
+        after = session.parameters()
+        daemon.restart()
+        assert session.summary()["step"] == 2
+        assert_bit_identical(session.parameters(), after)
+
+
+def test_read_only_data_directory_is_503_until_it_is_writable_again(binary, small_disk):
+    initial = model(seed=7)
+    data = small_disk  # the mount point itself: the daemon log (kept beside it) stays off the small disk
+    with LocalDaemon(binary, data_dir=data, args=["--fsync", "always"]) as daemon:
+        session = RawSession(daemon.url, "sgd", {"lr": 0.1, "momentum": 0.9})
+        assert session.upload(initial).status_code == 200
+        assert session.step(1, gradients(initial, 1)).status_code == 200
+        expected = session.parameters()
+        daemon.process.terminate()
+        daemon.process.wait()
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        try:
+            daemon.restart()
+            ready = requests.get(f"{daemon.url}/readyz", timeout=10)
+            assert ready.status_code == 503
+            assert "Read-only" in ready.json()["durability"]["problem"]
+            refused = requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}, timeout=10)
+            assert refused.status_code == 503
+            assert "data directory" in refused.json()["detail"]
+            assert os.listdir(data / "sessions") == [session.id]  # nothing was touched
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+        daemon.restart()
+        assert requests.get(f"{daemon.url}/readyz", timeout=10).status_code == 200
+        assert session.summary()["step"] == 1
+        assert_bit_identical(session.parameters(), expected)
