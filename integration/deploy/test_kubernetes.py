@@ -10,9 +10,10 @@ file the daemon is told to read is where the Secret is mounted, the data directo
 import copy
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "deploy" / "kubernetes"
