@@ -90,16 +90,18 @@ public struct SafetensorsHeader: Sendable {
         guard declared > 0 else {
             throw SafetensorsError(.invalidHeaderLength, "the header length is 0; the header must be a JSON object")
         }
-        guard declared <= UInt64(clamping: limits.maxHeaderBytes) else {
-            throw SafetensorsError(
-                .headerTooLarge,
-                "the header length is \(declared) bytes, more than the limit of \(limits.maxHeaderBytes)"
-            )
-        }
+        // A length past the end of the buffer is malformed whatever its size (random bytes read as
+        // a length are almost always huge); only a header that is really there can be too large.
         guard declared <= UInt64(buffer.count - 8) else {
             throw SafetensorsError(
                 .invalidHeaderLength,
                 "the header length is \(declared) bytes but only \(buffer.count - 8) bytes follow the length prefix"
+            )
+        }
+        guard declared <= UInt64(clamping: limits.maxHeaderBytes) else {
+            throw SafetensorsError(
+                .headerTooLarge,
+                "the header length is \(declared) bytes, more than the limit of \(limits.maxHeaderBytes)"
             )
         }
         let headerLength = Int(declared)

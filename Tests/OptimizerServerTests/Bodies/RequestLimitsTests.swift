@@ -60,13 +60,25 @@ struct RequestLimitsTests {
     }
 
     @Test func headerOverItsLimitIs413() async throws {
+        let length = RequestLimits.safetensors.maxHeaderBytes + 1
         var body = ByteBuffer()
-        body.writeInteger(UInt64(RequestLimits.safetensors.maxHeaderBytes + 1), endianness: .little)
-        body.writeString("{}")
+        body.writeInteger(UInt64(length), endianness: .little)
+        body.writeString("{}" + String(repeating: " ", count: length - 2))  // really in the body
         let answer = try await refused(body)
         #expect(answer.status == .contentTooLarge)
         #expect(answer.type == "urn:optimizerd:problem:safetensors-header-too-large")
         #expect(answer.detail.contains("\(RequestLimits.safetensors.maxHeaderBytes)"), "\(answer.detail)")
+    }
+
+    /// A length past the end of the body is malformed, however large: 400, not 413.
+    @Test func headerLengthPastTheBodyIs400WhateverItsSize() async throws {
+        var body = ByteBuffer()
+        body.writeInteger(UInt64(RequestLimits.safetensors.maxHeaderBytes + 1), endianness: .little)
+        body.writeString("{}")
+        let answer = try await refused(body)
+        #expect(answer.status == .badRequest)
+        #expect(answer.type == "urn:optimizerd:problem:malformed-safetensors")
+        #expect(answer.detail.contains("only 2 bytes follow"), "\(answer.detail)")
     }
 
     @Test func jsonBodyOverOneMebibyteIs413OnPatchToo() async throws {

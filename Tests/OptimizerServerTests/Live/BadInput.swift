@@ -63,6 +63,17 @@ struct BadInput: Sendable, CustomStringConvertible {
 
     static let sixteenBytes = [UInt8](repeating: 0, count: 16)
 
+    /// 200 bytes of garbage (a fixed seed): read as a length, the first 8 are far past the body.
+    static let randomBytes: [UInt8] = {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        return (0..<200).map { _ in
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state >> 24)
+        }
+    }()
+
     static let rows: [BadInput] = [
         BadInput(name: "body over --max-body-bytes", status: 413, detailContains: "limit") { session in
             try step({ try Body.tensors([("w", [80_000], [Float](repeating: 0.1, count: 80_000))]) })(session)
@@ -74,6 +85,12 @@ struct BadInput: Sendable, CustomStringConvertible {
         BadInput(
             name: "header length past the body", status: 400, detailContains: "header length",
             make: step({ raw("{}", declaredLength: 4096) })),
+        BadInput(
+            name: "200 random bytes as a step", status: 400, detailContains: "header length",
+            make: step({ ByteBuffer(bytes: randomBytes) })),
+        BadInput(name: "200 random bytes as parameters", status: 400, detailContains: "header length") { session in
+            Request(uri: session.path + "/parameters", method: .put, headers: session.auth, body: ByteBuffer(bytes: randomBytes))
+        },
         BadInput(name: "invalid JSON header", status: 400, detailContains: "JSON", make: step({ raw("{\"w\": nope}") })),
         BadInput(
             name: "offsets out of range", status: 400, detailContains: "w",
