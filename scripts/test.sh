@@ -16,13 +16,24 @@ swift test --skip-build 2>&1 | tee .build/swift-test.log
 swift_passed=$(grep -oE 'Test run with [0-9]+ tests? .* passed' .build/swift-test.log | grep -oE '[0-9]+' | head -1 || echo 0)
 
 export OPTIMIZERD_BIN="$PWD/.build/debug/optimizerd"
-python3 -m pytest -q -p no:cacheprovider clients/python/tests integration 2>&1 | tee .build/pytest.log
+# -rs lists every skipped test with its reason in the summary.
+python3 -m pytest -q -rs -p no:cacheprovider clients/python/tests integration 2>&1 | tee .build/pytest.log
 python_passed=$(grep -oE '[0-9]+ passed' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
 python_skipped=$(grep -oE '[0-9]+ skipped' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+swift_skipped=$(grep -cE 'Test .* skipped' .build/swift-test.log || true)
+
+# In CI (CI=true, as .ci/run sets it) nothing may skip: a skip there means a missing dependency
+# (torch, curl, a browser) that .ci/run should have installed, and a test that silently did not run.
+if [ "${CI:-}" = true ] && [ $((python_skipped + swift_skipped)) -gt 0 ]; then
+    echo "error: ${python_skipped} Python and ${swift_skipped} Swift tests skipped in CI; every test must run here:" >&2
+    grep -E '^SKIPPED' .build/pytest.log >&2 || true
+    grep -E 'Test .* skipped' .build/swift-test.log >&2 || true
+    exit 1
+fi
 
 # A short coverage-guided fuzz run of the decoder and the request path: its own sanitizer build,
 # then 30 s per target, about 3 minutes on 2 cores (RELIABILITY.md). swift test above already
 # replayed the kept corpus. FUZZ_SECONDS=0 skips it.
 if [ "${FUZZ_SECONDS:-30}" != 0 ]; then FUZZ_MERGE=0 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"; fi
 
-echo "tests: $((swift_passed + python_passed)) passed, 0 failed, ${python_skipped} skipped"
+echo "tests: $((swift_passed + python_passed)) passed, 0 failed, $((python_skipped + swift_skipped)) skipped"
