@@ -33,13 +33,15 @@ public func buildApplication(
     if let reason = storage.unavailableReason {
         logger.error("data directory unavailable: sessions cannot be created", metadata: ["store.reason": .string(reason)])
     }
-    let sessions = SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity, storage: storage)
+    let limit = configuration.maxMemory ?? .defaultBudget()
+    let memory = MemoryBudget(limit: limit.bytes, source: limit.source)
+    let sessions = SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity, storage: storage, memory: memory)
     sessions.recover(pool: pool, historyCapacity: configuration.historyCapacity, logger: logger)
     metrics.setSessionCount(sessions.count)
     let dependencies = RouteDependencies(
         sessions: sessions,
         pool: pool,
-        bodies: BodyReader(maxBytes: configuration.maxBodyBytes, pool: pool, metrics: metrics),
+        bodies: BodyReader(maxBytes: configuration.maxBodyBytes, pool: pool, metrics: metrics, memory: memory),
         metrics: metrics,
         admin: configuration.adminToken.map { TokenDigest(of: $0) }
     )
@@ -79,6 +81,9 @@ public func buildApplication(
             "server.admin_token": .stringConvertible(configuration.adminToken != nil),
             "limits.max_body_bytes": .stringConvertible(configuration.maxBodyBytes),
             "limits.idle_timeout": .stringConvertible(configuration.idleTimeout),
+            "limits.max_memory": .stringConvertible(memory.limit),
+            "limits.max_memory.source": .string(memory.source),
+            "memory.used": .stringConvertible(memory.used),
             "compute.threads": .stringConvertible(pool.threads),
             "store.directory": .string(configuration.dataDirectory ?? "(memory only)"),
             "store.fsync": .string(configuration.fsync.rawValue),

@@ -26,6 +26,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong(ServeFlag.fsyncInterval.rawValue), help: ServeFlag.fsyncInterval.help) var fsyncInterval: String?
     @Option(name: .customLong(ServeFlag.snapshotEvery.rawValue), help: ServeFlag.snapshotEvery.help) var snapshotEvery: Int?
     @Option(name: .customLong(ServeFlag.maxBodyBytes.rawValue), help: ServeFlag.maxBodyBytes.help) var maxBodyBytes: String?
+    @Option(name: .customLong(ServeFlag.maxMemory.rawValue), help: ServeFlag.maxMemory.help) var maxMemory: String?
     @Option(name: .customLong(ServeFlag.idleTimeout.rawValue), help: ServeFlag.idleTimeout.help) var idleTimeout: String?
     @Option(name: .customLong(ServeFlag.adminTokenFile.rawValue), help: ServeFlag.adminTokenFile.help) var adminTokenFile: String?
     @Option(name: .customLong(ServeFlag.tlsCert.rawValue), help: ServeFlag.tlsCert.help) var tlsCert: String?

@@ -10,6 +10,7 @@ enum ServeFlag: String, CaseIterable {
     case fsyncInterval = "fsync-interval"
     case snapshotEvery = "snapshot-every"
     case maxBodyBytes = "max-body-bytes"
+    case maxMemory = "max-memory"
     case idleTimeout = "idle-timeout"
     case adminTokenFile = "admin-token-file"
     case tlsCert = "tls-cert"
@@ -33,6 +34,9 @@ enum ServeFlag: String, CaseIterable {
         case .snapshotEvery: return "Steps between snapshots (a snapshot is also written when the log outgrows four times the state, and on graceful shutdown)."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
+        case .maxMemory:
+            return
+                "Memory budget (e.g. 8GiB, 512MiB, plain bytes): sessions' parameters and optimizer state (counted at upload, also the state later steps create), request bodies and transient copies are admitted against it; a request that would pass it gets 507 and changes nothing. The default leaves 20 % for what is not counted (the binary, thread stacks, allocator slack, page cache of the logs); the source is logged at start."
         case .idleTimeout:
             return
                 "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
@@ -55,6 +59,7 @@ enum ServeFlag: String, CaseIterable {
         case .fsyncInterval: return "1s"
         case .snapshotEvery: return "1000"
         case .maxBodyBytes: return "1GiB"
+        case .maxMemory: return "80 % of the smaller of the machine's memory and the cgroup's limit"
         case .idleTimeout: return "60s"
         case .adminTokenFile: return "none: no admin token"
         case .tlsCert, .tlsKey: return "none: plain HTTP"

@@ -33,6 +33,7 @@ struct Settings {
             }
             configuration.maxBodyBytes = bytes
         }
+        configuration.maxMemory = try memoryLimit()
         if let text = try string(command.idleTimeout, .idleTimeout) {
             guard let timeout = Self.duration(text), timeout > .zero else {
                 throw invalid(.idleTimeout, "expected a positive duration such as 60s or 500ms, got \"\(text)\"")
@@ -49,6 +50,18 @@ struct Settings {
             configuration.computeThreads = threads
         }
         return configuration
+    }
+
+    /// `--max-memory`, else `OPTIMIZERD_MAX_MEMORY`, else 80 % of the machine's or the cgroup's
+    /// memory. `OPTIMIZERD_CGROUP_ROOT` points the cgroup lookup elsewhere than `/sys/fs/cgroup` (tests).
+    func memoryLimit() throws -> MemoryLimit {
+        guard let text = try string(command.maxMemory, .maxMemory) else {
+            return .defaultBudget(cgroupRoot: environment["OPTIMIZERD_CGROUP_ROOT"] ?? "/sys/fs/cgroup")
+        }
+        guard let bytes = Self.byteCount(text), bytes > 0 else {
+            throw invalid(.maxMemory, "expected a size such as 8GiB, 512MiB or 1073741824, got \"\(text)\"")
+        }
+        return MemoryLimit(bytes: bytes, source: command.maxMemory != nil ? "--max-memory" : ServeFlag.maxMemory.environmentVariable)
     }
 
     func logLevel() throws -> Logger.Level {

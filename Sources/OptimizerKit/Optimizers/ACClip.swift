@@ -42,6 +42,9 @@ struct ACClip: TensorOptimizer {
         }
     }
 
+    /// `exp_avg` and `tau_alpha`.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int { 2 * shape.elementCount }
+
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         let parameter = input.parameter
         let expAvg = state.tensor("exp_avg", shape: parameter.shape)

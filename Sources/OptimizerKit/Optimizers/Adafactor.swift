@@ -68,6 +68,18 @@ struct Adafactor: TensorOptimizer {
         return min(warmupInit ? 1e-6 * t : 1e-2, 1 / t.squareRoot())
     }
 
+    /// `exp_avg` with `beta1`; the factored statistics for rank ≥ 2 (see ``step(_:state:)``), else
+    /// the full `exp_avg_sq`.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int {
+        let dimensions = shape.dimensions
+        let count = shape.elementCount
+        let momentum = beta1 == nil ? 0 : count
+        guard dimensions.count >= 2, count > 0 else { return momentum + count }
+        let rows = dimensions.dropLast().reduce(1, *)
+        let columns = dimensions.dropLast(2).reduce(1, *) * dimensions[dimensions.count - 1]
+        return momentum + rows + columns
+    }
+
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         let parameter = input.parameter
         let count = parameter.count

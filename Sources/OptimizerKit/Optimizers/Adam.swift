@@ -33,6 +33,9 @@ struct Adam: TensorOptimizer {
         decoupled = adamW ? true : try reader.bool("decoupled_weight_decay", default: false)
     }
 
+    /// `exp_avg` and `exp_avg_sq`, and `max_exp_avg_sq` with amsgrad.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int { (amsgrad ? 3 : 2) * shape.elementCount }
+
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         let parameter = input.parameter
         let t = (state.scalar("step") ?? 0) + 1
@@ -78,6 +81,8 @@ struct AdamW: TensorOptimizer {
     init(_ reader: inout HyperparameterReader, terms: Int) throws {
         adam = try Adam(&reader, adamW: true)
     }
+
+    func stateElements(for shape: TensorShape, terms: Int) -> Int { adam.stateElements(for: shape, terms: terms) }
 
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         adam.step(input, state: state)

@@ -30,4 +30,6 @@ protocol CoupledOptimizer: Sendable {
     init(_ reader: inout HyperparameterReader) throws
     /// Applies one step to every tensor.
     func step(_ input: CoupledStepInput) -> CoupledStepResult
+    /// The float elements of the tensor slots a step creates for a parameter of `shape`.
+    func stateElements(for shape: TensorShape) -> Int
 }

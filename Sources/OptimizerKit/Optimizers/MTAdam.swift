@@ -51,6 +51,9 @@ struct MTAdam: TensorOptimizer {
         amsgrad = try reader.bool("amsgrad", default: false)
     }
 
+    /// Per term: `exp_avg.k` and `exp_avg_sq.k`, and `max_exp_avg_sq.k` with amsgrad.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int { terms * (amsgrad ? 3 : 2) * shape.elementCount }
+
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         let parameter = input.parameter
         let terms = input.gradients.count

@@ -42,6 +42,9 @@ struct Momo: CoupledOptimizer {
         }
     }
 
+    /// `grad_avg`.
+    func stateElements(for shape: TensorShape) -> Int { shape.elementCount }
+
     func step(_ input: CoupledStepInput) -> CoupledStepResult {
         var global = MomoGlobalState(input.global, configuredLowerBound: lowerBound)
         let k = global.step + 1

@@ -37,6 +37,9 @@ struct MomoAdam: CoupledOptimizer {
         useFstar = try reader.bool("use_fstar", default: false)
     }
 
+    /// `grad_avg` and `grad_avg_sq`.
+    func stateElements(for shape: TensorShape) -> Int { 2 * shape.elementCount }
+
     func step(_ input: CoupledStepInput) -> CoupledStepResult {
         var global = MomoGlobalState(input.global, configuredLowerBound: lowerBound)
         let k = global.step + 1

@@ -26,6 +26,9 @@ struct SGD: TensorOptimizer {
         }
     }
 
+    /// `momentum_buffer` when momentum ≠ 0.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int { momentum != 0 ? shape.elementCount : 0 }
+
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         let parameter = input.parameter
         var firstStep = false

@@ -38,4 +38,7 @@ protocol TensorOptimizer: Sendable {
     init(_ reader: inout HyperparameterReader, terms: Int) throws
     /// Applies one step to one tensor.
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult
+    /// The float elements of the tensor slots a step creates for a parameter of `shape`, with
+    /// `terms` loss terms: what the session's memory budget admits before the first step.
+    func stateElements(for shape: TensorShape, terms: Int) -> Int
 }

@@ -12,8 +12,13 @@ enum BodyCompression {
     /// `deflate` accepts both the zlib format (what RFC 9110 means by deflate) and raw deflate (what
     /// some clients send), told apart by the zlib header check.
     ///
-    /// - Throws: ``ProblemError`` 413 when the output passes `limit`, 400 when the data is corrupt.
-    static func decompress(_ body: ByteBuffer, coding: ContentCoding, limit: Int) throws -> ByteBuffer {
+    /// - Parameter reserve: Called with the output's capacity before each allocation, to admit it
+    ///   against the memory budget (it throws to refuse).
+    /// - Throws: ``ProblemError`` 413 when the output passes `limit`, 400 when the data is corrupt;
+    ///   what `reserve` throws.
+    static func decompress(
+        _ body: ByteBuffer, coding: ContentCoding, limit: Int, reserve: (Int) throws -> Void = { _ in }
+    ) throws -> ByteBuffer {
         guard coding != .identity else { return body }
         var input = body
         guard input.readableBytes > 0 else {
@@ -22,14 +27,18 @@ enum BodyCompression {
         let algorithm: ZlibAlgorithm = coding == .gzip ? .gzip : (hasZlibHeader(input) ? .zlib : .deflate)
         let decompressor = try ZlibDecompressor(algorithm: algorithm)
         let ceiling = limit + 1
-        var output = ByteBufferAllocator().buffer(capacity: min(ceiling, max(input.readableBytes * 4, 1 << 16)))
+        let initialCapacity = min(ceiling, max(input.readableBytes * 4, 1 << 16))
+        try reserve(initialCapacity)
+        var output = ByteBufferAllocator().buffer(capacity: initialCapacity)
         while true {
             do {
                 try decompressor.inflate(from: &input, to: &output)
                 break
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 guard output.readableBytes < ceiling else { throw ProblemError.bodyTooLarge(limit: limit) }
-                output.reserveCapacity(min(ceiling, output.capacity * 2))
+                let capacity = min(ceiling, output.capacity * 2)
+                try reserve(capacity)
+                output.reserveCapacity(capacity)
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
                 break  // all input consumed; a truncated stream then fails to parse as safetensors
             } catch let error as CompressNIOError {

@@ -10,57 +10,83 @@ import NIOCore
 /// inflates past the limit, is refused (413) as soon as it crosses it; a body that ends early (the
 /// client vanished) is a 400. Unread body bytes are drained by the server after the response, so
 /// the connection stays usable.
+///
+/// Every body is admitted against the memory budget before it is buffered (its `Content-Length`,
+/// or chunk by chunk, and its decompressed size as it inflates): a body that does not fit is
+/// refused (507) and the bytes are held (``TensorPayload/memory``) until the request is done.
 struct BodyReader: Sendable {
     let maxBytes: Int
     let pool: ComputePool
     let metrics: ServerMetrics
+    let memory: MemoryBudget
 
     /// The request's JSON body, decompressed and decoded on the compute pool.
     ///
     /// - Throws: ``ProblemError`` (413, 415), `DecodingError` (400 naming the field).
     func readJSON<T: Decodable & Sendable>(_ type: T.Type, from request: Request) async throws -> T {
         let limit = min(maxBytes, RequestLimits.maxJSONBodyBytes)
-        let (body, coding) = try await collect(request, limit: limit)
+        let reservation = MemoryReservation(budget: memory, kind: .bodies)
+        defer { reservation.release() }
+        let (body, coding) = try await collect(request, limit: limit, reservation: reservation, purpose: "this request body")
         return try await pool.run {
-            try JSONCoding.decode(T.self, from: BodyCompression.decompress(body, coding: coding, limit: limit))
+            try JSONCoding.decode(
+                T.self,
+                from: BodyCompression.decompress(
+                    body, coding: coding, limit: limit, reserve: reservation.admitting(body, purpose: "this request body")))
         }
     }
 
     /// The request's body decompressed and parsed as safetensors, both on the compute pool.
-    func readTensors(_ request: Request) async throws -> TensorPayload {
+    ///
+    /// - Parameters:
+    ///   - purpose: What the body is for, as a memory-budget refusal names it ("this upload").
+    ///   - isStep: Whether it is a step's body, which may use the budget's room kept for steps.
+    func readTensors(_ request: Request, purpose: String, isStep: Bool = false) async throws -> TensorPayload {
         var timing = ServerTiming()
-        return try await readTensors(request, timing: &timing)
+        return try await readTensors(request, purpose: purpose, isStep: isStep, timing: &timing)
     }
 
-    /// ``readTensors(_:)``, recording `receive` (until the last body byte arrived) and `decode`
-    /// (decompression and the safetensors header) in `timing`.
-    func readTensors(_ request: Request, timing: inout ServerTiming) async throws -> TensorPayload {
+    /// ``readTensors(_:purpose:isStep:)``, recording `receive` (until the last body byte arrived)
+    /// and `decode` (decompression and the safetensors header) in `timing`.
+    func readTensors(_ request: Request, purpose: String, isStep: Bool = false, timing: inout ServerTiming) async throws -> TensorPayload {
         let limit = maxBytes
         let start = ContinuousClock.now
-        let (body, coding) = try await collect(request, limit: limit)
+        let reservation = MemoryReservation(budget: memory, kind: .bodies)
+        let (body, coding) = try await collect(request, limit: limit, reservation: reservation, purpose: purpose, isStep: isStep)
         let received = ContinuousClock.now
         timing.record("receive", received - start)
         let payload = try await pool.run {
-            try TensorPayload(parsing: BodyCompression.decompress(body, coding: coding, limit: limit), limits: RequestLimits.safetensors)
+            let reserve = reservation.admitting(body, purpose: purpose, isStep: isStep)
+            let decompressed = try BodyCompression.decompress(body, coding: coding, limit: limit, reserve: reserve)
+            try reservation.resize(to: decompressed.readableBytes, purpose: purpose, isStep: isStep)
+            return try TensorPayload(parsing: decompressed, limits: RequestLimits.safetensors, memory: reservation)
         }
         timing.record("decode", ContinuousClock.now - received)
         return payload
     }
 
-    /// The raw body (at most `limit` bytes) and its content coding.
-    private func collect(_ request: Request, limit: Int) async throws -> (body: ByteBuffer, coding: ContentCoding) {
+    /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`.
+    private func collect(
+        _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, isStep: Bool = false
+    ) async throws -> (body: ByteBuffer, coding: ContentCoding) {
         let coding = try ContentCoding(contentEncoding: request.headers[.contentEncoding])
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
+        try reservation.resize(to: declared ?? 0, purpose: purpose, isStep: isStep)
         // One buffer of the declared size: no re-allocation and copying while a large body arrives.
         var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
         do {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
+                if body.readableBytes + chunk.readableBytes > reservation.bytes {
+                    try reservation.resize(to: body.readableBytes + chunk.readableBytes, purpose: purpose, isStep: isStep)
+                }
                 body.writeImmutableBuffer(chunk)
             }
         } catch let problem as ProblemError {
             throw problem
+        } catch let refusal as MemoryBudgetExceeded {
+            throw refusal
         } catch {
             // The connection was closed, reset or timed out, or the framing broke, mid-body: the
             // client's doing (a 400, logged as a refusal), never a server error.
@@ -68,5 +94,14 @@ struct BodyReader: Sendable {
         }
         metrics.recordBytesIn(body.readableBytes)
         return (body, coding)
+    }
+}
+
+extension MemoryReservation {
+    /// For ``BodyCompression/decompress(_:coding:limit:reserve:)``: grows this reservation to hold
+    /// the compressed `body` and the decompressed output at its coming capacity.
+    fileprivate func admitting(_ body: ByteBuffer, purpose: String, isStep: Bool = false) -> (Int) throws -> Void {
+        let compressed = body.readableBytes
+        return { capacity in try self.resize(to: compressed + capacity, purpose: purpose, isStep: isStep) }
     }
 }

@@ -10,15 +10,20 @@ import OptimizerWire
 struct TensorPayload: Sendable {
     let bytes: ByteBuffer
     let header: SafetensorsHeader
+    /// The body's bytes in the memory budget, given back when the last copy of the payload is gone.
+    let memory: MemoryReservation?
 
     /// Validates `bytes` as safetensors.
     ///
-    /// - Parameter limits: Request bodies pass ``RequestLimits/safetensors``; the default (the
-    ///   codec's own, wider limits) is for write-ahead log records, which were accepted once.
+    /// - Parameters:
+    ///   - limits: Request bodies pass ``RequestLimits/safetensors``; the default (the codec's own,
+    ///     wider limits) is for write-ahead log records, which were accepted once.
+    ///   - memory: The reservation that admitted `bytes` (request bodies), kept as long as the payload.
     /// - Throws: ``SafetensorsError`` (mapped to 400 or 413 at the edge).
-    init(parsing bytes: ByteBuffer, limits: SafetensorsHeader.Limits = .init()) throws {
+    init(parsing bytes: ByteBuffer, limits: SafetensorsHeader.Limits = .init(), memory: MemoryReservation? = nil) throws {
         self.bytes = bytes
         self.header = try bytes.withUnsafeReadableBytes { try SafetensorsHeader(parsing: $0, limits: limits) }
+        self.memory = memory
     }
 
     /// The `__metadata__` strings.

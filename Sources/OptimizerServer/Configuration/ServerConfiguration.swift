@@ -55,6 +55,10 @@ public struct ServerConfiguration: Sendable {
     /// still incomplete, a request body that stalled, or a keep-alive connection between requests.
     /// The connection is then closed. It never cuts a request whose answer is being computed.
     public var idleTimeout: Duration
+    /// The memory budget (`--max-memory`) that sessions' parameters and state, request bodies and
+    /// transient copies are admitted against; nil: ``MemoryLimit/defaultBudget(cgroupRoot:physicalMemory:)``,
+    /// 80 % of the smaller of the machine's memory and the cgroup's limit.
+    public var maxMemory: MemoryLimit?
 
     /// Creates a configuration; every parameter has the daemon's default.
     public init(
@@ -71,7 +75,8 @@ public struct ServerConfiguration: Sendable {
         snapshotEvery: Int? = nil,
         openAPIPath: String? = nil,
         historyCapacity: Int = 10_000,
-        idleTimeout: Duration = .seconds(60)
+        idleTimeout: Duration = .seconds(60),
+        maxMemory: MemoryLimit? = nil
     ) {
         self.host = host
         self.port = port
@@ -87,6 +92,7 @@ public struct ServerConfiguration: Sendable {
         self.openAPIPath = openAPIPath
         self.historyCapacity = max(1, historyCapacity)
         self.idleTimeout = max(.milliseconds(1), idleTimeout)
+        self.maxMemory = maxMemory
     }
 
     /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes.

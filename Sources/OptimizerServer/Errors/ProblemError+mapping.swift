@@ -19,6 +19,8 @@ extension ProblemError {
     ///   its parameter → 422.
     /// - ``StoreError``: disk full → 507, data directory read-only or unavailable → 503, a checkpoint
     ///   that does not fit → 422.
+    /// - ``MemoryBudgetExceeded``: the request would pass `--max-memory` → 507 naming the budget,
+    ///   what is in use and what the request needs.
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
     /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
     /// - Anything else → 500 without details (the error is logged).
@@ -43,6 +45,10 @@ extension ProblemError {
             default:
                 self = ProblemError(.badRequest, kind: "malformed-safetensors", detail: error.description)
             }
+        case let refusal as MemoryBudgetExceeded:
+            self = ProblemError(
+                HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), kind: Self.memoryBudgetExceeded,
+                detail: "\(refusal); nothing was changed (delete sessions or raise --max-memory)")
         case let error as StoreError:
             switch error.code {
             case .noSpace:
@@ -70,6 +76,9 @@ extension ProblemError {
             self = ProblemError(.internalServerError, kind: "internal", detail: "internal error")
         }
     }
+
+    /// The kind of a memory-budget refusal (507).
+    static let memoryBudgetExceeded = "memory-budget-exceeded"
 
     /// `unknownHyperparameter` / `Not Found` → `unknown-hyperparameter` / `not-found`.
     private static func kebab(_ text: String) -> String {

@@ -31,7 +31,10 @@ struct ProblemMiddleware: RouterMiddleware {
                 "problem.detail": .string(problem.detail),
             ]
             if let id = context.parameters.get("id") { metadata["session.id"] = .string(id) }
-            if problem.status.code >= 500 {
+            if problem.kind == ProblemError.memoryBudgetExceeded {
+                // The daemon working as configured, but worth an operator's attention.
+                context.logger.warning("request refused", metadata: metadata)
+            } else if problem.status.code >= 500 {
                 metadata["error"] = .string(String(describing: error))
                 context.logger.error("request failed", metadata: metadata)
             } else {

@@ -45,6 +45,9 @@ final class ServerMetrics: Sendable {
     private let stepDuration: Timer
     private let steps: Counter
     private let sessions: Gauge
+    private let memoryBudget: Gauge
+    private let memoryUsed: Gauge
+    private let memoryUsedByKind: [MemoryBudget.Kind: Gauge]
 
     /// - Parameters:
     ///   - factory: Where the series go. A `PrometheusMetricsFactory` gets ``stepDurationBuckets``
@@ -59,6 +62,12 @@ final class ServerMetrics: Sendable {
         stepDuration = Timer(label: Self.stepDurationLabel, dimensions: [], preferredDisplayUnit: .seconds, factory: factory)
         steps = Counter(label: "optimizerd.steps", factory: factory)
         sessions = Gauge(label: "optimizerd.sessions", factory: factory)
+        memoryBudget = Gauge(label: "optimizerd.memory.budget.bytes", factory: factory)
+        memoryUsed = Gauge(label: "optimizerd.memory.used.bytes", factory: factory)
+        memoryUsedByKind = Dictionary(
+            uniqueKeysWithValues: MemoryBudget.Kind.allCases.map {
+                ($0, Gauge(label: "optimizerd.memory.used.by.kind.bytes", dimensions: [("kind", $0.rawValue)], factory: factory))
+            })
     }
 
     /// Counts a finished request and its duration, and errors by status.
@@ -115,4 +124,11 @@ final class ServerMetrics: Sendable {
 
     /// Sets the number of live sessions.
     func setSessionCount(_ count: Int) { sessions.record(count) }
+
+    /// Sets the memory budget's gauges: the limit, the bytes in use, and in use by kind.
+    func recordMemory(_ budget: MemoryBudget) {
+        memoryBudget.record(budget.limit)
+        memoryUsed.record(budget.used)
+        for (kind, gauge) in memoryUsedByKind { gauge.record(budget.used(kind)) }
+    }
 }

@@ -25,7 +25,7 @@ struct CheckpointRoutes {
     /// `PUT …/checkpoint` (a file from `GET …/checkpoint`, from this daemon or another) → the summary.
     @Sendable func restore(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
-        let payload = try await dependencies.bodies.readTensors(request)
+        let payload = try await dependencies.bodies.readTensors(request, purpose: "this checkpoint restore")
         let summary = try await session.restore(checkpoint: payload.bytes)
         context.logger.info(
             "checkpoint restored",

@@ -32,6 +32,7 @@ struct ServiceRoutes {
             )
         }
         router.get("metrics") { _, _ in
+            dependencies.metrics.recordMemory(dependencies.sessions.memory)
             var text: [UInt8] = []
             registry.emit(into: &text)
             return Response(
@@ -50,6 +51,11 @@ struct ServiceRoutes {
         var status: String
         var sessions: Int
         var storage: DurabilityStatus
+
+        enum CodingKeys: String, CodingKey {
+            case status, sessions
+            case storage = "durability"  // the documented key (openapi.yaml, ReadyStatus)
+        }
 
         struct DurabilityStatus: Encodable {
             var dataDirectory: String?

@@ -66,6 +66,7 @@ struct SessionListEntry: Encodable {
     var durableStep: Int
     var parameterTensors: Int
     var parameterCount: Int
+    var memoryBytes: Int
     var lastStep: StepTelemetry?
 
     enum CodingKeys: String, CodingKey {
@@ -74,6 +75,7 @@ struct SessionListEntry: Encodable {
         case createdAt = "created_at"
         case parameterTensors = "parameter_tensors"
         case parameterCount = "parameter_count"
+        case memoryBytes = "memory_bytes"
         case lastStep = "last_step"
     }
 }

@@ -54,7 +54,7 @@ struct SessionRoutes {
                 id: session.id, name: session.name, optimizer: session.optimizer.rawValue,
                 createdAt: session.createdAt.formatted(.iso8601), step: progress.step, durableStep: progress.durableStep,
                 parameterTensors: progress.parameterTensors, parameterCount: progress.parameterCount,
-                lastStep: progress.lastTelemetry
+                memoryBytes: session.memory.bytes, lastStep: progress.lastTelemetry
             )
         }
         return try JSONCoding.response(["sessions": entries])

@@ -22,7 +22,7 @@ struct TensorRoutes {
     /// `PUT /v1/sessions/{id}/parameters` (safetensors, F32/F16/BF16) → the JSON summary.
     @Sendable func putParameters(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
-        let payload = try await dependencies.bodies.readTensors(request)
+        let payload = try await dependencies.bodies.readTensors(request, purpose: "this upload")
         let summary = try await session.setParameters(payload)
         context.logger.info(
             "parameters uploaded",
@@ -46,7 +46,7 @@ struct TensorRoutes {
         let query = request.uri.queryParameters
         let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
         var timing = ServerTiming()
-        let payload = try await dependencies.bodies.readTensors(request, timing: &timing)
+        let payload = try await dependencies.bodies.readTensors(request, purpose: "this step", isStep: true, timing: &timing)
         let metadata = try StepMetadata(payload.metadata)
         let start = ContinuousClock.now
         let outcome = try await session.step(StepRequest(payload: payload, metadata: metadata, options: options))

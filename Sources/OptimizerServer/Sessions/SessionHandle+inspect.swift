@@ -1,5 +1,6 @@
 import NIOCore
 import OptimizerKit
+import OptimizerWire
 
 extension SessionHandle {
     /// The JSON summary (norms are computed on the compute pool).
@@ -10,11 +11,17 @@ extension SessionHandle {
     /// Uploads parameter values (initial values or a re-sync) and returns the new summary.
     ///
     /// - Throws: ``OptimizerError`` (422: duplicate name, shape change, non-finite value),
-    ///   ``SafetensorsError`` (400: a dtype that is not F32/F16/BF16) or ``StoreError`` (507/503).
+    ///   ``SafetensorsError`` (400: a dtype that is not F32/F16/BF16), ``StoreError`` (507/503) or
+    ///   ``MemoryBudgetExceeded`` (507: the new parameters and their optimizer state do not fit).
     ///   Nothing changes on error.
     func setParameters(_ payload: TensorPayload) async throws -> SessionSummary {
-        try await withState { [self] state in
-            try state.setParameters(payload)
+        let staging = try memory.budget.reserve(SessionState.conversionBytes(payload.header), for: .staging, purpose: "this upload")
+        defer { staging.release() }
+        return try await withState { [self] state in
+            let planned = payload.header.tensors.map { (name: $0.name, shape: TensorShape($0.shape)) }
+            try admitting(state.memoryFootprint(adding: planned), stepBytes: state.stepRoom(adding: planned), for: "this upload") {
+                try state.setParameters(payload)
+            }
             return state.summary(of: self)
         }
     }
@@ -33,11 +40,31 @@ extension SessionHandle {
 
     /// Changes hyperparameters (and optionally groups) mid-run; state is kept.
     ///
-    /// - Throws: ``OptimizerError`` (400) naming the field. Nothing changes on error.
+    /// - Throws: ``OptimizerError`` (400) naming the field, ``MemoryBudgetExceeded`` (507: the
+    ///   optimizer state the new hyperparameters create does not fit, e.g. Adam's `amsgrad`).
+    ///   Nothing changes on error.
     func reconfigure(hyperparameters: Hyperparameters, groups: [ParameterGroup]?) async throws -> SessionSummary {
         try await withState { [self] state in
-            try state.reconfigure(ConfigurationChange(hyperparameters: hyperparameters, groups: groups))
+            let configuration = try state.session.configuration.patched(hyperparameters: hyperparameters, groups: groups)
+            try admitting(state.memoryFootprint(configuration: configuration), stepBytes: nil, for: "this change") {
+                try state.reconfigure(ConfigurationChange(hyperparameters: hyperparameters, groups: groups))
+            }
             return state.summary(of: self)
+        }
+    }
+
+    /// Grows (or shrinks) the session's reservation to `bytes` before `change`, and puts it back if
+    /// `change` throws.
+    ///
+    /// - Throws: ``MemoryBudgetExceeded`` (before `change` runs), or what `change` throws.
+    func admitting(_ bytes: Int, stepBytes: Int?, for purpose: String, _ change: () throws -> Void) throws {
+        let previous = (bytes: memory.bytes, stepBytes: memory.stepBytes)
+        try memory.resize(to: bytes, stepBytes: stepBytes, purpose: purpose)
+        do {
+            try change()
+        } catch {
+            memory.force(to: previous.bytes, stepBytes: previous.stepBytes)
+            throw error
         }
     }
 

@@ -26,6 +26,9 @@ final class SessionHandle: Sendable {
     private let progressSnapshot: Mutex<Progress>
     private let pool: ComputePool
     let parallelism: Parallelism
+    /// The session's parameters and optimizer state in the memory budget (``SessionState/memoryFootprint(configuration:adding:)``),
+    /// with the room its steps need; given back when the session is deleted.
+    let memory: MemoryReservation
 
     /// What listing shows without waiting for a running step: updated at the end of each change.
     struct Progress: Sendable {
@@ -36,31 +39,15 @@ final class SessionHandle: Sendable {
         var lastTelemetry: StepTelemetry?
     }
 
-    /// Creates a session around a validated configuration.
-    convenience init(
-        id: String,
-        name: String?,
-        token: TokenDigest,
-        configuration: SessionConfiguration,
-        historyCapacity: Int,
-        pool: ComputePool
-    ) {
-        let identity = SessionIdentity(id: id, name: name, token: token, createdAt: Date())
-        self.init(
-            identity: identity,
-            state: SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity),
-            pool: pool
-        )
-    }
-
-    /// Wraps existing state (a session recovered from disk, or a new one).
-    init(identity: SessionIdentity, state: SessionState, pool: ComputePool) {
+    /// Wraps existing state (a session recovered from disk, or a new one) whose memory `memory` holds.
+    init(identity: SessionIdentity, state: SessionState, pool: ComputePool, memory: MemoryReservation) {
         self.id = identity.id
         self.name = identity.name
         self.optimizer = state.session.configuration.optimizer
         self.createdAt = identity.createdAt
         self.token = identity.token
         self.pool = pool
+        self.memory = memory
         self.parallelism = Parallelism(threads: pool.threads)
         self.progressSnapshot = Mutex(state.progress)
         self.state = Mutex(state)

@@ -13,11 +13,14 @@ final class SessionRegistry: Sendable {
     private let historyCapacity: Int
     /// Where sessions are made durable.
     let storage: SessionStorage
+    /// The memory budget every session's parameters and state are admitted against.
+    let memory: MemoryBudget
 
-    init(pool: ComputePool, historyCapacity: Int, storage: SessionStorage = .inMemory) {
+    init(pool: ComputePool, historyCapacity: Int, storage: SessionStorage = .inMemory, memory: MemoryBudget = .unlimited) {
         self.pool = pool
         self.historyCapacity = historyCapacity
         self.storage = storage
+        self.memory = memory
     }
 
     /// Creates and registers a session; returns it with its bearer token (the only time the token
@@ -29,7 +32,7 @@ final class SessionRegistry: Sendable {
         let token = TokenDigest.generate()
         let identity = SessionIdentity(id: UUID().uuidString.lowercased(), name: name, token: TokenDigest(of: token), createdAt: Date())
         let state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
-        let handle = SessionHandle(identity: identity, state: state, pool: pool)
+        let handle = SessionHandle(identity: identity, state: state, pool: pool, memory: MemoryReservation(budget: memory, kind: .sessions))
         if storage.isDurable {
             let store = try storage.requireStore()
             try await handle.withState { state in state.journal = try store.create(state.snapshot) }
@@ -50,7 +53,8 @@ final class SessionRegistry: Sendable {
         sessions.withLock { $0[id] }
     }
 
-    /// Removes the session with `id` and its durable files; returns it if it existed.
+    /// Removes the session with `id` and its durable files, and gives its memory back to the
+    /// budget; returns it if it existed.
     ///
     /// - Throws: ``StoreError`` when its files cannot be removed (the session then stays).
     @discardableResult
@@ -59,7 +63,9 @@ final class SessionRegistry: Sendable {
             let store = try storage.requireStore()
             try await pool.run { try store.delete(id: id) }
         }
-        return sessions.withLock { $0.removeValue(forKey: id) }
+        let removed = sessions.withLock { $0.removeValue(forKey: id) }
+        removed?.memory.release()
+        return removed
     }
 
     /// Every session, oldest first.

@@ -3,7 +3,9 @@ import OptimizerKit
 import OptimizerStore
 
 extension SessionState {
-    mutating func restore(checkpoint body: ByteBuffer) throws {
+    /// Replaces the session with a checkpoint's, after checking all of it; `admit` sees the restored
+    /// session before anything changes (the memory budget), and may refuse it by throwing.
+    mutating func restore(checkpoint body: ByteBuffer, admit: (OptimizerSession) throws -> Void) throws {
         let snapshot = try body.withUnsafeReadableBytes { try SessionSnapshot(decoding: Array($0), origin: "checkpoint") }
         let current = session.configuration
         guard snapshot.optimizer == current.optimizer.rawValue else {
@@ -14,6 +16,7 @@ extension SessionState {
         guard restored.configuration.terms == current.terms else {
             throw StoreError.corrupt("checkpoint", "has \(restored.configuration.terms) loss terms, this session has \(current.terms)")
         }
+        try admit(restored)
         if let journal {
             try journal.replaceAll(with: makeSnapshot(of: restored))
         }

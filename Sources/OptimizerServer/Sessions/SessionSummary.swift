@@ -16,6 +16,9 @@ struct SessionSummary: Encodable, Sendable {
     var durableStep: Int
     /// Total number of parameter elements.
     var parameterCount: Int
+    /// What the session holds in the memory budget: parameters, optimizer state (also the state its
+    /// next step creates) and a delta kept for a retry.
+    var memoryBytes: Int
     var parameters: [Parameter]
     /// Global view of the optimizer state: session-wide slots and each slot's norm over all parameters.
     var state: State
@@ -69,6 +72,7 @@ struct SessionSummary: Encodable, Sendable {
         case createdAt = "created_at"
         case durableStep = "durable_step"
         case parameterCount = "parameter_count"
+        case memoryBytes = "memory_bytes"
         case lastStep = "last_step"
     }
 }
@@ -110,6 +114,7 @@ extension SessionState {
             step: session.step,
             durableStep: durableStep,
             parameterCount: session.parameterCount,
+            memoryBytes: handle.memory.bytes,
             parameters: parameters,
             state: .init(
                 global: session.globalState.all.map(SessionSummary.Slot.init),

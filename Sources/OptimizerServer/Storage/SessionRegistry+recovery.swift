@@ -36,7 +36,9 @@ extension SessionRegistry {
                 createdAt: snapshot.createdAt.map(Date.init(timeIntervalSince1970:)) ?? Date()
             )
             state.journal = recovered.journal
-            handles.append(SessionHandle(identity: state.identity, state: state, pool: pool))
+            // Recovered data is never refused: counted whether or not it fits (logged below if not).
+            let footprint = memory.admit(state.memoryFootprint(), for: .sessions, stepBytes: state.stepRoom())
+            handles.append(SessionHandle(identity: state.identity, state: state, pool: pool, memory: footprint))
             for note in recovered.notes {
                 notes.append("\(id): \(note)")
                 logger.warning("recovery", metadata: ["session.id": .string(id), "recovery.note": .string(note)])
@@ -48,6 +50,15 @@ extension SessionRegistry {
         }
         for failure in problems {
             logger.error("session not recovered", metadata: ["session.id": .string(failure.id), "recovery.reason": .string(failure.reason)])
+        }
+        if memory.used + memory.stepRoom > memory.limit {
+            logger.warning(
+                "recovered sessions exceed the memory budget: they are all kept, but new parameters and sessions are refused until some are deleted",
+                metadata: [
+                    "memory.budget": .string("\(ByteCount(memory.limit))"), "memory.used": .string("\(ByteCount(memory.used))"),
+                    "memory.step_room": .string("\(ByteCount(memory.stepRoom))"),
+                ]
+            )
         }
         register(handles)
         storage.record { report in

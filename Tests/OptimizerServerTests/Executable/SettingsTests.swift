@@ -53,6 +53,21 @@ struct SettingsTests {
         #expect(flagsWin.maxBodyBytes == 1 << 20)
     }
 
+    @Test func maxMemoryFromFlagOrEnvironmentElseTheCgroupDefault() throws {
+        #expect(try configuration(["--max-memory", "512MiB"]).maxMemory == MemoryLimit(bytes: 512 << 20, source: "--max-memory"))
+        #expect(
+            try configuration([], environment: ["OPTIMIZERD_MAX_MEMORY": "8GiB"]).maxMemory
+                == MemoryLimit(bytes: 8 << 30, source: "OPTIMIZERD_MAX_MEMORY"))
+        #expect(try configuration(["--max-memory", "1048576"], environment: ["OPTIMIZERD_MAX_MEMORY": "8GiB"]).maxMemory?.bytes == 1 << 20)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cgroup-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data("1073741824\n".utf8).write(to: root.appendingPathComponent("memory.max"))
+        let fromCgroup = try configuration([], environment: ["OPTIMIZERD_CGROUP_ROOT": root.path]).maxMemory
+        #expect(fromCgroup?.bytes == Int(Double(1 << 30) * 0.8))
+        #expect(fromCgroup?.source.contains("cgroup v2 limit 1.0 GiB") == true)
+    }
+
     @Test func adminTokenFromAFile() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID())")
         try Data("file-token\n".utf8).write(to: file)
@@ -66,6 +81,7 @@ struct SettingsTests {
             (["--fsync", "sometimes"], [:]), (["--max-body-bytes", "lots"], [:]), (["--max-body-bytes", "8GiB"], [:]),
             (["--port", "70000"], [:]), (["--tls-cert", "cert.pem"], [:]), (["--compute-threads", "0"], [:]),
             ([], ["OPTIMIZERD_PORT": "eighty"]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "soon"]), (["--admin-token-file", "/nonexistent"], [:]),
+            (["--max-memory", "0"], [:]), (["--max-memory", "plenty"], [:]), ([], ["OPTIMIZERD_MAX_MEMORY": "-1GiB"]),
         ] as [([String], [String: String])])
     func badValuesAreRejected(arguments: [String], environment: [String: String]) {
         #expect(throws: (any Error).self) { try configuration(arguments, environment: environment) }

@@ -13,6 +13,7 @@ struct ServiceRoutesTests {
             #expect(health.status == .ok && String(buffer: health.body) == #"{"status":"ok"}"#)
             let ready = try jsonObject(try await client.execute(uri: "/readyz", method: .get))
             #expect(ready["status"] as? String == "ready")
+            #expect(ready["durability"] is [String: Any], "the documented key (openapi.yaml ReadyStatus)")
         }
     }
 

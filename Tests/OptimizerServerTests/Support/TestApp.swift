@@ -16,6 +16,7 @@ func makeApp(
     openAPIPath: String? = nil,
     tls: (certificate: String, key: String)? = nil,
     idleTimeout: Duration = .seconds(60),
+    maxMemory: Int? = nil,
     logger: Logger? = nil
 ) throws -> some ApplicationProtocol {
     var quiet = Logger(label: "optimizerd-test")
@@ -24,7 +25,7 @@ func makeApp(
         configuration: ServerConfiguration(
             host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, adminToken: adminToken,
             tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key, computeThreads: computeThreads, openAPIPath: openAPIPath,
-            idleTimeout: idleTimeout
+            idleTimeout: idleTimeout, maxMemory: maxMemory.map { MemoryLimit(bytes: $0, source: "test") }
         ),
         logger: logger ?? quiet
     )

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -94,7 +94,7 @@ class LocalDaemon:
 
     The daemon's output goes to :attr:`log_path`; :meth:`log` reads it. Inherited
     ``OPTIMIZERD_*`` environment variables are not passed on (the daemon reads its flags from
-    them), so the daemon runs exactly with the arguments given here.
+    them), so the daemon runs exactly with the arguments and ``environment`` given here.
 
     Args:
         binary: path of the executable (else :func:`find_binary`).
@@ -103,6 +103,7 @@ class LocalDaemon:
         data_dir: data directory (default: a temporary directory, removed on stop).
         admin_token: start the daemon with this admin token (``OPTIMIZERD_ADMIN_TOKEN``).
         args: extra command-line arguments for ``optimizerd serve``.
+        environment: extra environment variables for the daemon (e.g. ``OPTIMIZERD_MAX_MEMORY``).
         startup_timeout: seconds to wait for ``/healthz``.
         stop_timeout: seconds to wait after SIGTERM before SIGKILL.
     """
@@ -116,6 +117,7 @@ class LocalDaemon:
         data_dir: Optional[PathLike] = None,
         admin_token: Optional[str] = None,
         args: Sequence[str] = (),
+        environment: Optional[Mapping[str, str]] = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -124,6 +126,7 @@ class LocalDaemon:
         self.port: Optional[int] = None
         self.admin_token = admin_token
         self.args = list(args)
+        self.environment = dict(environment or {})
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._own_dir: Optional[tempfile.TemporaryDirectory[str]] = None
@@ -184,6 +187,7 @@ class LocalDaemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMIZERD_")}
         if self.admin_token is not None:
             env["OPTIMIZERD_ADMIN_TOKEN"] = self.admin_token
+        env.update(self.environment)
         command = [
             str(self.binary), "serve", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(self.data_dir), *self.args,

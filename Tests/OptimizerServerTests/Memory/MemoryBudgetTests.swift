@@ -1,0 +1,92 @@
+import Testing
+
+@testable import OptimizerServer
+
+/// Reservations against the budget: what fits is held until released (or deallocated), what does
+/// not fit is refused with the numbers, and the room for the largest session's step stays free
+/// for steps only.
+struct MemoryBudgetTests {
+    @Test func reservationsAreHeldUntilReleased() throws {
+        let budget = MemoryBudget(limit: 1000, source: "test")
+        let body = try budget.reserve(300, for: .bodies, purpose: "this body")
+        let copies = try budget.reserve(200, for: .staging, purpose: "this step")
+        #expect(budget.used == 500)
+        #expect(budget.used(.bodies) == 300 && budget.used(.staging) == 200 && budget.used(.sessions) == 0)
+        body.release()
+        body.release()  // idempotent
+        #expect(budget.used == 200)
+        copies.release()
+        #expect(budget.used == 0)
+    }
+
+    @Test func deallocationReleases() throws {
+        let budget = MemoryBudget(limit: 1000, source: "test")
+        do {
+            let held = try budget.reserve(400, for: .bodies, purpose: "this body")
+            #expect(held.bytes == 400 && budget.used == 400)
+        }
+        #expect(budget.used == 0)
+    }
+
+    @Test func whatDoesNotFitIsRefusedAndNothingIsReserved() throws {
+        let budget = MemoryBudget(limit: 1 << 30, source: "test")
+        let sessions = try budget.reserve(900 << 20, for: .sessions, purpose: "this upload")
+        #expect {
+            _ = try budget.reserve(300 << 20, for: .bodies, purpose: "this upload")
+        } throws: { error in
+            let refusal = error as? MemoryBudgetExceeded
+            return refusal?.description == "--max-memory 1.0 GiB: 900 MiB in use, this upload needs 300 MiB"
+        }
+        #expect(budget.used == 900 << 20)
+        #expect(try budget.reserve(124 << 20, for: .bodies, purpose: "this upload").bytes == 124 << 20)  // exactly full
+        sessions.release()
+    }
+
+    @Test func resizeGrowsOnlyWhenItFitsAndAlwaysShrinks() throws {
+        let budget = MemoryBudget(limit: 1000, source: "test")
+        let held = try budget.reserve(100, for: .sessions, purpose: "this upload")
+        try held.resize(to: 900, purpose: "this upload")
+        #expect(throws: MemoryBudgetExceeded.self) { try held.resize(to: 1001, purpose: "this upload") }
+        #expect(held.bytes == 900 && budget.used == 900)
+        try held.resize(to: 10, purpose: "this upload")
+        #expect(budget.used == 10)
+        held.force(to: 5000)  // already allocated memory is counted whether or not it fits
+        #expect(budget.used == 5000)
+        #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(1, for: .bodies, purpose: "this body") }
+    }
+
+    @Test func theRoomForTheLargestStepIsKeptForSteps() throws {
+        let budget = MemoryBudget(limit: 1000, source: "test")
+        let small = try budget.reserve(0, for: .sessions, purpose: "this upload")
+        try small.resize(to: 100, stepBytes: 50, purpose: "this upload")
+        let large = try budget.reserve(0, for: .sessions, purpose: "this upload")
+        try large.resize(to: 300, stepBytes: 200, purpose: "this upload")
+        #expect(budget.stepRoom == 200)
+        // 400 used, 200 kept: 400 more fit for sessions and their bodies, not 401.
+        #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(401, for: .bodies, purpose: "this upload") }
+        let upload = try budget.reserve(400, for: .bodies, purpose: "this upload")
+        upload.release()
+        // A session whose own step room does not fit is refused, although its bytes would.
+        let third = try budget.reserve(0, for: .sessions, purpose: "this upload")
+        #expect(throws: MemoryBudgetExceeded.self) { try third.resize(to: 100, stepBytes: 600, purpose: "this upload") }
+        #expect(budget.stepRoom == 200 && budget.used == 400)
+        // Growing without naming a new step room keeps the session's own room free.
+        #expect(throws: MemoryBudgetExceeded.self) { try large.resize(to: 701, purpose: "this change") }
+        // Steps may use the room.
+        let step = try budget.reserve(600, for: .bodies, purpose: "this step", isStep: true)
+        #expect(budget.used == 1000)
+        step.release()
+        // Deleting the large session frees its bytes and its room.
+        large.release()
+        #expect(budget.stepRoom == 50 && budget.used == 100)
+        small.release()
+    }
+
+    @Test(arguments: [
+        (512, "512 B"), (64 << 10, "64 KiB"), (300 << 20, "300 MiB"), (1 << 30, "1.0 GiB"), (3 << 29, "1.5 GiB"),
+        (80_530_636, "76.8 MiB"), (64 << 20, "64 MiB"), (900 << 20, "900 MiB"), (64 << 30, "64 GiB"),
+    ])
+    func byteCountsReadLikeTheFlag(bytes: Int, text: String) {
+        #expect("\(ByteCount(bytes))" == text)
+    }
+}

@@ -1,0 +1,145 @@
+"""The memory budget (--max-memory): a real daemon with a small budget refuses the sessions and
+bodies that would pass it (507 naming the budget, nothing changed, the connection still usable)
+while the sessions it admitted keep stepping bit-identically; deleting a session gives its memory
+back. Without the flag, the budget is 80 % of the cgroup's limit (a fake cgroup directory here,
+through OPTIMIZERD_CGROUP_ROOT)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import requests
+from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model, reference_run
+from safetensors.numpy import save
+
+MIB = 1 << 20
+PROBLEM = "urn:optimizerd:problem:memory-budget-exceeded"
+
+
+def metric(url: str, name: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+def large_model(seed: int) -> dict:
+    """One 1M-element tensor: 4 MiB of parameters, 12 MiB with Adam's two moments."""
+    rng = np.random.default_rng(seed)
+    return {"w": rng.standard_normal((1024, 1024)).astype(np.float32)}
+
+
+def assert_refused(answer: requests.Response, needs: str) -> None:
+    assert answer.status_code == 507, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["type"] == PROBLEM
+    assert re.match(
+        rf"--max-memory 64 MiB: [0-9.]+ [KMG]?i?B in use, {needs} needs [0-9.]+ [KMG]?i?B", problem["detail"]
+    ), problem["detail"]
+
+
+def test_small_budget_refuses_what_would_pass_it_while_admitted_sessions_keep_stepping(binary):
+    initial = model(seed=11)
+    steps = 0
+    with LocalDaemon(binary, args=["--max-memory", "64MiB", "--fsync", "never"]) as daemon:
+        assert metric(daemon.url, "optimizerd_memory_budget_bytes") == 64 * MIB
+        assert "max_memory.source=--max-memory" in daemon.log()
+        trainer = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert trainer.upload(initial).status_code == 200
+
+        def step_trainer() -> None:
+            nonlocal steps
+            steps += 1
+            answer = trainer.step(steps, gradients(initial, steps))
+            assert answer.status_code == 200, answer.text
+
+        step_trainer()
+        # Large Adam sessions until the budget refuses one: 12 MiB each plus the room a step needs.
+        admitted, refused = [], []
+        for seed in range(10):
+            session = RawSession(daemon.url, "adam")
+            answer = session.upload(large_model(seed))
+            if answer.status_code == 200:
+                assert not refused, "an upload was admitted after one was refused"
+                admitted.append(session)
+            else:
+                assert_refused(answer, "this upload")
+                assert session.summary()["parameter_count"] == 0  # nothing changed
+                refused.append(session)
+            step_trainer()
+        assert len(admitted) >= 2 and len(refused) >= 3, (len(admitted), len(refused))
+        used = metric(daemon.url, "optimizerd_memory_used_bytes")
+        assert 2 * 12 * MIB < used <= 64 * MIB
+        assert metric(daemon.url, 'optimizerd_memory_used_by_kind_bytes{kind="bodies"}') == 0
+
+        # Admitted sessions step on; so does the trainer, between refused big bodies.
+        for index, session in enumerate(admitted):
+            answer = session.step(1, gradients(large_model(index), 1))
+            assert answer.status_code == 200, answer.text
+        with requests.Session() as connection:  # one keep-alive connection for all of it
+            big = save({"w": np.zeros((8 * 1024, 1024), dtype=np.float32)})  # 32 MiB
+            answer = connection.put(
+                refused[0].path("/parameters"), data=big, headers=refused[0].headers, timeout=60
+            )
+            assert_refused(answer, "this upload")
+            chunks = (big[offset : offset + MIB] for offset in range(0, len(big), MIB))  # no Content-Length
+            answer = connection.put(
+                refused[0].path("/parameters"), data=chunks, headers=refused[0].headers, timeout=60
+            )
+            assert_refused(answer, "this upload")
+            assert connection.get(f"{daemon.url}/healthz", timeout=10).status_code == 200
+            step_trainer()
+        assert refused[0].summary()["parameter_count"] == 0
+
+        # A deleted session gives its memory back: the refused upload now fits.
+        deleted = admitted.pop()
+        assert requests.delete(deleted.path(), headers=deleted.headers, timeout=10).status_code == 204
+        assert metric(daemon.url, "optimizerd_memory_used_bytes") < used
+        assert refused[0].upload(large_model(99)).status_code == 200
+        step_trainer()
+        assert requests.get(f"{daemon.url}/healthz", timeout=10).status_code == 200
+        listed = {
+            entry["id"]: entry
+            for entry in requests.get(f"{daemon.url}/v1/sessions", timeout=10).json()["sessions"]
+        }
+        assert listed[refused[0].id]["memory_bytes"] >= 12 * MIB
+        final = trainer.parameters()
+    assert_bit_identical(final, reference_run(binary, "adam", {"lr": 0.01}, initial, steps))
+
+
+@pytest.mark.parametrize(
+    ("files", "source"),
+    [
+        ({"memory/memory.limit_in_bytes": "100663296\n"}, "cgroup v1 limit 96 MiB"),
+        ({"memory.max": "100663296\n"}, "cgroup v2 limit 96 MiB"),
+    ],
+)
+def test_default_budget_is_80_percent_of_the_cgroup_limit(binary, tmp_path, files, source):
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    with LocalDaemon(
+        binary, args=["--fsync", "never"], environment={"OPTIMIZERD_CGROUP_ROOT": str(tmp_path)}
+    ) as daemon:
+        assert metric(daemon.url, "optimizerd_memory_budget_bytes") == int(96 * MIB * 0.8)
+        assert source in daemon.log()
+        session = RawSession(daemon.url, "adam")
+        too_big = {"w": np.zeros((2048, 4096), dtype=np.float32)}  # 32 MiB, 96 MiB with Adam's state
+        answer = session.upload(too_big)
+        assert answer.status_code == 507, answer.text
+        assert answer.json()["detail"].startswith("--max-memory 76.8 MiB: ")
+        assert session.upload(model(seed=3)).status_code == 200
+
+
+def test_unlimited_cgroup_falls_back_to_the_machine(binary, tmp_path):
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    with LocalDaemon(binary, environment={"OPTIMIZERD_CGROUP_ROOT": str(tmp_path)}) as daemon:
+        assert "the machine's memory" in daemon.log()
+        machine = metric(daemon.url, "optimizerd_memory_budget_bytes") / 0.8
+        with open("/proc/meminfo") as meminfo:
+            total = int(meminfo.readline().split()[1]) * 1024
+        assert abs(machine - total) < 0.01 * total
