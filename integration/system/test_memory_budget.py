@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import requests
-from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model, reference_run
+from harness import LocalDaemon, RawSession, assert_bit_identical, data_files, gradients, model, reference_run
 from safetensors.numpy import save
 
 MIB = 1 << 20
@@ -143,3 +143,33 @@ def test_unlimited_cgroup_falls_back_to_the_machine(binary, tmp_path):
         with open("/proc/meminfo") as meminfo:
             total = int(meminfo.readline().split()[1]) * 1024
         assert abs(machine - total) < 0.01 * total
+
+
+def test_a_snapshot_without_room_is_put_off_and_the_log_keeps_every_step(binary, tmp_path):
+    """A snapshot is encoded in memory (a copy of the session): with no room for it in the budget
+    it is put off, the steps go on, and a restart replays them from the log."""
+    initial = large_model(5)  # 12 MiB with Adam's state, 8 MiB kept for a step
+    args = ["--max-memory", "25MiB", "--fsync", "always", "--snapshot-every", "1"]
+    with LocalDaemon(binary, data_dir=tmp_path / "tight", args=args) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        for step in range(1, 4):
+            answer = session.step(step, gradients(initial, step))
+            assert answer.status_code == 200, answer.text
+        files = data_files(daemon.data_dir, session.id)
+        assert [name.split("-")[0] for name in files] == ["snapshot", "wal"], files  # generation 0 only
+        assert files[0] == f"snapshot-{0:016d}.safetensors", files
+        before = session.parameters()
+        daemon.restart(kill=True)  # kill -9: no shutdown snapshot, recovery replays the log
+        assert session.summary()["step"] == 3
+        assert_bit_identical(session.parameters(), before)
+    # With room, the same steps are snapshotted as --snapshot-every says.
+    with LocalDaemon(
+        binary, data_dir=tmp_path / "roomy", args=["--fsync", "always", "--snapshot-every", "1"]
+    ) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        for step in range(1, 4):
+            assert session.step(step, gradients(initial, step)).status_code == 200
+        assert f"snapshot-{3:016d}.safetensors" in data_files(daemon.data_dir, session.id)
+        assert_bit_identical(session.parameters(), before)

@@ -4,18 +4,23 @@ import OptimizerStore
 
 extension SessionHandle {
     /// `GET …/checkpoint`: parameters, every state slot and the configuration as one safetensors file.
+    ///
+    /// - Throws: ``MemoryBudgetExceeded`` (507) when the budget has no room for the file's copies
+    ///   (encoded, then as the response body).
     func checkpoint() async throws -> ByteBuffer {
-        try await withState { state in
-            ByteBuffer(bytes: try SessionSnapshot(session: state.session, id: nil, name: nil, tokenHash: nil).encoded())
+        try await withState { [memory] state in
+            let copies = try memory.budget.reserve(2 * state.session.memoryFootprint(), for: .staging, purpose: "this download")
+            defer { copies.release() }
+            return ByteBuffer(bytes: try SessionSnapshot(session: state.session, id: nil, name: nil, tokenHash: nil).encoded())
         }
     }
 
     /// `PUT …/checkpoint`: replaces the session's configuration, step, parameters and state with a
     /// checkpoint's, after checking all of it. The session keeps its id and token.
     ///
-    /// Decoding holds up to three more copies of the checkpoint (its bytes, the decoded tensors, the
-    /// restored session's) besides the body: they are admitted first, and the restored session's
-    /// footprint before it replaces the current one.
+    /// Decoding holds up to four more copies of the checkpoint (its bytes, the decoded tensors, the
+    /// restored session's, and the snapshot written of it) besides the body: they are admitted
+    /// first, and the restored session's footprint before it replaces the current one.
     ///
     /// - Throws: ``SafetensorsError`` (400), ``StoreError`` (422 for a checkpoint that does not fit:
     ///   another optimizer, another number of terms, bad checksum; 507/503 when it cannot be made
@@ -23,7 +28,7 @@ extension SessionHandle {
     ///   Nothing changes on error.
     func restore(checkpoint body: ByteBuffer) async throws -> SessionSummary {
         let purpose = "this checkpoint restore"
-        let staging = try memory.budget.reserve(3 * body.readableBytes, for: .staging, purpose: purpose)
+        let staging = try memory.budget.reserve(4 * body.readableBytes, for: .staging, purpose: purpose)
         defer { staging.release() }
         return try await withState { [self] state in
             let previous = (bytes: memory.bytes, stepBytes: memory.stepBytes)

@@ -27,9 +27,16 @@ extension SessionHandle {
     }
 
     /// Every parameter as safetensors in `dtype`, with `step` in `__metadata__`.
+    ///
+    /// The response body is admitted like a step's response: it may use the room the budget keeps
+    /// for steps (it is never larger than a step's).
+    ///
+    /// - Throws: ``MemoryBudgetExceeded`` (507) when the budget has no room for the response body.
     func parameters(as dtype: WireFloat) async throws -> ByteBuffer {
-        try await withState { state in
+        try await withState { [memory] state in
             let session = state.session
+            let copy = try memory.budget.reserve(session.parameterCount * MemoryLayout<Float>.stride, for: .staging, purpose: "this download", isStep: true)
+            defer { copy.release() }
             return try TensorPayload.encode(
                 Array(zip(session.parameterNames, session.parameters).map { ($0, $1) }),
                 as: dtype,

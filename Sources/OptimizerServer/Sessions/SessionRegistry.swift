@@ -31,7 +31,8 @@ final class SessionRegistry: Sendable {
     func create(configuration: SessionConfiguration, name: String?) async throws -> (session: SessionHandle, token: String) {
         let token = TokenDigest.generate()
         let identity = SessionIdentity(id: UUID().uuidString.lowercased(), name: name, token: TokenDigest(of: token), createdAt: Date())
-        let state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
+        var state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
+        state.memory = memory
         let handle = SessionHandle(identity: identity, state: state, pool: pool, memory: MemoryReservation(budget: memory, kind: .sessions))
         if storage.isDurable {
             let store = try storage.requireStore()

@@ -21,6 +21,8 @@ struct SessionState: @unchecked Sendable {
     var history: StepHistory
     /// What the last applied step returned, for idempotent retries.
     var lastStep: AppliedStep?
+    /// The daemon's memory budget, for the transient copy a snapshot is encoded into.
+    var memory: MemoryBudget = .unlimited
 
     /// The parameters and (if kept) deltas of the last applied step.
     struct AppliedStep {
@@ -54,8 +56,18 @@ struct SessionState: @unchecked Sendable {
 
     /// Writes a snapshot now if the journal wants one (every `--snapshot-every` steps, or when the log
     /// has outgrown the state). A failure is remembered, not thrown: the change itself is in the log.
+    ///
+    /// The snapshot is encoded in memory first, a copy as large as the session: when the memory
+    /// budget has no room for it, the snapshot is put off to a later change (the log keeps growing
+    /// meanwhile, and recovery replays it).
     mutating func snapshotIfDue() {
         guard let journal, journal.wantsSnapshot(atStep: session.step) else { return }
+        let bytes = session.memoryFootprint()
+        guard let copy = try? memory.reserve(bytes, for: .staging, purpose: "a snapshot", isStep: true) else {
+            snapshotProblem = "put off: no room in the memory budget for the snapshot's copy (\(ByteCount(bytes)))"
+            return
+        }
+        defer { copy.release() }
         do {
             try journal.writeSnapshot(snapshot)
             snapshotProblem = nil

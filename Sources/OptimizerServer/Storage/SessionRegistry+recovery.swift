@@ -36,6 +36,7 @@ extension SessionRegistry {
                 createdAt: snapshot.createdAt.map(Date.init(timeIntervalSince1970:)) ?? Date()
             )
             state.journal = recovered.journal
+            state.memory = memory
             // Recovered data is never refused: counted whether or not it fits (logged below if not).
             let footprint = memory.admit(state.memoryFootprint(), for: .sessions, stepBytes: state.stepRoom())
             handles.append(SessionHandle(identity: state.identity, state: state, pool: pool, memory: footprint))

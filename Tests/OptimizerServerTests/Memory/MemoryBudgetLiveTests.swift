@@ -40,6 +40,9 @@ struct MemoryBudgetLiveTests {
             #expect(try await Self.metric(client, "optimizerd_memory_budget_bytes") == Double(Self.budget))
             let session = try await client.createSession(#"{"optimizer":"adam"}"#)
             try await client.putParameters(session, try Self.tensor("a", 0.5))
+            // A checkpoint now (3 MiB of session, two copies while it is encoded and sent) fits.
+            let checkpoint = try await client.execute(uri: session.path + "/checkpoint", method: .get, headers: session.auth)
+            #expect(checkpoint.status == .ok)
             try await client.putParameters(session, try Self.tensor("b", 0.25))
             let admitted = try #require(try await client.summary(session)["memory_bytes"] as? Int)
             #expect(admitted == 6 * Self.mib + 2 * 512)
@@ -53,9 +56,11 @@ struct MemoryBudgetLiveTests {
             let patch = try await client.execute(
                 uri: session.path, method: .patch, headers: session.auth, body: ByteBuffer(string: #"{"hyperparameters":{"amsgrad":true}}"#))
             try Self.expectRefused(patch, needs: "this change")
+            // With b, a checkpoint's copies no longer fit; the parameters (a step's response) do.
+            let download = try await client.execute(uri: session.path + "/checkpoint", method: .get, headers: session.auth)
+            try Self.expectRefused(download, needs: "this download")
+            #expect(try await client.execute(uri: session.path + "/parameters", method: .get, headers: session.auth).status == .ok)
             // A restore needs the checkpoint's decoded copies besides its body.
-            let checkpoint = try await client.execute(uri: session.path + "/checkpoint", method: .get, headers: session.auth)
-            #expect(checkpoint.status == .ok)
             let restore = try await client.execute(
                 uri: session.path + "/checkpoint", method: .put, headers: session.auth, body: checkpoint.body)
             try Self.expectRefused(restore, needs: "this checkpoint restore")
