@@ -46,20 +46,44 @@ public struct MemoryLimit: Sendable, Equatable {
         return cgroup
     }
 
-    /// The memory limit of the cgroup mounted at `root`: cgroup v2's `memory.max`, else v1's
-    /// `memory/memory.limit_in_bytes`; nil when neither exists or it says there is no limit.
-    static func cgroupLimit(root: String) -> MemoryLimit? {
-        let v2 = root + "/memory.max"
-        if let text = read(v2) {
-            guard text != "max", let bytes = Int(text), bytes > 0 else { return nil }
-            return MemoryLimit(bytes: bytes, source: "the cgroup v2 limit \(ByteCount(bytes)) (\(v2))")
+    /// The tightest memory limit of this process's cgroup and its ancestors (from `membership`,
+    /// the text of `/proc/self/cgroup`), under the cgroup file system mounted at `root`: cgroup v2's
+    /// `memory.max` and v1's `memory/…/memory.limit_in_bytes` at every level that exists. In a
+    /// container, where the process's own cgroup is mounted at `root`, that is `root`'s own file; on
+    /// a host, e.g. a systemd service's `MemoryMax=`. Nil when no level sets a limit.
+    static func cgroupLimit(root: String, membership: String? = read("/proc/self/cgroup")) -> MemoryLimit? {
+        var paths = (v2: "/", v1: "/")
+        for line in membership?.split(separator: "\n") ?? [] {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            if fields[0] == "0", fields[1].isEmpty { paths.v2 = String(fields[2]) }
+            if fields[1].split(separator: ",").contains("memory") { paths.v1 = String(fields[2]) }
         }
-        let v1 = root + "/memory/memory.limit_in_bytes"
-        guard let text = read(v1), let bytes = Int(text), bytes > 0, bytes < cgroupV1Unlimited else { return nil }
-        return MemoryLimit(bytes: bytes, source: "the cgroup v1 limit \(ByteCount(bytes)) (\(v1))")
+        var tightest: MemoryLimit?
+        func consider(_ file: String, version: String, unlimited: (String) -> Bool) {
+            guard let text = read(file), !unlimited(text), let bytes = Int(text), bytes > 0 else { return }
+            if bytes < tightest?.bytes ?? Int.max {
+                tightest = MemoryLimit(bytes: bytes, source: "the cgroup \(version) limit \(ByteCount(bytes)) (\(file))")
+            }
+        }
+        for directory in lineage(of: paths.v2, under: root) {
+            consider(directory + "/memory.max", version: "v2") { $0 == "max" }
+        }
+        for directory in lineage(of: paths.v1, under: root + "/memory") {
+            consider(directory + "/memory.limit_in_bytes", version: "v1") { Int($0).map { $0 >= cgroupV1Unlimited } ?? true }
+        }
+        return tightest
     }
 
-    private static func read(_ path: String) -> String? {
+    /// `base` + `path` and each of its ancestors up to `base` itself.
+    private static func lineage(of path: String, under base: String) -> [String] {
+        let components = path.split(separator: "/").map(String.init)
+        return (0...components.count).reversed().map { count in
+            ([base] + components.prefix(count)).joined(separator: "/")
+        }
+    }
+
+    static func read(_ path: String) -> String? {
         FileManager.default.contents(atPath: path).map {
             String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }

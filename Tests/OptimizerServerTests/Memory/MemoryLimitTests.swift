@@ -57,9 +57,38 @@ struct MemoryLimitTests {
         }
     }
 
-    @Test func v2IsPreferredWhenBothExist() throws {
+    @Test func theTightestLimitWins() throws {
         try withCgroup(["memory.max": "\(Self.gib)", "memory/memory.limit_in_bytes": "\(2 * Self.gib)"]) { root in
-            #expect(MemoryLimit.cgroupLimit(root: root)?.bytes == Self.gib)
+            #expect(MemoryLimit.cgroupLimit(root: root, membership: "0::/\n")?.bytes == Self.gib)
+        }
+    }
+
+    /// On a host: the process's own cgroup (a systemd service's `MemoryMax=`) and its ancestors.
+    @Test func theProcessOwnCgroupAndItsAncestorsCount() throws {
+        let files = [
+            "system.slice/optimizerd.service/memory.max": "\(2 * Self.gib)\n", "system.slice/memory.max": "max\n",
+            "user.slice/memory.max": "\(Self.gib / 4)",
+        ]
+        try withCgroup(files) { root in
+            let limit = MemoryLimit.cgroupLimit(root: root, membership: "0::/system.slice/optimizerd.service\n")
+            #expect(limit?.bytes == 2 * Self.gib)
+            #expect(limit?.source == "the cgroup v2 limit 2.0 GiB (\(root)/system.slice/optimizerd.service/memory.max)")
+        }
+        try withCgroup(["system.slice/memory.max": "\(Self.gib)", "system.slice/optimizerd.service/memory.max": "max"]) { root in
+            #expect(MemoryLimit.cgroupLimit(root: root, membership: "0::/system.slice/optimizerd.service")?.bytes == Self.gib)
+        }
+        let v1 = ["memory/batch/job/memory.limit_in_bytes": "\(3 * Self.gib)", "memory/memory.limit_in_bytes": "9223372036854771712"]
+        try withCgroup(v1) { root in
+            let membership = "12:pids:/batch/job\n4:cpu,memory:/batch/job\n1:name=systemd:/batch/job\n"
+            #expect(MemoryLimit.cgroupLimit(root: root, membership: membership)?.bytes == 3 * Self.gib)
+        }
+    }
+
+    /// In a container the process's cgroup path is the host's, but its own cgroup is mounted at the root.
+    @Test func aPathMissingUnderTheRootFallsBackToTheRoot() throws {
+        try withCgroup(["memory/memory.limit_in_bytes": "\(Self.gib)"]) { root in
+            let membership = "9:memory:/docker/0123abcd\n0::/\n"
+            #expect(MemoryLimit.cgroupLimit(root: root, membership: membership)?.bytes == Self.gib)
         }
     }
 }
