@@ -173,3 +173,30 @@ def test_a_snapshot_without_room_is_put_off_and_the_log_keeps_every_step(binary,
             assert session.step(step, gradients(initial, step)).status_code == 200
         assert f"snapshot-{3:016d}.safetensors" in data_files(daemon.data_dir, session.id)
         assert_bit_identical(session.parameters(), before)
+
+
+def test_recovery_keeps_sessions_past_the_budget_and_counts_them(binary, tmp_path):
+    """Data is never refused: sessions recovered past a smaller budget are all loaded (and logged)
+    and counted; until some are deleted, what needs memory (a step's body, new parameters) is
+    refused without changing anything, then it goes through."""
+    data = tmp_path / "data"
+    with LocalDaemon(binary, data_dir=data, args=["--fsync", "always"]) as daemon:
+        sessions = [RawSession(daemon.url, "adam") for _ in range(3)]
+        for index, session in enumerate(sessions):
+            assert session.upload(large_model(index)).status_code == 200
+    with LocalDaemon(binary, data_dir=data, args=["--fsync", "always", "--max-memory", "24MiB"]) as daemon:
+        assert "recovered sessions exceed the memory budget" in daemon.log()
+        assert metric(daemon.url, "optimizerd_memory_used_bytes") >= 3 * 12 * MIB > 24 * MIB
+        recovered = [RawSession.attach(daemon.url, session.id, session.token) for session in sessions]
+        for session in recovered:
+            assert session.summary()["memory_bytes"] >= 12 * MIB
+        refused = recovered[0].step(1, gradients(large_model(0), 1))
+        assert refused.status_code == 507 and refused.json()["type"] == PROBLEM
+        assert recovered[0].summary()["step"] == 0
+        created = requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}, timeout=10)
+        assert created.status_code == 507 and created.json()["type"] == PROBLEM
+        for gone in recovered[1:]:
+            assert requests.delete(gone.path(), headers=gone.headers, timeout=10).status_code == 204
+        answer = recovered[0].step(1, gradients(large_model(0), 1))
+        assert answer.status_code == 200, answer.text
+        assert RawSession(daemon.url, "adam").upload(model(seed=1)).status_code == 200
