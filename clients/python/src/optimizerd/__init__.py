@@ -5,6 +5,8 @@
   checkpoint and restore, delete.
 - :mod:`optimizerd.torch`: :class:`~optimizerd.torch.RemoteOptimizer`, a drop-in
   ``torch.optim.Optimizer`` (torch is imported only there).
+- :mod:`optimizerd.optax`: :func:`~optimizerd.optax.remote`, an optax gradient transformation
+  whose step runs on the daemon (JAX and optax are imported only there).
 - :mod:`optimizerd.testing`: :class:`~optimizerd.testing.LocalDaemon` starts a throw-away daemon.
 
 Errors answered by the daemon are raised as :class:`OptimizerdError` subclasses carrying the
