@@ -75,15 +75,15 @@ struct KernelSuite {
             configuration: try SessionConfiguration(optimizer: benchmark.optimizer, hyperparameters: benchmark.hyperparameters)
         )
         var keep: [FloatBuffer] = []
-        var parameters: [ParameterTensor] = []
+        var parameters: [TensorView] = []
         for (index, tensor) in model.tensors.enumerated() {
             let values = FloatBuffer(count: tensor.shape.reduce(1, *), seed: UInt64(index + 1))
             keep.append(values)
-            parameters.append(ParameterTensor(name: tensor.name, shape: TensorShape(tensor.shape), values: values.buffer))
+            parameters.append(TensorView(name: tensor.name, shape: TensorShape(tensor.shape), values: values.buffer))
         }
         try session.setParameters(parameters)
         keep.removeAll()  // setParameters copied them
-        var gradients: [GradientTensor] = []
+        var gradients: [TensorView] = []
         for term in 0..<benchmark.terms {
             for (index, tensor) in model.tensors.enumerated() {
                 // Small gradients keep every optimizer's state finite and non-degenerate over the runs.
@@ -91,7 +91,7 @@ struct KernelSuite {
                 for i in 0..<values.count { values.pointer[i] *= 1e-2 }
                 keep.append(values)
                 let name = benchmark.optimizer == "mtadam" ? "\(term)/\(tensor.name)" : tensor.name
-                gradients.append(GradientTensor(name: name, shape: TensorShape(tensor.shape), values: values.buffer))
+                gradients.append(TensorView(name: name, shape: TensorShape(tensor.shape), values: values.buffer))
             }
         }
         let input = StepInput(gradients: gradients, loss: benchmark.needsLoss ? 1.0 : nil)

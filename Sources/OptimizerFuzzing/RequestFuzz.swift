@@ -5,21 +5,21 @@ import OptimizerWire
 ///
 /// The input is sections joined by ``separator``: a session-creation body (JSON), a parameter upload
 /// (safetensors), then up to ``maxSteps`` step bodies (safetensors; an empty one sends the upload
-/// again as gradients). They go through what the daemon's routes do with them: the configuration
-/// is decoded and validated (`SessionConfiguration`), the upload is decoded as dense float tensors,
-/// checked and set (`checkParameters`, `setParameters`), and each step body is decoded with its
-/// sparse pairs resolved against the session's parameters, validated (`prepareStep`) and applied
-/// (`apply`). Finally the parameters are encoded as a step's answer is, in each wire dtype, and
-/// read back.
+/// again as gradients). They go through the daemon's own code: the configuration is decoded and
+/// validated (`SessionConfiguration`); the upload and each step run through OptimizerWire's request
+/// functions, which the daemon's routes and its log replay call too
+/// (`OptimizerSession.setParameters(from:in:beforeChange:)`, and
+/// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:beforeApply:)` after
+/// `StepMetadata` parsed the body's `__metadata__`: the `step` number check, sparse pairs, duplicate
+/// and unknown tensors, validation and the update). Finally the parameters are encoded as a step's
+/// answer is, in each wire dtype, and read back.
 ///
 /// Invariants beyond "no crash": every error is one the daemon maps to a 4xx (never an unexpected
-/// type, which would be a 500), and a refused upload or step leaves the session exactly as it was
-/// (DESIGN §7).
+/// type, which would be a 500), a refused upload or step leaves the session exactly as it was
+/// (DESIGN §7), and a kept delta covers exactly the stepped parameters.
 ///
-/// Not covered here: HTTP framing, gzip bodies, authentication, the `step` number check and the
-/// write-ahead log (those live in OptimizerServer and OptimizerStore). The metadata scalars are
-/// read with a simpler parser than the daemon's `StepMetadata`: they matter here for the values
-/// they give `prepareStep`, not for how their text is parsed.
+/// Not covered here: HTTP framing, gzip bodies, authentication, the answer to a retry and the
+/// write-ahead log (those live in OptimizerServer and OptimizerStore).
 public enum RequestFuzz {
     /// Separates the sections of an input.
     public static let separator = Array("\n--8<--\n".utf8)
@@ -45,7 +45,7 @@ public enum RequestFuzz {
             // An empty step section repeats the upload as gradients: shapes that match the parameters
             // by construction, which random mutation would rarely produce in two places at once.
             let gradients = body.buffer.isEmpty ? sections[1].buffer : body.buffer
-            unchangedOnError("step \(number + 1)", session, &report) { try step(gradients, session) }
+            unchangedOnError("step \(number + 1)", session, &report) { try step(gradients, number: number + 1, session) }
         }
         report.run("encode", expecting: SafetensorsFuzz.isSafetensorsError) { try checkEncoding(session) }
         return report
@@ -53,46 +53,27 @@ public enum RequestFuzz {
 
     /// The errors the daemon answers with a 4xx.
     static func isRequestError(_ error: any Error) -> Bool {
-        error is SafetensorsError || error is OptimizerError || error is DecodingError || error is InputError
-    }
-
-    /// An input the harness refuses where the daemon would answer 4xx with its own error.
-    struct InputError: Error, CustomStringConvertible {
-        let description: String
+        error is SafetensorsError || error is OptimizerError || error is StepRequestError || error is DecodingError
     }
 
     // MARK: Stages
 
     /// `PUT /v1/sessions/{id}/parameters`: every tensor dense, checked, then set.
     private static func upload(_ body: UnsafeRawBufferPointer, to session: OptimizerSession) throws {
-        let header = try SafetensorsHeader(parsing: body)
-        try header.withFloatTensors(in: body, sparseShape: nil) { tensors in
-            let uploads = tensors.map { ParameterTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) }
-            try session.checkParameters(uploads)
-            try session.setParameters(uploads)
-        }
+        try session.setParameters(from: try SafetensorsHeader(parsing: body), in: body)
     }
 
-    /// `POST /v1/sessions/{id}/step`: sparse pairs resolved against the parameters, validated, applied.
-    private static func step(_ body: UnsafeRawBufferPointer, _ session: OptimizerSession) throws {
+    /// `POST /v1/sessions/{id}/step`: the metadata parsed, then the daemon's step; odd-numbered steps
+    /// keep their delta (`return=delta`), which must cover exactly the stepped parameters.
+    private static func step(_ body: UnsafeRawBufferPointer, number: Int, _ session: OptimizerSession) throws {
         let header = try SafetensorsHeader(parsing: body)
-        let scalars = try StepScalars(header.metadata)
-        try header.withFloatTensors(
-            in: body,
-            sparseShape: { pair in
-                guard let (_, index) = session.resolveGradientName(pair.name) else {
-                    throw InputError(description: "sparse gradient of \(pair.name), which is not a parameter")
-                }
-                return session.parameters[index].shape.dimensions
-            }
-        ) { tensors in
-            let input = StepInput(
-                gradients: tensors.map { GradientTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) },
-                loss: scalars.loss,
-                termWeights: scalars.termWeights,
-                gradScale: scalars.gradScale
-            )
-            _ = session.apply(try session.prepareStep(input, parallelism: .serial))
+        let keepingDelta = !number.isMultiple(of: 2)
+        let applied = try session.step(
+            try StepMetadata(header.metadata), gradients: header, in: body, keepingDelta: keepingDelta, parallelism: .serial)
+        fuzzCheck(applied.telemetry.step == session.step, "step \(applied.telemetry.step) reported, session at \(session.step)")
+        if keepingDelta {
+            let shapes = applied.parameterIndices.map { session.parameters[$0].shape }
+            fuzzCheck(applied.delta?.map(\.shape) == shapes, "the delta does not match the stepped parameters")
         }
     }
 

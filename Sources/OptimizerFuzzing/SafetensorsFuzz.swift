@@ -1,3 +1,4 @@
+import OptimizerKit
 import OptimizerWire
 
 /// Fuzz target `safetensors`: OptimizerWire's strict decoder on arbitrary bytes.
@@ -88,9 +89,9 @@ public enum SafetensorsFuzz {
         }
     }
 
-    private static func checkCounts(_ tensors: [FloatTensor]) {
+    private static func checkCounts(_ tensors: [TensorView]) {
         for tensor in tensors {
-            let count = tensor.shape.contains(0) ? 0 : tensor.shape.reduce(1, *)
+            let count = tensor.shape.elementCount
             fuzzCheck(tensor.values.count == count, "\(tensor.name): \(tensor.values.count) values for shape \(tensor.shape)")
         }
     }

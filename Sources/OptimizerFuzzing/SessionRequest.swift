@@ -25,33 +25,3 @@ struct SessionRequest: Decodable {
         )
     }
 }
-
-/// The scalars of a step body's `__metadata__` that `prepareStep` takes: `loss` (a number or a
-/// JSON list of per-term losses, summed), `term_weights` (a JSON list) and `grad_scale`.
-struct StepScalars {
-    var loss: Double?
-    var termWeights: [Double]?
-    var gradScale: Double?
-
-    init(_ metadata: [String: String]) throws {
-        loss = try metadata["loss"].map { text in try Self.number(text) ?? Self.list(text, key: "loss").reduce(0, +) }
-        termWeights = try metadata["term_weights"].map { try Self.list($0, key: "term_weights") }
-        gradScale = try metadata["grad_scale"].map { text in
-            guard let value = Self.number(text) else { throw RequestFuzz.InputError(description: "grad_scale \(text)") }
-            return value
-        }
-    }
-
-    /// A number as Python's `str(float)` writes it, `nan` and `inf` included.
-    private static func number(_ text: String) -> Double? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        return Double(trimmed) ?? ["nan": .nan, "inf": .infinity, "-inf": -.infinity][trimmed.lowercased()]
-    }
-
-    private static func list(_ text: String, key: String) throws -> [Double] {
-        guard let values = try? JSONDecoder().decode([Double].self, from: Data(text.utf8)) else {
-            throw RequestFuzz.InputError(description: "\(key) \(text)")
-        }
-        return values
-    }
-}

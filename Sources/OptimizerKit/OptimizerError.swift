@@ -76,7 +76,8 @@ public struct OptimizerError: Error, Hashable, Sendable, CustomStringConvertible
         OptimizerError(code: .invalidConfiguration, subject: field, message: "\(field): \(detail)")
     }
 
-    static func tensor(_ code: Code, _ name: String, _ detail: String) -> OptimizerError {
+    /// A problem with one tensor of a request, named in the message.
+    public static func tensor(_ code: Code, _ name: String, _ detail: String) -> OptimizerError {
         OptimizerError(code: code, subject: name, message: "tensor \"\(name)\": \(detail)")
     }
 

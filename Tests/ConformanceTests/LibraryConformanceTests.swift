@@ -33,7 +33,7 @@ struct LibraryConformanceTests {
     private func upload(_ tensors: [ConformanceCase.Tensor], to session: OptimizerSession) throws {
         let buffers = tensors.map { TensorBuffer(shape: TensorShape($0.shape), values: $0.values) }
         try session.setParameters(
-            zip(tensors, buffers).map { ParameterTensor(name: $0.name, shape: TensorShape($0.shape), values: $1.readOnly) }
+            zip(tensors, buffers).map { TensorView(name: $0.name, shape: TensorShape($0.shape), values: $1.readOnly) }
         )
     }
 
@@ -41,7 +41,7 @@ struct LibraryConformanceTests {
         let buffers = tensors.map { TensorBuffer(shape: TensorShape($0.shape), values: $0.values) }
         try session.step(
             StepInput(
-                gradients: zip(tensors, buffers).map { GradientTensor(name: $0.name, shape: TensorShape($0.shape), values: $1.readOnly) },
+                gradients: zip(tensors, buffers).map { TensorView(name: $0.name, shape: TensorShape($0.shape), values: $1.readOnly) },
                 loss: loss
             )
         )

@@ -23,8 +23,8 @@ enum StoreFixtures {
         let w = TensorBuffer(shape: TensorShape([2, 3]), values: [1, 2, 3, 4, 5, 6])
         let b = TensorBuffer(shape: TensorShape([3]), values: [0.1, 0.2, 0.3])
         try session.setParameters([
-            ParameterTensor(name: "w", shape: w.shape, values: w.readOnly),
-            ParameterTensor(name: "b", shape: b.shape, values: b.readOnly),
+            TensorView(name: "w", shape: w.shape, values: w.readOnly),
+            TensorView(name: "b", shape: b.shape, values: b.readOnly),
         ])
         return session
     }
@@ -44,7 +44,7 @@ enum StoreFixtures {
         let file = try SafetensorsFile(bytes: record.body)
         let buffers = try file.tensors.map { TensorBuffer(shape: TensorShape($0.shape), values: try file.floats(named: $0.name)) }
         try session.step(
-            StepInput(gradients: zip(file.tensors, buffers).map { GradientTensor(name: $0.name, shape: $1.shape, values: $1.readOnly) })
+            StepInput(gradients: zip(file.tensors, buffers).map { TensorView(name: $0.name, shape: $1.shape, values: $1.readOnly) })
         )
     }
 

@@ -2,9 +2,12 @@
 ///
 /// ```swift
 /// let session = OptimizerSession(configuration: try SessionConfiguration(optimizer: "adam"))
-/// try session.setParameters([ParameterTensor(name: "w", shape: TensorShape([2]), values: [1, 2])])
+/// let values: [Float] = [1, 2], gradients: [Float] = [0.5, -0.5]
+/// try values.withUnsafeBufferPointer { p in
+///     try session.setParameters([TensorView(name: "w", shape: TensorShape([2]), values: p)])
+/// }
 /// let telemetry = try gradients.withUnsafeBufferPointer { g in
-///     try session.step(StepInput(gradients: [GradientTensor(name: "w", shape: TensorShape([2]), values: g)]))
+///     try session.step(StepInput(gradients: [TensorView(name: "w", shape: TensorShape([2]), values: g)]))
 /// }
 /// ```
 ///
@@ -50,7 +53,7 @@ public final class OptimizerSession {
     ///
     /// - Throws: ``OptimizerError`` for an empty or duplicate name, a shape that differs from the
     ///   existing parameter's, or a non-finite value. Nothing changes on error.
-    public func setParameters(_ tensors: [ParameterTensor]) throws {
+    public func setParameters(_ tensors: [TensorView]) throws {
         try checkParameters(tensors)
         for tensor in tensors {
             if let index = indexByName[tensor.name] {
@@ -69,7 +72,7 @@ public final class OptimizerSession {
     /// can log the upload durably between the check and the change).
     ///
     /// - Throws: ``OptimizerError``, as ``setParameters(_:)``.
-    public func checkParameters(_ tensors: [ParameterTensor]) throws {
+    public func checkParameters(_ tensors: [TensorView]) throws {
         var seen = Set<String>()
         for tensor in tensors {
             guard !tensor.name.isEmpty else {
@@ -156,22 +159,5 @@ public final class OptimizerSession {
             return nil
         }
         return indexByName[name].map { (0, $0) }
-    }
-}
-
-/// A parameter tensor to upload: name, shape and float32 values.
-public struct ParameterTensor {
-    /// The parameter name.
-    public var name: String
-    /// The shape.
-    public var shape: TensorShape
-    /// The values (read during the call only).
-    public var values: UnsafeBufferPointer<Float>
-
-    /// Creates a parameter tensor view.
-    public init(name: String, shape: TensorShape, values: UnsafeBufferPointer<Float>) {
-        self.name = name
-        self.shape = shape
-        self.values = values
     }
 }

@@ -1,28 +1,8 @@
-/// One gradient tensor of a step request, already converted to float32.
-///
-/// For single-term optimizers `name` is the parameter name; for MTAdam it is `k/P`, the gradient of
-/// loss term `k` for parameter `P` (split at the first `/`).
-public struct GradientTensor {
-    /// The tensor name as sent.
-    public var name: String
-    /// The shape as sent.
-    public var shape: TensorShape
-    /// The values; only read during ``OptimizerSession/step(_:parallelism:)``.
-    public var values: UnsafeBufferPointer<Float>
-
-    /// Creates a gradient tensor view.
-    public init(name: String, shape: TensorShape, values: UnsafeBufferPointer<Float>) {
-        self.name = name
-        self.shape = shape
-        self.values = values
-    }
-}
-
 /// A step request: gradients plus the scalar inputs some optimizers need.
 public struct StepInput {
     /// The gradients. Per-tensor optimizers may omit parameters; MoMo, MoMo-Adam and MTAdam need all
     /// of them (and every term).
-    public var gradients: [GradientTensor]
+    public var gradients: [TensorView]
     /// The batch loss at the pre-step parameters (required by `momo` and `momo_adam`; recorded otherwise).
     public var loss: Double?
     /// MTAdam term weights for this step only, overriding the session's.
@@ -31,7 +11,7 @@ public struct StepInput {
     public var gradScale: Double?
 
     /// Creates a step request.
-    public init(gradients: [GradientTensor], loss: Double? = nil, termWeights: [Double]? = nil, gradScale: Double? = nil) {
+    public init(gradients: [TensorView], loss: Double? = nil, termWeights: [Double]? = nil, gradScale: Double? = nil) {
         self.gradients = gradients
         self.loss = loss
         self.termWeights = termWeights

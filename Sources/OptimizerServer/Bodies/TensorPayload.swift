@@ -6,7 +6,8 @@ import OptimizerWire
 ///
 /// Parsing validates the whole structure (OptimizerWire's ``SafetensorsHeader``), so a malformed body
 /// is rejected before any session is touched. Tensor values are read later, under the session's lock,
-/// through ``withFloatTensors(sparseSize:_:)``.
+/// by OptimizerWire's request functions (`OptimizerSession.setParameters(from:in:beforeChange:)`
+/// and `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:beforeApply:)`).
 struct TensorPayload: Sendable {
     let bytes: ByteBuffer
     let header: SafetensorsHeader
@@ -28,59 +29,4 @@ struct TensorPayload: Sendable {
 
     /// The `__metadata__` strings.
     var metadata: [String: String] { header.metadata }
-
-    /// One tensor of the body as float32 values (the name, for a sparse pair, is the dense `P`).
-    typealias FloatTensor = OptimizerWire.FloatTensor
-
-    /// Calls `body` with every tensor as float32: dense `F32` in place when aligned (zero-copy),
-    /// `F16`/`BF16` converted, sparse pairs scattered into zero-filled dense tensors. The decoding is
-    /// OptimizerWire's (``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)``, which the fuzzer
-    /// runs); this adds the session's answers for pairs it cannot take.
-    ///
-    /// - Parameters:
-    ///   - sparseSize: The dense shape of a sparse tensor `P`, or nil when `P` is not a known
-    ///     parameter (then the request is refused with 422). Pass nil to take every tensor as dense
-    ///     (parameter uploads).
-    ///   - body: Receives the tensors; their memory is valid only during the call.
-    /// - Throws: ``SafetensorsError`` for wrong dtypes or bad or incomplete sparse pairs,
-    ///   ``ProblemError`` (422) for a sparse tensor of an unknown parameter or one also sent dense, or
-    ///   whatever `body` throws.
-    func withFloatTensors<Result>(
-        sparseSize: ((String) -> [Int]?)?,
-        _ body: ([FloatTensor]) throws -> Result
-    ) throws -> Result {
-        try bytes.withUnsafeReadableBytes { raw in
-            guard let sparseSize else {
-                return try header.withFloatTensors(in: raw, sparseShape: nil, body)
-            }
-            try rejectDenseAndSparse()
-            return try header.withFloatTensors(
-                in: raw,
-                sparseShape: { pair in
-                    guard let shape = sparseSize(pair.name) else {
-                        throw ProblemError.unprocessable(
-                            "unknown-tensor",
-                            "tensor \"\(pair.indices.name)\": sparse gradient of \"\(pair.name)\", which is not a parameter of this session"
-                        )
-                    }
-                    return shape
-                },
-                body
-            )
-        }
-    }
-
-    /// A dense `P` sent together with `P.indices` + `P.values` is a duplicate (422, where the codec
-    /// alone would call it a malformed pair).
-    private func rejectDenseAndSparse() throws {
-        for entry in header.tensors where entry.name.hasSuffix(SparseTensor.valuesSuffix) {
-            let name = String(entry.name.dropLast(SparseTensor.valuesSuffix.count))
-            if header.entry(named: name) != nil, header.entry(named: name + SparseTensor.indicesSuffix) != nil {
-                throw ProblemError.unprocessable(
-                    "duplicate-tensor",
-                    "tensor \"\(name)\": given twice, dense and as \"\(entry.name)\" + \"\(name + SparseTensor.indicesSuffix)\""
-                )
-            }
-        }
-    }
 }

@@ -17,6 +17,8 @@ extension ProblemError {
     /// - ``SafetensorsError``: malformed bodies → 400, also past a limit on tensors or names
     ///   (``RequestLimits/safetensors``); a header over its size limit → 413; a sparse index outside
     ///   its parameter → 422.
+    /// - ``StepRequestError``: a step's `__metadata__` of the wrong form → 400, a `step` out of
+    ///   sequence → 409.
     /// - ``StoreError``: disk full → 507, data directory read-only or unavailable → 503, a checkpoint
     ///   that does not fit → 422.
     /// - ``MemoryBudgetExceeded``: the request would pass `--max-memory` → 507 naming the budget,
@@ -49,6 +51,13 @@ extension ProblemError {
             self = ProblemError(
                 HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), kind: Self.memoryBudgetExceeded,
                 detail: "\(refusal); nothing was changed (delete sessions or raise --max-memory)")
+        case let error as StepRequestError:
+            switch error.code {
+            case .stepMismatch:
+                self = ProblemError(.conflict, kind: "step-mismatch", detail: error.description)
+            default:
+                self = ProblemError(.badRequest, kind: "invalid-metadata", detail: error.description)
+            }
         case let error as StoreError:
             switch error.code {
             case .noSpace:

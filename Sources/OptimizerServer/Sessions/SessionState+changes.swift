@@ -11,19 +11,14 @@ struct ConfigurationChange: Codable, Sendable {
 }
 
 extension SessionState {
-    /// Uploads parameters: checked, logged, then applied.
+    /// Uploads parameters: checked, logged, then applied (OptimizerWire's
+    /// ``OptimizerSession/setParameters(from:in:beforeChange:)`` with the log in between).
     mutating func setParameters(_ payload: TensorPayload) throws {
-        let session = self.session
-        let journal = self.journal
-        try payload.withFloatTensors(sparseSize: nil) { tensors in
-            let uploads = tensors.map { ParameterTensor(name: $0.name, shape: TensorShape($0.shape), values: $0.values) }
-            try session.checkParameters(uploads)
-            if let journal {
-                try payload.bytes.withUnsafeReadableBytes { body in
-                    try journal.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
-                }
+        let (session, journal) = (self.session, self.journal)
+        try payload.bytes.withUnsafeReadableBytes { body in
+            try session.setParameters(from: payload.header, in: body) {
+                try journal?.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
             }
-            try session.setParameters(uploads)
         }
         snapshotIfDue()
     }

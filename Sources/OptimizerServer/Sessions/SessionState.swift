@@ -1,6 +1,7 @@
 import Foundation
 import OptimizerKit
 import OptimizerStore
+import OptimizerWire
 
 /// The mutable part of a session, only touched under its ``SessionHandle``'s lock.
 ///
@@ -23,14 +24,6 @@ struct SessionState: @unchecked Sendable {
     var lastStep: AppliedStep?
     /// The daemon's memory budget, for the transient copy a snapshot is encoded into.
     var memory: MemoryBudget = .unlimited
-
-    /// The parameters and (if kept) deltas of the last applied step.
-    struct AppliedStep {
-        /// Indices of the parameters that had gradients, ascending.
-        var parameterIndices: [Int]
-        /// θ_after − θ_before for those parameters, kept when the step was asked for `return=delta`.
-        var delta: [TensorBuffer]?
-    }
 
     init(session: OptimizerSession, identity: SessionIdentity, historyCapacity: Int, journal: SessionJournal? = nil) {
         self.session = session

@@ -1,5 +1,6 @@
 import NIOCore
 import OptimizerKit
+import OptimizerWire
 
 /// One step request, decoded and validated as far as possible without the session.
 struct StepRequest: Sendable {

@@ -1,13 +1,4 @@
-/// One tensor of a request body as float32 values, from
-/// ``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)``.
-public struct FloatTensor {
-    /// The name; for a sparse pair `P.indices` + `P.values`, the dense name `P`.
-    public var name: String
-    /// The dense shape.
-    public var shape: [Int]
-    /// The values; valid only during the call that handed them out.
-    public var values: UnsafeBufferPointer<Float>
-}
+import OptimizerKit
 
 extension SafetensorsHeader {
     /// Calls `body` with every tensor of a request body as float32: the decoding a server does for
@@ -25,32 +16,32 @@ extension SafetensorsHeader {
     ///     from it to refuse a pair (say, for a `P` that is not a parameter). In this mode a
     ///     `P.indices` of an integer dtype without its `P.values` is an incomplete pair: it could
     ///     never be a float gradient, so the error names the missing half rather than the dtype.
-    ///   - body: Receives the tensors, dense ones in header order, then the sparse ones; their memory
-    ///     is valid only during the call.
+    ///   - body: Receives the tensors, dense ones in header order, then the sparse ones (named `P`);
+    ///     their memory is valid only during the call.
     /// - Throws: ``SafetensorsError`` for wrong dtypes and bad or incomplete sparse pairs, what
     ///   `sparseShape` throws, or what `body` throws.
     public func withFloatTensors<Result>(
         in buffer: UnsafeRawBufferPointer,
         sparseShape: ((SparseTensor) throws -> [Int])?,
-        _ body: ([FloatTensor]) throws -> Result
+        _ body: ([TensorView]) throws -> Result
     ) throws -> Result {
         var scratch = FloatScratch()
         defer { scratch.release() }
         let sparse = sparseShape == nil ? [] : try completeSparsePairs()
         let sparseMembers = Set(sparse.flatMap { [$0.indices.name, $0.values.name] })
 
-        var result: [FloatTensor] = []
+        var result: [TensorView] = []
         result.reserveCapacity(tensors.count)
         for entry in tensors where !sparseMembers.contains(entry.name) {
             let values = try floatValues(of: entry, in: buffer, scratch: &scratch)
-            result.append(FloatTensor(name: entry.name, shape: entry.shape, values: values))
+            result.append(TensorView(name: entry.name, shape: TensorShape(entry.shape), values: values))
         }
         if let sparseShape {
             for pair in sparse {
                 let shape = try sparseShape(pair)
                 let dense = scratch.allocate(Self.elementCount(of: shape))
                 try scatter(pair, in: buffer, into: dense)
-                result.append(FloatTensor(name: pair.name, shape: shape, values: UnsafeBufferPointer(dense)))
+                result.append(TensorView(name: pair.name, shape: TensorShape(shape), values: UnsafeBufferPointer(dense)))
             }
         }
         return try body(result)

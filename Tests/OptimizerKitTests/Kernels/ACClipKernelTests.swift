@@ -94,7 +94,7 @@ struct ACClipKernelTests {
             for _ in 0..<2 {
                 _ = try withBuffers([gradient]) { g in
                     try session.step(
-                        StepInput(gradients: [GradientTensor(name: "w", shape: TensorShape([count]), values: g[0])]),
+                        StepInput(gradients: [TensorView(name: "w", shape: TensorShape([count]), values: g[0])]),
                         parallelism: Parallelism(threads: threads)
                     )
                 }

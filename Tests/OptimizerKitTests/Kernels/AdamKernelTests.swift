@@ -51,13 +51,13 @@ struct AdamKernelTests {
         func run(threads: Int) throws -> ([Float], [Float], Double) {
             let session = OptimizerSession(configuration: try SessionConfiguration(optimizer: "adam"))
             try values.withUnsafeBufferPointer {
-                try session.setParameters([ParameterTensor(name: "w", shape: TensorShape([count]), values: $0)])
+                try session.setParameters([TensorView(name: "w", shape: TensorShape([count]), values: $0)])
             }
             var telemetry: StepTelemetry?
             for _ in 0..<2 {
                 telemetry = try gradient.withUnsafeBufferPointer {
                     try session.step(
-                        StepInput(gradients: [GradientTensor(name: "w", shape: TensorShape([count]), values: $0)]),
+                        StepInput(gradients: [TensorView(name: "w", shape: TensorShape([count]), values: $0)]),
                         parallelism: Parallelism(threads: threads)
                     )
                 }

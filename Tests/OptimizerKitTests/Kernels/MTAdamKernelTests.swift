@@ -178,7 +178,7 @@ struct MTAdamKernelTests {
                     try session.step(
                         StepInput(
                             gradients: (0..<2).map {
-                                GradientTensor(name: "\($0)/w", shape: TensorShape([count]), values: g[$0])
+                                TensorView(name: "\($0)/w", shape: TensorShape([count]), values: g[$0])
                             }
                         ),
                         parallelism: Parallelism(threads: threads)

@@ -147,8 +147,8 @@ struct MomoKernelTests {
                 try session.step(
                     StepInput(
                         gradients: [
-                            GradientTensor(name: "big", shape: TensorShape([count]), values: buffers[0]),
-                            GradientTensor(name: "small", shape: TensorShape([7]), values: buffers[1]),
+                            TensorView(name: "big", shape: TensorShape([count]), values: buffers[0]),
+                            TensorView(name: "small", shape: TensorShape([7]), values: buffers[1]),
                         ],
                         loss: 2 - Double(step) * 0.1
                     ),

@@ -425,7 +425,7 @@ struct AdafactorTests {
                         try session.step(
                             StepInput(
                                 gradients: zip(gradients, buffers).map {
-                                    GradientTensor(name: $0.0, shape: TensorShape($0.1), values: $1)
+                                    TensorView(name: $0.0, shape: TensorShape($0.1), values: $1)
                                 }
                             ),
                             parallelism: Parallelism(threads: threads)

@@ -8,7 +8,7 @@ extension OptimizerSession {
 
     func upload(_ tensors: [(String, [Int], [Float])]) throws {
         try withBuffers(tensors.map(\.2)) { buffers in
-            try setParameters(zip(tensors, buffers).map { ParameterTensor(name: $0.0, shape: TensorShape($0.1), values: $1) })
+            try setParameters(zip(tensors, buffers).map { TensorView(name: $0.0, shape: TensorShape($0.1), values: $1) })
         }
     }
 
@@ -22,7 +22,7 @@ extension OptimizerSession {
         try withBuffers(gradients.map(\.2)) { buffers in
             try step(
                 StepInput(
-                    gradients: zip(gradients, buffers).map { GradientTensor(name: $0.0, shape: TensorShape($0.1), values: $1) },
+                    gradients: zip(gradients, buffers).map { TensorView(name: $0.0, shape: TensorShape($0.1), values: $1) },
                     loss: loss,
                     termWeights: termWeights,
                     gradScale: gradScale

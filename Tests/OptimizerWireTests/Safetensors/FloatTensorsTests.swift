@@ -1,3 +1,4 @@
+import OptimizerKit
 import Testing
 
 @testable import OptimizerWire
@@ -14,7 +15,7 @@ struct FloatTensorsTests {
         let header = try parseHeader(bytes)
         return try bytes.withUnsafeBytes { buffer in
             try header.withFloatTensors(in: buffer, sparseShape: sparseShape) { tensors in
-                tensors.map { ($0.name, $0.shape, Array($0.values)) }
+                tensors.map { ($0.name, $0.shape.dimensions, Array($0.values)) }
             }
         }
     }

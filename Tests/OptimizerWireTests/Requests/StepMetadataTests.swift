@@ -1,7 +1,5 @@
-import HTTPTypes
+import OptimizerWire
 import Testing
-
-@testable import OptimizerServer
 
 struct StepMetadataTests {
     @Test func parsesEveryKey() throws {
@@ -16,12 +14,15 @@ struct StepMetadataTests {
         #expect(try StepMetadata(["loss": "[1.5, 2]"]).loss == 3.5)
         #expect(try StepMetadata(["loss": "nan"]).loss?.isNaN == true)
         #expect(try StepMetadata(["loss": "-inf"]).loss == -.infinity)
+        #expect(try StepMetadata(["loss": " Infinity"]).loss == .infinity)
+        #expect(try StepMetadata(["grad_scale": "+inf"]).gradScale == .infinity)
     }
 
     @Test(arguments: [["step": "two"], ["step": "-1"], ["loss": "big"], ["term_weights": "1,2"], ["grad_scale": "[2]"]])
-    func badValuesAre400NamingTheKey(metadata: [String: String]) throws {
-        let error = try #require(throws: ProblemError.self) { try StepMetadata(metadata) }
-        #expect(error.status == .badRequest)
-        #expect(error.detail.hasPrefix("__metadata__.\(metadata.keys.first!)"))
+    func badValuesNameTheKey(metadata: [String: String]) throws {
+        let error = try #require(throws: StepRequestError.self) { try StepMetadata(metadata) }
+        #expect(error.code == .invalidMetadata)
+        #expect(error.key == metadata.keys.first!)
+        #expect(error.description.hasPrefix("__metadata__.\(metadata.keys.first!)"))
     }
 }

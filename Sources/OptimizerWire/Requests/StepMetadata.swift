@@ -1,23 +1,29 @@
 import Foundation
 
-/// The `__metadata__` of a step request: all values are strings, some of them JSON.
-struct StepMetadata: Sendable, Equatable {
+/// The `__metadata__` of a step request that the step uses: all values are strings, some of them JSON.
+///
+/// This is the only parser of these keys: the daemon and the fuzz harness both read a step body's
+/// metadata through it.
+public struct StepMetadata: Sendable, Equatable {
     /// The step this request makes (current + 1), or the current step for a retry.
-    var step: Int?
+    public var step: Int?
     /// The batch loss (MTAdam: a JSON list of per-term losses is accepted and summed for telemetry).
-    var loss: Double?
+    public var loss: Double?
     /// MTAdam term weights for this step.
-    var termWeights: [Double]?
+    public var termWeights: [Double]?
     /// Divide every gradient by this first.
-    var gradScale: Double?
+    public var gradScale: Double?
 
     /// Parses the known keys; other keys are ignored (clients may label their requests).
     ///
-    /// - Throws: ``ProblemError`` (400) naming the metadata key.
-    init(_ metadata: [String: String]) throws {
+    /// Numbers are read as Python writes them (`str(float)`): `nan`, `inf` and `-inf` included, and
+    /// also `infinity` and `+inf` in any case.
+    ///
+    /// - Throws: ``StepRequestError`` (``StepRequestError/Code-swift.struct/invalidMetadata``) naming the key.
+    public init(_ metadata: [String: String]) throws {
         if let text = metadata["step"] {
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= 0 else {
-                throw Self.invalid("step", "must be a non-negative integer, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("step", "must be a non-negative integer, got \"\(text)\"")
             }
             step = value
         }
@@ -27,28 +33,26 @@ struct StepMetadata: Sendable, Equatable {
             } else if let values = Self.numbers(text) {
                 loss = values.reduce(0, +)
             } else {
-                throw Self.invalid("loss", "must be a number (or a JSON list of per-term losses), got \"\(text)\"")
+                throw StepRequestError.invalidMetadata(
+                    "loss", "must be a number (or a JSON list of per-term losses), got \"\(text)\"")
             }
         }
         if let text = metadata["term_weights"] {
             guard let values = Self.numbers(text) else {
-                throw Self.invalid("term_weights", "must be a JSON list of numbers, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("term_weights", "must be a JSON list of numbers, got \"\(text)\"")
             }
             termWeights = values
         }
         if let text = metadata["grad_scale"] {
             guard let value = Self.number(text) else {
-                throw Self.invalid("grad_scale", "must be a number, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("grad_scale", "must be a number, got \"\(text)\"")
             }
             gradScale = value
         }
     }
 
-    init() {}
-
-    private static func invalid(_ key: String, _ detail: String) -> ProblemError {
-        .badRequest("invalid-metadata", "__metadata__.\(key): \(detail)")
-    }
+    /// No metadata: the next step, without a loss, term weights or gradient scale.
+    public init() {}
 
     /// A number as Python writes it (`str(float)`), including `nan`, `inf` and `-inf`.
     private static func number(_ text: String) -> Double? {
