@@ -7,6 +7,7 @@ import optimizerd
 import pytest
 from client_reference import Adam
 from optimizerd import wire
+from optimizerd.body import build_body
 
 
 def params_and_grads(rng, shapes=None):
@@ -360,3 +361,40 @@ def test_checkpoint_restore_on_another_daemon(client, admin_daemon, rng, checkpo
         np.testing.assert_array_equal(
             target.parameters()["layer.weight"], source.parameters()["layer.weight"]
         )
+
+
+@pytest.mark.parametrize("response_dtype", ["f32", "bf16"])
+def test_step_reads_the_answer_into_out_arrays(client, rng, response_dtype):
+    w, b = rng.standard_normal((40, 30)).astype(np.float32), rng.standard_normal(30).astype(np.float32)
+    session = client.create_session("sgd", lr=0.5)
+    session.upload_parameters({"w": w, "b": b})
+    grads = {"w": rng.standard_normal((40, 30)).astype(np.float32), "b": np.ones(30, np.float32)}
+    out = {"w": np.full(1200, np.nan, np.float32)}  # any shape with as many elements
+    arrays, telemetry = session.step(grads, response_dtype=response_dtype, out=out)
+    assert arrays["w"] is out["w"] and telemetry["step"] == 1
+    expected = wire.round_to_wire_dtype(w - 0.5 * grads["w"], response_dtype).reshape(-1)
+    np.testing.assert_array_equal(out["w"], expected)
+    np.testing.assert_array_equal(arrays["b"], wire.round_to_wire_dtype(b - 0.5, response_dtype))
+    into = {"b": np.zeros(30, np.float32)}
+    assert session.parameters(out=into)["b"] is into["b"]
+    np.testing.assert_array_equal(into["b"], b - np.float32(0.5))
+    with pytest.raises(ValueError, match="'w'"):
+        session.parameters(out={"w": np.zeros(7, np.float32)})
+    assert session.parameters()["w"].shape == (40, 30)  # the connection is usable after the error
+
+
+def test_bodies_are_streamed_from_the_arrays(rng):
+    grad = rng.standard_normal(1000).astype(np.float32)
+    body = build_body({"g": grad, "i": np.arange(3, dtype=np.int64)}, {"step": 1})
+    assert len(body) == len(body.tobytes())
+    parts = list(body)[1:]
+    # The I64 tensor first (alignment), then the float32 gradient as a view of its own memory.
+    assert np.frombuffer(parts[1], np.float32).ctypes.data == grad.ctypes.data
+    decoded, metadata = wire.decode(body.tobytes())
+    np.testing.assert_array_equal(decoded["g"], grad)
+    assert metadata == {"step": "1"}
+    buffers = {}
+    first = build_body({"g": grad}, dtype="bf16", buffers=buffers)
+    second = build_body({"g": grad * 2}, dtype="bf16", buffers=buffers)
+    addresses = [np.frombuffer(list(body)[1], np.uint16).ctypes.data for body in (first, second)]
+    assert addresses[0] == addresses[1]  # the conversion buffer is reused

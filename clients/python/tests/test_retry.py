@@ -198,4 +198,5 @@ def test_connections_are_reused(daemon, proxy, rng):
         session.step({"w": rng.standard_normal(300_000).astype(np.float32)})
         session.parameters(compress=True)
         session.summary()
-    assert proxy.connections == 1  # one keep-alive connection for all 11 requests
+    # Two keep-alive connections for all 11 requests: one for the JSON routes, one for the tensor routes.
+    assert proxy.connections == 2

@@ -390,3 +390,17 @@ def test_loading_a_plain_torch_state_dict_warns(daemon):
         remote.load_state_dict(local.state_dict())
     assert remote.param_groups[0]["lr"] == 0.02
     assert remote.session.summary()["hyperparameters"]["lr"] == 0.02
+
+
+def test_answers_are_read_into_the_parameters_memory(daemon):
+    model = make_model()
+    addresses = [p.data_ptr() for p in model.parameters()]
+    opt = RemoteOptimizer(model.named_parameters(), url=daemon.url, optimizer="sgd", lr=0.1)
+    x, y = make_data()
+    before = [p.detach().clone() for p in model.parameters()]
+    versions = [p._version for p in model.parameters()]
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    for p, address, old, version in zip(model.parameters(), addresses, before, versions):
+        assert p.data_ptr() == address and p._version > version
+        torch.testing.assert_close(p.detach(), old - 0.1 * p.grad, rtol=0, atol=1e-6)

@@ -149,7 +149,7 @@ _BY_STATUS: dict[int, type[OptimizerdError]] = {
 
 
 def error_from_response(response: Any) -> OptimizerdError:
-    """The exception for an error response (a ``requests.Response`` with status ≥ 400).
+    """The exception for an error response (a ``requests.Response``, or the transport's ``Answer``, with status ≥ 400).
 
     Reads the problem document when there is one; otherwise keeps the start of the body as the
     detail (a proxy's HTML error page, for instance).

@@ -5,12 +5,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from . import wire
+from .answer import Scratch, read_answer
+from .body import Body, build_body
+from .connection import read_exactly
 from .errors import ConnectionFailed, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +61,9 @@ class Session:
         self.info: dict[str, Any] = dict(info or {})
         # (step number, request digest) of a step whose answer never came.
         self._unconfirmed: Optional[tuple[int, bytes]] = None
+        # Reused buffers: 16-bit conversions of the gradients, and 16-bit answers.
+        self._buffers: dict[str, np.ndarray] = {}
+        self._scratch = Scratch()
 
     def __repr__(self) -> str:
         optimizer = self.info.get("optimizer", "?")
@@ -83,6 +90,35 @@ class Session:
         return self.client.transport.request(
             method, f"/v1/sessions/{self.id}{subpath}", token=self.token, **kwargs
         )
+
+    def _exchange(self, method: str, subpath: str, reader: Any, body: Optional[Body] = None, **kwargs: Any):
+        return self.client.transport.exchange(
+            method, f"/v1/sessions/{self.id}{subpath}", reader, token=self.token, body=body, **kwargs
+        )
+
+    def _tensor_reader(self, out: Optional[Mapping[str, np.ndarray]]):
+        """Reads a safetensors answer into ``out`` (straight from the socket unless compressed)."""
+
+        def read(answer) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+            encoding = answer.headers.get("Content-Encoding", "identity").lower()
+            if encoding == "identity" and answer.length is not None:
+                return read_answer(
+                    lambda buffer: read_exactly(answer.response, buffer), answer.length, out, self._scratch
+                )
+            data = _inflate(answer.response.read(), encoding)
+            view = memoryview(data)
+            position = 0
+
+            def take(buffer: memoryview) -> None:
+                nonlocal position
+                if position + buffer.nbytes > len(view):
+                    raise ValueError("not a safetensors answer: a tensor ends past the body")
+                buffer[:] = view[position : position + buffer.nbytes]
+                position += buffer.nbytes
+
+            return read_answer(take, len(view), out, self._scratch)
+
+        return read
 
     def _note(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         self.info = dict(summary)
@@ -143,6 +179,8 @@ class Session:
     ) -> dict[str, Any]:
         """``PUT /v1/sessions/{id}/parameters``: initial values, or a re-sync.
 
+        The body is streamed from the arrays themselves (float32 values are not copied).
+
         Args:
             parameters: name → array. New names are added (the daemon lists parameters in upload
                 order); known names must keep their shape.
@@ -152,26 +190,32 @@ class Session:
         Returns:
             The session summary.
         """
-        body = wire.encode(parameters, dtype=dtype, keep_order=True)
-        response = self._request("PUT", "/parameters", **_binary_request(body, compress))
-        return self._note(response.json())
+        body = build_body(parameters, dtype=dtype, buffers=self._buffers)
+        summary, _ = self._exchange("PUT", "/parameters", _read_json, **_binary_request(body, compress))
+        return self._note(summary)
 
-    def parameters(self, dtype: str = "f32", compress: Compress = False) -> dict[str, np.ndarray]:
+    def parameters(
+        self,
+        dtype: str = "f32",
+        compress: Compress = False,
+        out: Optional[Mapping[str, np.ndarray]] = None,
+    ) -> dict[str, np.ndarray]:
         """``GET /v1/sessions/{id}/parameters``: the current parameters.
 
         Args:
             dtype: wire dtype of the answer. Values are returned as float32 arrays either way
                 (F16/BF16 answers are rounded to that precision).
             compress: ask for a gzip-compressed answer.
+            out: name → float32 array (C-contiguous, writable, as many elements as the parameter)
+                to read that parameter into, straight from the socket; returned in its place.
         """
-        response = self._request(
+        (tensors, metadata), _ = self._exchange(
             "GET",
             "/parameters",
+            self._tensor_reader(out),
             params={"dtype": _dtype_query(dtype)},
             headers=_accept(compress),
-            binary=True,
         )
-        tensors, metadata = wire.decode(response.content)
         if "step" in metadata:
             self.last_step = int(metadata["step"])
         return tensors
@@ -189,6 +233,7 @@ class Session:
         return_: str = "params",
         response_dtype: str = "f32",
         metadata: Optional[Mapping[str, Any]] = None,
+        out: Optional[Mapping[str, np.ndarray]] = None,
     ) -> tuple[Optional[dict[str, np.ndarray]], dict[str, Any]]:
         """``POST /v1/sessions/{id}/step``: one optimizer step.
 
@@ -207,6 +252,11 @@ class Session:
                 ``"none"``.
             response_dtype: wire dtype of the answer (query ``dtype=``); arrays are float32 anyway.
             metadata: extra ``__metadata__`` entries (e.g. a label); the known keys above win.
+            out: name → float32 array (C-contiguous, writable, as many elements as the tensor)
+                that the answer's tensor of that name is read into, straight from the socket
+                (e.g. the parameters' own memory); returned in its place. If the answer is cut
+                midway and every retry fails, these arrays may hold part of the new values;
+                repeating the step fills them (it is answered from the retry path).
 
         Returns:
             ``(arrays, metadata)``: the parameters or deltas of the stepped tensors as float32
@@ -247,13 +297,13 @@ class Session:
             meta["grad_scale"] = repr(float(grad_scale))
         step_number = self._next_step_number(tensors, meta, dtype, return_)
         meta["step"] = str(step_number)
-        body = wire.encode(tensors, meta, dtype=dtype)
+        body = build_body(tensors, meta, dtype=dtype, buffers=self._buffers)
         try:
-            response = self._request(
+            (arrays, raw), answer = self._exchange(
                 "POST",
                 "/step",
+                self._tensor_reader(out),
                 params={"return": return_, "dtype": _dtype_query(response_dtype)},
-                binary=True,
                 **_binary_request(body, compress),
             )
         except ConnectionFailed:
@@ -262,9 +312,8 @@ class Session:
             self._unconfirmed = (step_number, _request_digest(tensors, meta, dtype, return_))
             raise
         self._unconfirmed = None
-        arrays, raw = wire.decode(response.content)
         result = parse_metadata(raw)
-        result["retry"] = response.headers.get("Optimizerd-Retry", "false").lower() == "true"
+        result["retry"] = answer.headers.get("Optimizerd-Retry", "false").lower() == "true"
         self.last_step = int(result.get("step", step_number))
         return (None if return_ == "none" else arrays), result
 
@@ -288,7 +337,15 @@ class Session:
     def checkpoint(self, compress: Compress = False) -> bytes:
         """``GET /v1/sessions/{id}/checkpoint``: a safetensors file with everything (parameters,
         every state slot, configuration and step in ``__metadata__``)."""
-        return self._request("GET", "/checkpoint", headers=_accept(compress), binary=True).content
+        content, _ = self._exchange(
+            "GET",
+            "/checkpoint",
+            lambda answer: _inflate(
+                answer.response.read(), answer.headers.get("Content-Encoding", "identity")
+            ),
+            headers=_accept(compress),
+        )
+        return content
 
     def restore(
         self, checkpoint: Union[bytes, bytearray, memoryview], compress: Compress = False
@@ -299,11 +356,10 @@ class Session:
         Returns:
             The session summary after the restore.
         """
-        response = self._request("PUT", "/checkpoint", **_binary_request(bytes(checkpoint), compress))
-        if "json" in response.headers.get("Content-Type", ""):
-            answer = response.json()
-            if isinstance(answer, dict) and "step" in answer and "parameters" in answer:
-                return self._note(answer)
+        body = Body(b"", [memoryview(checkpoint).cast("B")])
+        answer, _ = self._exchange("PUT", "/checkpoint", _read_json_if_any, **_binary_request(body, compress))
+        if isinstance(answer, dict) and "step" in answer and "parameters" in answer:
+            return self._note(answer)
         return self.summary()
 
 
@@ -390,10 +446,30 @@ def _accept(compress: Compress) -> dict[str, str]:
     return {"Accept-Encoding": "gzip" if compress else "identity"}
 
 
-def _binary_request(body: bytes, compress: Compress) -> dict[str, Any]:
+def _binary_request(body: Body, compress: Compress) -> dict[str, Any]:
     headers = {"Content-Type": "application/octet-stream", **_accept(compress)}
     if compress:
         level = 1 if compress is True else int(compress)
-        body = gzip.compress(body, compresslevel=level)
+        body = Body(gzip.compress(body.tobytes(), compresslevel=level), [])
         headers["Content-Encoding"] = "gzip"
-    return {"data": body, "headers": headers}
+    return {"body": body, "headers": headers}
+
+
+def _inflate(data: bytes, encoding: str) -> bytes:
+    """A body without its ``Content-Encoding`` (gzip or deflate)."""
+    encoding = encoding.lower()
+    if encoding == "gzip":
+        return gzip.decompress(data)
+    if encoding == "deflate":
+        return zlib.decompress(data)
+    return data
+
+
+def _read_json(answer: Any) -> Any:
+    return json.loads(answer.response.read())
+
+
+def _read_json_if_any(answer: Any) -> Any:
+    """The JSON answer, or ``None`` for another kind of answer (read to its end either way)."""
+    content = answer.response.read()
+    return json.loads(content) if "json" in answer.headers.get("Content-Type", "") else None

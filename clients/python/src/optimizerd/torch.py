@@ -12,7 +12,9 @@ This is the only module that imports torch. Offloading the optimizer is a two-li
         opt.step()          # MoMo: opt.step(loss=loss)
 
 The daemon keeps the optimizer state (moments, step counts) and a float32 master copy of the
-parameters; ``step()`` sends every ``p.grad`` and copies the returned values into the parameters.
+parameters; ``step()`` sends every ``p.grad`` (streamed from the gradients' own memory) and reads
+the returned values straight into the parameters' memory (float32 CPU parameters; others are
+copied in).
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ class RemoteOptimizer(Optimizer):
         if not remote:
             self.session.upload_parameters(self._local_parameters(), compress=self.compress)
         elif set(remote) == set(local):
-            self._write_back(self.session.parameters(dtype="f32"))
+            self._write_back(self.session.parameters(dtype="f32", out=self._destinations()))
         else:
             only_local = sorted(set(local) - set(remote))
             only_remote = sorted(set(remote) - set(local))
@@ -341,6 +343,7 @@ class RemoteOptimizer(Optimizer):
             dtype=self.wire_dtype,
             compress=self.compress,
             response_dtype=self.response_dtype,
+            out=self._destinations(),
         )
         if values:
             self._write_back(values)
@@ -403,7 +406,7 @@ class RemoteOptimizer(Optimizer):
             group["param_names"] = group_names
         if extra and extra.get("checkpoint") is not None:
             summary = self.session.restore(extra["checkpoint"])
-            self._write_back(self.session.parameters(dtype="f32"))
+            self._write_back(self.session.parameters(dtype="f32", out=self._destinations()))
             # The daemon now has the checkpoint's configuration; send whatever the loaded groups change.
             self._synced = self._daemon_groups(_effective_hyperparameters(summary))
         self._sync_hyperparameters()
@@ -420,13 +423,38 @@ class RemoteOptimizer(Optimizer):
             for name, p in zip(group["param_names"], group["params"])
         }
 
+    def _destinations(self) -> dict[str, np.ndarray]:
+        """name → the parameter's own memory as a NumPy array, for every parameter the answer
+        can be read into directly (float32, contiguous, on the CPU); the others are copied."""
+        destinations = {}
+        for group in self.param_groups:
+            for name, p in zip(group["param_names"], group["params"]):
+                if (
+                    p.device.type == "cpu"
+                    and p.dtype == torch.float32
+                    and p.is_contiguous()
+                    and not p.is_sparse
+                ):
+                    destinations[name] = p.detach().numpy()
+        return destinations
+
     @torch.no_grad()
     def _write_back(self, values: Mapping[str, np.ndarray]) -> None:
+        """Brings the parameters up to ``values``: those read into the parameters' memory are
+        already there (their autograd version is bumped, as an in-place update does); the others
+        are copied in."""
+        written = []
         for group in self.param_groups:
             for name, p in zip(group["param_names"], group["params"]):
                 value = values.get(name)
-                if value is not None:
+                if value is None:
+                    continue
+                if value.size and value.ctypes.data == p.data_ptr():
+                    written.append(p)
+                else:
                     p.copy_(torch.from_numpy(value).reshape(p.shape))
+        if written:
+            torch.autograd.graph.increment_version(written)
 
 
 # MARK: helpers

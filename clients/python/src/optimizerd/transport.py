@@ -14,18 +14,26 @@ What is retried:
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
+import threading
 import time
 from collections.abc import Collection, Mapping
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar, Union
+from urllib.parse import urlencode
 
 import requests
 import urllib3
 
+from .body import Body
+from .connection import Connection
 from .errors import ConnectionFailed, error_from_response
 
-__all__ = ["Transport", "Timeout"]
+__all__ = ["Transport", "Timeout", "Answer"]
+
+T = TypeVar("T")
 
 #: A timeout in seconds: one number for both phases, or ``(connect, read)``.
 Timeout = Union[float, tuple[float, float]]
@@ -52,11 +60,37 @@ def _never_sent(error: BaseException) -> bool:
     return False
 
 
+# The same for the tensor routes' own connection.
+_TRANSIENT_STDLIB = (OSError, http.client.HTTPException)
+
+
+@dataclass
+class Answer:
+    """What :meth:`Transport.exchange` hands to its reader and to error handling."""
+
+    status_code: int
+    reason: str
+    headers: Any  # http.client's message: case-insensitive ``get``
+    response: http.client.HTTPResponse
+    content: bytes = b""
+
+    @property
+    def length(self) -> Optional[int]:
+        """The body's ``Content-Length``, if sent."""
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None else None
+
+
 class Transport:
     """Sends requests to one daemon and turns error answers into exceptions.
 
+    The JSON routes go through ``requests``; the tensor routes (:meth:`exchange`) through one
+    keep-alive :class:`~optimizerd.connection.Connection` that sends bodies from their parts and
+    reads answers into the caller's arrays. Exchanges are serialised by a lock, so a background
+    thread may step while another thread uses the same client.
+
     Thread-safety: ``requests.Session`` is not guaranteed thread-safe; use one client per thread
-    (or serialise calls) when stepping from several threads.
+    (or serialise calls) for the JSON routes when calling them from several threads.
     """
 
     def __init__(
@@ -80,12 +114,83 @@ class Transport:
         self.http = http or requests.Session()
         self.http.verify = verify
         self.http.headers["User-Agent"] = "optimizerd-python"
+        self.connection = Connection(self.url, timeout, verify)
+        self._lock = threading.Lock()
         #: Number of retries made so far (all requests), for tests and monitoring.
         self.retry_count = 0
 
     def close(self) -> None:
         """Closes the pooled connections."""
         self.http.close()
+        with self._lock:
+            self.connection.close()
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        reader: Callable[[Answer], T],
+        *,
+        token: Optional[str] = None,
+        body: Optional[Body] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        params: Optional[Mapping[str, Any]] = None,
+    ) -> tuple[T, Answer]:
+        """One request on a tensor route, retried as described in the module docstring (every
+        tensor route may be repeated: steps carry their step number).
+
+        Args:
+            method: HTTP method.
+            path: path below the base URL.
+            reader: reads a successful answer's body (it must consume all of it) and returns the
+                result.
+            token: bearer token.
+            body: the request body, sent from its parts.
+            headers: extra headers.
+            params: query parameters (``None`` values are left out).
+
+        Returns:
+            (the reader's result, the answer's status and headers).
+        """
+        all_headers = {"User-Agent": "optimizerd-python", "Content-Length": str(len(body) if body else 0)}
+        all_headers.update(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        target = path + ("?" + urlencode(query) if query else "")
+        attempt = 0
+        with self._lock:
+            while True:
+                try:
+                    self.connection.open()
+                    self.connection.send(method, target, all_headers, body or ())
+                    response = self.connection.response()
+                    answer = Answer(response.status, response.reason, response.headers, response)
+                    if answer.status_code < 300:
+                        result = reader(answer)
+                        if not response.isclosed():
+                            response.read()  # the end of the body, so the connection can be reused
+                        return result, answer
+                    answer.content = response.read()
+                except _TRANSIENT_STDLIB as error:
+                    self.connection.close()
+                    if attempt >= self.retries:
+                        raise ConnectionFailed(
+                            f"{method} {path}: {type(error).__name__}: {error} (after {attempt + 1} attempt(s))"
+                        ) from error
+                    time.sleep(self.delay(attempt))
+                    attempt += 1
+                    self.retry_count += 1
+                    continue
+                except BaseException:
+                    self.connection.close()  # a reader's error: what is left of the body is unknown
+                    raise
+                if answer.status_code == 503 and attempt < self.retries:
+                    time.sleep(self._retry_after(answer, attempt))
+                    attempt += 1
+                    self.retry_count += 1
+                    continue
+                raise error_from_response(answer)
 
     def delay(self, attempt: int) -> float:
         """The pause before retry number ``attempt`` (0-based): exponential, with jitter, capped."""
@@ -168,7 +273,7 @@ class Transport:
                 raise error_from_response(response)
             return response
 
-    def _retry_after(self, response: requests.Response, attempt: int) -> float:
+    def _retry_after(self, response: Any, attempt: int) -> float:
         header = response.headers.get("Retry-After")
         if header is not None:
             try:
