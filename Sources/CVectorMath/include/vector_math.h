@@ -39,6 +39,13 @@ static inline __attribute__((always_inline)) optimizerd_float8 optimizerd_max8(o
     return a < b ? b : a;
 }
 
+// a·b + c with one rounding in every lane (one `vfmadd` with AVX2/FMA; Swift's generic
+// `addingProduct` on SIMD8 is not lowered to it). The 8-bit Adam kernel needs it: bitsandbytes'
+// reference (torch's vectorized `add_(alpha=)`/`addcmul_`) rounds these updates once.
+static inline __attribute__((always_inline)) optimizerd_float8 optimizerd_fma8(optimizerd_float8 a, optimizerd_float8 b, optimizerd_float8 c) {
+    return __builtin_elementwise_fma(a, b, c);
+}
+
 // 1 when this CPU runs AVX2 code (always 1 off x86-64). Compiled without AVX2 itself, so the
 // daemon can ask before it runs any kernel built for x86-64-v3.
 int optimizerd_cpu_supports_avx2(void);

@@ -32,3 +32,9 @@ func narrow(_ x: SIMD8<Double>) -> SIMD8<Float> {
 func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
     optimizerd_max8(a, b)
 }
+
+/// `a · b + c` rounded once, lane by lane: the same bits as `c.addingProduct(a, b)` per lane.
+@inline(__always)
+func fusedMultiplyAdd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
+    optimizerd_fma8(a, b, c)
+}

@@ -1,0 +1,205 @@
+import Foundation
+
+/// bitsandbytes' CPU `Adam8bit`/`AdamW8bit` step (0.50.2) on block-wise quantized moments: per block
+/// of 256 elements the codes are dequantized, the moments and the parameters updated, and the new
+/// moments quantized back with their new absmax — one pass, no float32 copy of the whole state.
+///
+/// The float operations are bitsandbytes' (docs/lowbit-state.md): m = fma(g, 1−β1, m·β1),
+/// v = fma((1−β2)·g, g, v·β2), θ = θ·(1 − lr·wd), θ = θ + (−lr/(1−β1^t))·m / (√v/√(1−β2^t) + ε).
+/// The SIMD and scalar versions perform the same IEEE operations lane by lane (bit-identical).
+enum Int8AdamKernel {
+    /// Elements per quantization block (bitsandbytes' CPU optimizer block size).
+    static let blockSize = 256
+
+    /// Per-step constants, computed in Double and rounded once to Float, as torch passes them.
+    struct Coefficients {
+        var beta1: Float
+        var beta2: Float
+        var oneMinusBeta1: Float
+        var oneMinusBeta2: Float
+        /// −lr / (1 − β1^t)
+        var stepValue: Float
+        /// √(1 − β2^t)
+        var sqrtBiasCorrection2: Float
+        var eps: Float
+        /// 1 − lr·wd (1 without weight decay).
+        var decay: Float
+        /// Gradient multiplier (clip, maximize sign).
+        var gradientScale: Float
+
+        init(lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double, step t: Double, gradientScale: Float) {
+            self.beta1 = Float(beta1)
+            self.beta2 = Float(beta2)
+            oneMinusBeta1 = Float(1 - beta1)
+            oneMinusBeta2 = Float(1 - beta2)
+            stepValue = Float(-lr / (1 - pow(beta1, t)))
+            sqrtBiasCorrection2 = Float((1 - pow(beta2, t)).squareRoot())
+            self.eps = Float(eps)
+            decay = weightDecay > 0 ? Float(1 - lr * weightDecay) : 1
+            self.gradientScale = gradientScale
+        }
+    }
+
+    /// The tensors of one parameter: codes one byte per element, absmax one float per block.
+    struct Buffers {
+        var parameter: UnsafeMutablePointer<Float>
+        var gradient: UnsafePointer<Float>
+        var codes1: UnsafeMutablePointer<UInt8>
+        var codes2: UnsafeMutablePointer<UInt8>
+        var absmax1: UnsafeMutablePointer<Float>
+        var absmax2: UnsafeMutablePointer<Float>
+
+        /// The buffers from element `n` on (`n` a multiple of the block size).
+        func offset(by n: Int) -> Self {
+            Self(
+                parameter: parameter + n,
+                gradient: gradient + n,
+                codes1: codes1 + n,
+                codes2: codes2 + n,
+                absmax1: absmax1 + n / Int8AdamKernel.blockSize,
+                absmax2: absmax2 + n / Int8AdamKernel.blockSize
+            )
+        }
+    }
+
+    /// Runs the SIMD kernel over `count` elements in fixed chunks (whole blocks) on up to
+    /// `parallelism.threads` threads and returns ‖Δθ‖².
+    static func run(_ buffers: Buffers, count: Int, _ c: Coefficients, parallelism: Parallelism) -> Double {
+        Chunking.sum(count: count, parallelism: parallelism) { range in
+            simd(buffers.offset(by: range.lowerBound), count: range.count, c)
+        }
+    }
+
+    /// The plain scalar loop over whole blocks; the reference for ``simd(_:count:_:)``.
+    static func scalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
+        forEachBlock(b, count: count) { block, n, m, v in
+            scalarBlock(block, count: n, c, m: m, v: v)
+        }
+    }
+
+    /// The SIMD loop (8 lanes for the arithmetic), block by block.
+    static func simd(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
+        forEachBlock(b, count: count) { block, n, m, v in
+            simdBlock(block, count: n, c, m: m, v: v)
+        }
+    }
+
+    /// Calls `body` for each block with two 256-float scratch buffers for the new moments, then
+    /// quantizes them back; returns the sum of `body`'s ‖Δθ‖².
+    @inline(__always)
+    private static func forEachBlock(
+        _ b: Buffers,
+        count: Int,
+        _ body: (Buffers, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Double
+    ) -> Double {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * blockSize) { scratch in
+            let m = scratch.baseAddress!
+            let v = m + blockSize
+            var total = 0.0
+            var start = 0
+            while start < count {
+                let n = min(blockSize, count - start)
+                let block = b.offset(by: start)
+                total += body(block, n, m, v)
+                quantize(m, count: n, map: DynamicMap.signed, codes: block.codes1, absmax: block.absmax1)
+                quantize(v, count: n, map: DynamicMap.unsigned, codes: block.codes2, absmax: block.absmax2)
+                start += n
+            }
+            return total
+        }
+    }
+
+    /// bitsandbytes' `quantize_cpu` for one block: absmax = max |x| (0 gives all-zero codes), each
+    /// value multiplied by 1/absmax and looked up in the map's table.
+    @inline(__always)
+    static func quantize(_ x: UnsafePointer<Float>, count: Int, map: DynamicMap, codes: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>) {
+        var largest: Float = 0
+        for i in 0..<count where abs(x[i]) > largest { largest = abs(x[i]) }
+        absmax.pointee = largest
+        guard largest != 0 else {
+            codes.update(repeating: 0, count: count)
+            return
+        }
+        let scale = 1 / largest
+        map.table.withUnsafeBufferPointer { table in
+            for i in 0..<count { codes[i] = table[DynamicMap.cell(x[i], scale: scale)] }
+        }
+    }
+
+    /// One block, scalar: dequantize, update θ, leave the new m and v in `m` and `v`.
+    private static func scalarBlock(
+        _ b: Buffers, count: Int, _ c: Coefficients, m newM: UnsafeMutablePointer<Float>, v newV: UnsafeMutablePointer<Float>
+    ) -> Double {
+        let signed = DynamicMap.signed.codes, unsigned = DynamicMap.unsigned.codes
+        let absmax1 = b.absmax1.pointee, absmax2 = b.absmax2.pointee
+        var update = 0.0
+        for i in 0..<count {
+            let g = b.gradient[i] * c.gradientScale
+            let m = (signed[Int(b.codes1[i])] * absmax1 * c.beta1).addingProduct(g, c.oneMinusBeta1)
+            let v = (unsigned[Int(b.codes2[i])] * absmax2 * c.beta2).addingProduct(c.oneMinusBeta2 * g, g)
+            let denom = v.squareRoot() / c.sqrtBiasCorrection2 + c.eps
+            let old = b.parameter[i]
+            let p = old * c.decay + (c.stepValue * m) / denom
+            b.parameter[i] = p
+            newM[i] = m
+            newV[i] = v
+            let delta = Double(p - old)
+            update += delta * delta
+        }
+        return update
+    }
+
+    /// One block, 8 lanes at a time (the code lookups lane by lane), the scalar loop for the tail.
+    private static func simdBlock(
+        _ b: Buffers, count: Int, _ c: Coefficients, m newM: UnsafeMutablePointer<Float>, v newV: UnsafeMutablePointer<Float>
+    ) -> Double {
+        typealias V = SIMD8<Float>
+        let signed = DynamicMap.signed.codes, unsigned = DynamicMap.unsigned.codes
+        let absmax1 = V(repeating: b.absmax1.pointee), absmax2 = V(repeating: b.absmax2.pointee)
+        let beta1 = V(repeating: c.beta1), beta2 = V(repeating: c.beta2)
+        let oneMinusBeta1 = V(repeating: c.oneMinusBeta1), oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
+        let stepValue = V(repeating: c.stepValue), sqrtBC2 = V(repeating: c.sqrtBiasCorrection2)
+        let eps = V(repeating: c.eps), decay = V(repeating: c.decay), scale = V(repeating: c.gradientScale)
+        var lanes = SIMD8<Double>()
+        var i = 0
+        signed.withUnsafeBufferPointer { signed in
+            unsigned.withUnsafeBufferPointer { unsigned in
+                while i + 8 <= count {
+                    var m = V(), v = V()
+                    for lane in 0..<8 {
+                        m[lane] = signed[Int(b.codes1[i + lane])]
+                        v[lane] = unsigned[Int(b.codes2[i + lane])]
+                    }
+                    let g = UnsafeRawPointer(b.gradient + i).loadUnaligned(as: V.self) * scale
+                    m = fusedMultiplyAdd(g, oneMinusBeta1, m * absmax1 * beta1)
+                    v = fusedMultiplyAdd(oneMinusBeta2 * g, g, v * absmax2 * beta2)
+                    let denom = squareRoot(v) / sqrtBC2 + eps
+                    let pointer = UnsafeMutableRawPointer(b.parameter + i)
+                    let old = pointer.loadUnaligned(as: V.self)
+                    let p = old * decay + (stepValue * m) / denom
+                    pointer.storeBytes(of: p, as: V.self)
+                    UnsafeMutableRawPointer(newM + i).storeBytes(of: m, as: V.self)
+                    UnsafeMutableRawPointer(newV + i).storeBytes(of: v, as: V.self)
+                    let delta = widen(p - old)
+                    lanes += delta * delta
+                    i += 8
+                }
+            }
+        }
+        let tail = scalarBlock(
+            Buffers(
+                parameter: b.parameter + i,
+                gradient: b.gradient + i,
+                codes1: b.codes1 + i,
+                codes2: b.codes2 + i,
+                absmax1: b.absmax1,
+                absmax2: b.absmax2
+            ),
+            count: count - i,
+            c,
+            m: newM + i,
+            v: newV + i
+        )
+        return lanes.sum() + tail
+    }
+}
