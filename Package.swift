@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["OptimizerTestSupport", "OptimizerKit"],
+            dependencies: ["OptimizerTestSupport", "OptimizerKit", "OptimizerWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "OptimizerKitTests", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
