@@ -119,15 +119,29 @@ public struct DataDirectory: Sendable {
             // Replay the logs from this snapshot on, in order, while they continue each other.
             var appendTo: (path: String, validLength: Int)?
             var chainBroken = false
+            let durability = snapshot.durability ?? .log
             for log in logs where log.step >= candidate.step {
                 let logPath = directory + "/" + log.name
                 if chainBroken || session.step != log.step {
-                    notes.append("log \(log.name) does not continue step \(session.step); moved aside")
-                    quarantine(logPath)
+                    if durability == .snapshot, !chainBroken, log.step > session.step {
+                        // Expected: the steps before this log were not logged, and its snapshot is incomplete.
+                        notes.append("log \(log.name) follows steps after \(session.step) that were not logged (durability snapshot); removed")
+                        unlink(logPath)
+                    } else {
+                        notes.append("log \(log.name) does not continue step \(session.step); moved aside")
+                        quarantine(logPath)
+                    }
                     chainBroken = true
                     continue
                 }
-                let result = try WriteAheadLog.scan(logPath) { record in try replay(record, session) }
+                let result = try WriteAheadLog.scan(logPath) { record in
+                    // A record continues the session: a step leads to the next step, uploads and
+                    // configuration changes happen at the current one. Anything else follows steps
+                    // that were not logged (durability snapshot), and is cut with them.
+                    guard Int(record.step) == session.step + (record.kind == .step ? 1 : 0) else { return false }
+                    try replay(record, session)
+                    return true
+                }
                 appendTo = (logPath, result.validLength)
                 if let problem = result.problem {
                     if result.isTornTail {
@@ -143,13 +157,14 @@ public struct DataDirectory: Sendable {
             if let appendTo, !chainBroken, appendTo.path.hasSuffix(SessionJournal.logName(logs.last!.step)) {
                 let log = try WriteAheadLog(path: appendTo.path, validLength: appendTo.validLength)
                 journal = SessionJournal(
-                    directory: directory, configuration: configuration, log: log, snapshotStep: candidate.step,
-                    snapshotBytes: snapshotBytes, step: session.step
+                    directory: directory, configuration: configuration, durability: durability, log: log,
+                    snapshotStep: candidate.step, snapshotBytes: snapshotBytes, step: session.step
                 )
             } else {
                 // The chain of logs broke: start a clean generation from what was recovered.
                 let fresh = SessionSnapshot(
-                    session: session, id: snapshot.id, name: snapshot.name, tokenHash: snapshot.tokenHash, createdAt: snapshot.createdAt
+                    session: session, id: snapshot.id, name: snapshot.name, tokenHash: snapshot.tokenHash, createdAt: snapshot.createdAt,
+                    durability: snapshot.durability
                 )
                 journal = try SessionJournal.start(directory: directory, configuration: configuration, snapshot: fresh)
             }

@@ -17,23 +17,48 @@ public final class SessionJournal {
     /// The session's directory.
     public let directory: String
     let configuration: StoreConfiguration
+    /// What carries this session's steps across a crash (kept in its snapshots).
+    public let durability: DurabilityMode
     private var log: WriteAheadLog
-    /// The step of the newest snapshot.
+    /// Logs before the current one whose tail may not be synced yet (a background snapshot that
+    /// covers them is being written); ``sync()`` flushes them.
+    private var retiredLogs: [WriteAheadLog] = []
+    /// The step the current log starts at: that of the newest snapshot begun.
+    public private(set) var logStep: Int
+    /// The step of the newest complete snapshot.
     public private(set) var snapshotStep: Int
     private var snapshotBytes: Int
-    /// The session step covered by records already on stable storage (or written, with `fsync never`).
-    public private(set) var durableStep: Int
+    private var snapshotBegan: ContinuousClock.Instant
+    private var inFlight: SnapshotWrite?
+    /// The session step covered by log records already on stable storage (or written, with `fsync never`).
+    private var loggedStep: Int
     private var appendedStep: Int
 
-    init(directory: String, configuration: StoreConfiguration, log: WriteAheadLog, snapshotStep: Int, snapshotBytes: Int, step: Int) {
+    init(
+        directory: String, configuration: StoreConfiguration, durability: DurabilityMode, log: WriteAheadLog, snapshotStep: Int,
+        snapshotBytes: Int, step: Int
+    ) {
         self.directory = directory
         self.configuration = configuration
+        self.durability = durability
         self.log = log
+        self.logStep = snapshotStep
         self.snapshotStep = snapshotStep
         self.snapshotBytes = snapshotBytes
-        self.durableStep = step
+        self.snapshotBegan = .now
+        self.loggedStep = step
         self.appendedStep = step
     }
+
+    /// The step that survives a crash. ``DurabilityMode/log``: the last step whose record is on
+    /// stable storage (every appended one with `fsync always` or `never`, the last flushed one with
+    /// `periodic`). ``DurabilityMode/snapshot``: the step of the newest complete snapshot.
+    public var durableStep: Int {
+        durability == .snapshot ? snapshotStep : max(loggedStep, snapshotStep)
+    }
+
+    /// Whether step requests are appended to the log (``DurabilityMode/log``).
+    public var logsSteps: Bool { durability == .log }
 
     static func snapshotName(_ step: Int) -> String { "snapshot-" + padded(step) + ".safetensors" }
     static func logName(_ step: Int) -> String { "wal-" + padded(step) + ".log" }
@@ -60,27 +85,78 @@ public final class SessionJournal {
         let syncNow = configuration.fsync == .always
         try log.append(kind: kind, step: UInt64(step), contentEncoding: contentEncoding, body: body, sync: syncNow)
         appendedStep = step
-        if syncNow || configuration.fsync == .never { durableStep = step }
+        if syncNow || configuration.fsync == .never { loggedStep = step }
     }
 
     /// Forces appended records to stable storage (the periodic flusher calls this).
     public func sync() throws {
+        for retired in retiredLogs { try retired.sync() }
+        retiredLogs = []
         try log.sync()
-        durableStep = appendedStep
+        loggedStep = appendedStep
     }
 
-    /// Whether a snapshot is due after a step to `step`.
-    public func wantsSnapshot(atStep step: Int) -> Bool {
-        if configuration.snapshotEvery > 0, step - snapshotStep >= configuration.snapshotEvery { return true }
-        return log.length > max(1 << 20, snapshotBytes * configuration.maxLogBytesPerSnapshotByte)
+    /// Whether a snapshot is due at `step` (see ``SnapshotPolicy``); never while one is being written.
+    public func wantsSnapshot(atStep step: Int, now: ContinuousClock.Instant = .now) -> Bool {
+        guard inFlight == nil else { return false }
+        return SnapshotPolicy(configuration: configuration, mode: durability).isDue(
+            steps: step - logStep, logBytes: log.length, stateBytes: snapshotBytes, elapsed: now - snapshotBegan)
+    }
+
+    /// Starts a background snapshot: `snapshot` is encoded now (a copy of the session, so the caller
+    /// may change the session as soon as this returns) and a new log starts at its step, so every
+    /// later record lands after it. Write it with ``SnapshotWrite/write()`` off the session's lock,
+    /// then report with ``finishSnapshot(_:error:)``. Until it is complete, recovery uses the previous
+    /// snapshot and the logs that follow it, which still hold every step.
+    ///
+    /// - Precondition: no snapshot is being written, and `snapshot.step` is past ``logStep``.
+    /// - Throws: ``StoreError`` when the new log cannot be created; nothing changed then.
+    public func beginSnapshot(_ snapshot: SessionSnapshot, now: ContinuousClock.Instant = .now) throws -> SnapshotWrite {
+        precondition(inFlight == nil && snapshot.step > logStep, "a snapshot is being written, or no step since the last one")
+        let write = SnapshotWrite(
+            step: snapshot.step, bytes: try snapshot.encoded(), path: directory + "/" + Self.snapshotName(snapshot.step),
+            directory: directory)
+        let newLog = try WriteAheadLog(path: directory + "/" + Self.logName(snapshot.step))
+        do {
+            try FileSystem.syncDirectory(directory)
+        } catch {
+            unlink(newLog.path)
+            throw error
+        }
+        if log.isDirty { retiredLogs.append(log) }
+        log = newLog
+        logStep = snapshot.step
+        snapshotBegan = now
+        inFlight = write
+        return write
+    }
+
+    /// Records how a background snapshot ended. Once complete it is the newest snapshot: the
+    /// generations before the previous one are deleted. A failed write changes nothing (the logs
+    /// still chain from the previous snapshot); a cancelled one is ignored.
+    public func finishSnapshot(_ write: SnapshotWrite, error: (any Error)?) {
+        guard inFlight === write else { return }
+        inFlight = nil
+        guard error == nil else { return }
+        let previous = snapshotStep
+        snapshotStep = write.step
+        snapshotBytes = write.byteCount
+        retiredLogs = []
+        removeGenerations(before: previous, keeping: [Self.snapshotName(logStep), Self.logName(logStep)])
+    }
+
+    /// Cancels a background snapshot before the journal's files are replaced.
+    private func cancelSnapshot() {
+        inFlight?.cancel()
+        inFlight = nil
     }
 
     /// Starts a journal with a first generation: `snapshot` written durably and an empty log after it.
     static func start(directory: String, configuration: StoreConfiguration, snapshot: SessionSnapshot) throws -> SessionJournal {
         let (log, bytes) = try writeGeneration(snapshot, in: directory)
         return SessionJournal(
-            directory: directory, configuration: configuration, log: log, snapshotStep: snapshot.step,
-            snapshotBytes: bytes, step: snapshot.step
+            directory: directory, configuration: configuration, durability: snapshot.durability ?? .log, log: log,
+            snapshotStep: snapshot.step, snapshotBytes: bytes, step: snapshot.step
         )
     }
 
@@ -108,20 +184,28 @@ public final class SessionJournal {
     }
 
     private func writeSnapshot(_ snapshot: SessionSnapshot, keepPrevious: Bool) throws {
+        cancelSnapshot()
         let (newLog, byteCount) = try Self.writeGeneration(snapshot, in: directory)
         let previous = keepPrevious ? snapshotStep : Int.max
         log = newLog
+        retiredLogs = []
+        logStep = snapshot.step
         snapshotStep = snapshot.step
         snapshotBytes = byteCount
-        durableStep = snapshot.step
+        snapshotBegan = .now
+        loggedStep = snapshot.step
         appendedStep = snapshot.step
-        let current = [Self.snapshotName(snapshot.step), Self.logName(snapshot.step)]
+        removeGenerations(before: previous, keeping: [Self.snapshotName(snapshot.step), Self.logName(snapshot.step)])
+        if !keepPrevious { try FileSystem.syncDirectory(directory) }
+    }
+
+    /// Deletes the snapshots and logs of steps before `step`, except `kept`.
+    private func removeGenerations(before step: Int, keeping kept: [String]) {
         // Highest steps first, so a crash midway never leaves an older generation as the newest.
         let doomed = FileSystem.list(directory).compactMap { name in Self.step(inFileName: name).map { (name, $0) } }
-            .filter { !current.contains($0.0) && $0.1 < previous }
+            .filter { !kept.contains($0.0) && $0.1 < step }
             .sorted { $0.1 > $1.1 }
         for (name, _) in doomed { unlink(directory + "/" + name) }
-        if !keepPrevious { try FileSystem.syncDirectory(directory) }
     }
 
     /// The step in a snapshot or log file name, if it is one.

@@ -8,24 +8,50 @@ public enum FsyncPolicy: Sendable, Hashable {
     case never
 }
 
+/// What carries a session's steps across a crash.
+public enum DurabilityMode: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Every step's request is appended to the write-ahead log before it is applied (the default):
+    /// recovery replays the log after the newest snapshot, so no acknowledged step is lost (within
+    /// the fsync policy). Costs the gradient's bytes on disk per step.
+    case log
+    /// Steps are applied without a log record; snapshots, written in the background at an interval,
+    /// carry durability. Recovery restores the newest complete snapshot: the steps after it are lost,
+    /// and `durable_step` says which step that is. Parameter uploads and PATCHes are still logged.
+    case snapshot
+}
+
 /// How the durable store behaves.
 public struct StoreConfiguration: Sendable {
     /// The data directory; sessions live in `<directory>/sessions/<id>/`.
     public var directory: String
     /// When log appends are synced.
     public var fsync: FsyncPolicy
-    /// Write a snapshot (and start a new log) every this many steps; 0 = only on shutdown and when
-    /// the log outgrows ``maxLogBytesPerSnapshotByte`` times the snapshot.
+    /// The durability mode of sessions that do not choose one.
+    public var durability: DurabilityMode
+    /// Write a snapshot (and start a new log) at least every this many steps; 0 = no step count.
     public var snapshotEvery: Int
-    /// Also snapshot once the log is this many times larger than the last snapshot, which bounds both
-    /// disk use and recovery time.
+    /// ``DurabilityMode/log``: the least time between two snapshots while the log stays under
+    /// ``maxLogBytesPerSnapshotByte`` times the state. ``DurabilityMode/snapshot``: how often a
+    /// snapshot is written while steps arrive.
+    public var snapshotInterval: Duration
+    /// ``DurabilityMode/log``: a snapshot starts, whatever the time, once the log is this many times
+    /// larger than the last snapshot; this bounds both disk use and recovery time.
     public var maxLogBytesPerSnapshotByte: Int
 
     /// Creates a configuration.
-    public init(directory: String, fsync: FsyncPolicy = .periodic(.seconds(1)), snapshotEvery: Int = 1000, maxLogBytesPerSnapshotByte: Int = 4) {
+    public init(
+        directory: String,
+        fsync: FsyncPolicy = .periodic(.seconds(1)),
+        durability: DurabilityMode = .log,
+        snapshotEvery: Int = 1000,
+        snapshotInterval: Duration = .seconds(30),
+        maxLogBytesPerSnapshotByte: Int = 8
+    ) {
         self.directory = directory
         self.fsync = fsync
+        self.durability = durability
         self.snapshotEvery = snapshotEvery
+        self.snapshotInterval = snapshotInterval
         self.maxLogBytesPerSnapshotByte = maxLogBytesPerSnapshotByte
     }
 }

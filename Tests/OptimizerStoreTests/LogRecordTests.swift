@@ -18,7 +18,10 @@ struct WriteAheadLogTests {
         let log = try WriteAheadLog(path: path)
         for record in Self.records() { try log.append(record, sync: true) }
         var read: [LogRecord] = []
-        let result = try WriteAheadLog.scan(path) { read.append($0) }
+        let result = try WriteAheadLog.scan(path) {
+            read.append($0)
+            return true
+        }
         #expect(read == Self.records())
         #expect(result.problem == nil)
         #expect(result.validLength == log.length)
@@ -33,14 +36,20 @@ struct WriteAheadLogTests {
         for cut in [full - 1, full - 3, full - 33, 40] {
             truncate(path, off_t(cut))
             var count = 0
-            let result = try WriteAheadLog.scan(path) { _ in count += 1 }
+            let result = try WriteAheadLog.scan(path) { _ in
+                count += 1
+                return true
+            }
             #expect(result.isTornTail, "cut at \(cut)")
             #expect(result.validLength < cut)
             // Reopening for append cuts the tail; the next append lands right after the valid prefix.
             let reopened = try WriteAheadLog(path: path, validLength: result.validLength)
             try reopened.append(LogRecord(kind: .step, step: 9, contentEncoding: nil, body: [9]), sync: true)
             var after: [LogRecord] = []
-            let rescanned = try WriteAheadLog.scan(path) { after.append($0) }
+            let rescanned = try WriteAheadLog.scan(path) {
+                after.append($0)
+                return true
+            }
             #expect(rescanned.problem == nil)
             #expect(after.count == count + 1)
             #expect(after.last?.step == 9)
@@ -60,7 +69,10 @@ struct WriteAheadLogTests {
         bytes[LogRecord.headerSize + 3] ^= 0x40  // inside the first record's payload
         try bytes.write(to: URL(fileURLWithPath: path))
         var count = 0
-        let result = try WriteAheadLog.scan(path) { _ in count += 1 }
+        let result = try WriteAheadLog.scan(path) { _ in
+            count += 1
+            return true
+        }
         #expect(count == 0)
         #expect(result.validLength == 0)
         #expect(!result.isTornTail)
@@ -77,7 +89,10 @@ struct WriteAheadLogTests {
         bytes[second + 9] ^= 0x01  // the second record's step field
         try bytes.write(to: URL(fileURLWithPath: path))
         var count = 0
-        let result = try WriteAheadLog.scan(path) { _ in count += 1 }
+        let result = try WriteAheadLog.scan(path) { _ in
+            count += 1
+            return true
+        }
         #expect(count == 1)
         #expect(result.validLength == second)
         #expect(result.problem?.contains("header checksum") == true)

@@ -15,6 +15,13 @@ enum FileSystem {
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, renamed
     /// over `path`, then the directory fsynced. A crash leaves either the old file or the new one.
     static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String, directory: String) throws {
+        let temporary = try writeTemporary(bytes, for: path)
+        try commit(temporary, to: path, directory: directory)
+    }
+
+    /// The first half of ``writeAtomically(_:to:directory:)``: `bytes` written and fsynced to
+    /// `<path>.tmp`, whose path is returned. Recovery deletes `.tmp` files.
+    static func writeTemporary(_ bytes: UnsafeRawBufferPointer, for path: String) throws -> String {
         let temporary = path + ".tmp"
         do {
             let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
@@ -24,6 +31,12 @@ enum FileSystem {
             unlink(temporary)
             throw error
         }
+        return temporary
+    }
+
+    /// The second half of ``writeAtomically(_:to:directory:)``: `temporary` renamed over `path`, then
+    /// the directory fsynced.
+    static func commit(_ temporary: String, to path: String, directory: String) throws {
         guard rename(temporary, path) == 0 else {
             let failure = StoreError.system("rename", path: temporary)
             unlink(temporary)

@@ -76,8 +76,9 @@ final class WriteAheadLog {
     }
 
     /// Reads every valid record from the start of the log at `path`, calling `body` for each, and
-    /// stops at the first incomplete or corrupt one.
-    static func scan(_ path: String, _ body: (LogRecord) throws -> Void) throws -> ScanResult {
+    /// stops at the first incomplete or corrupt one, or at the first one `body` refuses (returns
+    /// false for): that one is reported as the start of a tail to cut.
+    static func scan(_ path: String, _ body: (LogRecord) throws -> Bool) throws -> ScanResult {
         guard FileSystem.exists(path) else { return ScanResult(validLength: 0, fileLength: 0, problem: nil, isTornTail: false) }
         let file = try FileDescriptor.open(path, O_RDONLY)
         let fileLength = try file.size()
@@ -101,7 +102,11 @@ final class WriteAheadLog {
             }
             let payload = try read(file, offset: offset + LogRecord.headerSize, count: header.payloadLength)
             switch LogRecord.decode(header, payload: payload) {
-            case .success(let record): try body(record)
+            case .success(let record):
+                guard try body(record) else {
+                    let problem = "a record of step \(record.step) follows steps that were not logged"
+                    return ScanResult(validLength: offset, fileLength: fileLength, problem: problem, isTornTail: true)
+                }
             case .failure(let reason):
                 let isLast = offset + LogRecord.headerSize + header.payloadLength == fileLength
                 return ScanResult(validLength: offset, fileLength: fileLength, problem: reason.description, isTornTail: isLast)

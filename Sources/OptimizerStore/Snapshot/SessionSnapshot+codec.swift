@@ -22,6 +22,7 @@ extension SessionSnapshot {
         if let name { metadata["name"] = name }
         if let tokenHash { metadata["token_sha256"] = tokenHash }
         if let createdAt { metadata["created_at"] = String(createdAt) }
+        if let durability { metadata["durability"] = durability.rawValue }
 
         var writer = SafetensorsWriter()
         var index: [(name: String, dtype: String, shape: [Int])] = []
@@ -99,6 +100,10 @@ extension SessionSnapshot {
         name = metadata["name"]
         tokenHash = metadata["token_sha256"]
         createdAt = metadata["created_at"].flatMap(Double.init)
+        if let mode = metadata["durability"] {
+            guard let durability = DurabilityMode(rawValue: mode) else { throw StoreError.corrupt(origin, "unknown durability \(mode)") }
+            self.durability = durability
+        }
 
         func value(_ tensorName: String) throws -> StateSlot.Value {
             guard let entry = file.entry(named: tensorName) else { throw StoreError.corrupt(origin, "missing tensor \(tensorName)") }

@@ -13,7 +13,8 @@ import OptimizerWire
 /// `global/<slot>`. `__metadata__`: `format` (`optimizerd-checkpoint`), `format_version` (`1`),
 /// `optimizer`, `hyperparameters` and `groups` (JSON as given at creation or by PATCH), `terms`,
 /// `step`, `parameters` (JSON list, session order), `slots` (JSON object: parameter → slot names in
-/// order), `global_slots`, `last_telemetry` (JSON), optional `id`, `name`, `token_sha256`, `created_at`, and
+/// order), `global_slots`, `last_telemetry` (JSON), optional `id`, `name`, `token_sha256`, `created_at`,
+/// `durability`, and
 /// `checksum`: CRC-32C over the data section, every tensor's name/dtype/shape, and every other
 /// metadata entry, so a flipped bit anywhere is detected.
 public struct SessionSnapshot {
@@ -25,6 +26,9 @@ public struct SessionSnapshot {
     public var tokenHash: String?
     /// When the session was created, as seconds since 1970 (snapshots only).
     public var createdAt: Double?
+    /// The session's durability mode (snapshots only; nil in checkpoints and older snapshots, read as
+    /// ``DurabilityMode/log``).
+    public var durability: DurabilityMode?
     /// The optimizer name.
     public var optimizer: String
     /// Hyperparameters as given.
@@ -49,8 +53,12 @@ public struct SessionSnapshot {
 
     /// Captures a session's current content. Buffers are referenced, not copied: encode before the
     /// session changes again.
-    public init(session: OptimizerSession, id: String?, name: String?, tokenHash: String?, createdAt: Double? = nil) {
+    public init(
+        session: OptimizerSession, id: String?, name: String?, tokenHash: String?, createdAt: Double? = nil,
+        durability: DurabilityMode? = nil
+    ) {
         let configuration = session.configuration
+        self.durability = durability
         self.id = id
         self.name = name
         self.tokenHash = tokenHash
