@@ -234,7 +234,7 @@ def end_to_end(
                     "ratio": step_total / transfer_total,
                     "upload": phase("receive"),
                     "decode": phase("decode"),
-                    "step": phase("wait", "validate", "log", "apply", "snapshot"),
+                    "step": phase("wait", "validate", "log", "apply"),
                     "phases": {
                         name: phase(name)
                         for name in (
@@ -244,7 +244,6 @@ def end_to_end(
                             "validate",
                             "log",
                             "apply",
-                            "snapshot",
                             "encode",
                         )
                     },

@@ -29,7 +29,7 @@ public func buildApplication(
     let prometheus = PrometheusCollectorRegistry()
     let metrics = ServerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
     let pool = ComputePool(threads: configuration.computeThreads)
-    let storage = configuration.storeConfiguration.map(SessionStorage.init(configuration:)) ?? .inMemory
+    let storage = configuration.storeConfiguration.map { SessionStorage(configuration: $0, logger: logger) } ?? .inMemory
     if let reason = storage.unavailableReason {
         logger.error("data directory unavailable: sessions cannot be created", metadata: ["store.reason": .string(reason)])
     }

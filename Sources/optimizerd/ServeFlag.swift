@@ -9,6 +9,8 @@ enum ServeFlag: String, CaseIterable {
     case fsync
     case fsyncInterval = "fsync-interval"
     case snapshotEvery = "snapshot-every"
+    case snapshotInterval = "snapshot-interval"
+    case durability
     case maxBodyBytes = "max-body-bytes"
     case maxMemory = "max-memory"
     case idleTimeout = "idle-timeout"
@@ -31,7 +33,13 @@ enum ServeFlag: String, CaseIterable {
             return
                 "always | periodic | never: when the write-ahead log is flushed to disk. always: before every response (nothing acknowledged is lost); periodic: every --fsync-interval; never: left to the OS (survives a crash of the daemon, not of the machine)."
         case .fsyncInterval: return "Flush interval for --fsync periodic, e.g. 1s or 500ms: at most this much of acknowledged work can be lost on power loss."
-        case .snapshotEvery: return "Steps between snapshots (a snapshot is also written when the log outgrows four times the state, and on graceful shutdown)."
+        case .snapshotEvery: return "A snapshot at least every this many steps (snapshots are also written by --snapshot-interval, and on graceful shutdown)."
+        case .snapshotInterval:
+            return
+                "e.g. 30s or 500ms. With --durability log: the least time between two background snapshots while the log stays under 8 times the state (then one starts whatever the time). With --durability snapshot: how often a snapshot is written while steps arrive, so at most this much (plus one snapshot's write) of steps is lost on a crash."
+        case .durability:
+            return
+                "log | snapshot: the default for sessions that do not choose (create body \"durability\"). log: every step's gradients go to the write-ahead log before they are applied (nothing acknowledged is lost, within --fsync). snapshot: steps are not logged; background snapshots every --snapshot-interval carry durability, and a restarted session resumes at its durable_step (the newest complete snapshot)."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .maxMemory:
@@ -58,6 +66,8 @@ enum ServeFlag: String, CaseIterable {
         case .fsync: return "periodic"
         case .fsyncInterval: return "1s"
         case .snapshotEvery: return "1000"
+        case .snapshotInterval: return "30s"
+        case .durability: return "log"
         case .maxBodyBytes: return "1GiB"
         case .maxMemory: return "80 % of the smaller of the machine's memory and the cgroup's limit"
         case .idleTimeout: return "60s"

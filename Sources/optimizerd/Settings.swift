@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import OptimizerServer
+import OptimizerStore
 
 /// Resolves each setting from its flag, else its `OPTIMIZERD_*` variable, else the default, and
 /// checks it. Errors name the flag or variable.
@@ -27,6 +28,18 @@ struct Settings {
             configuration.fsyncInterval = interval
         }
         configuration.snapshotEvery = try integer(command.snapshotEvery, .snapshotEvery, in: 1...Int.max)
+        if let text = try string(command.snapshotInterval, .snapshotInterval) {
+            guard let interval = Self.duration(text) else {
+                throw invalid(.snapshotInterval, "expected a duration such as 30s or 500ms, got \"\(text)\"")
+            }
+            configuration.snapshotInterval = interval
+        }
+        if let text = try string(command.durability, .durability) {
+            guard let mode = DurabilityMode(rawValue: text) else {
+                throw invalid(.durability, "expected log or snapshot, got \"\(text)\"")
+            }
+            configuration.durability = mode
+        }
         if let text = try string(command.maxBodyBytes, .maxBodyBytes) {
             guard let bytes = Self.byteCount(text), (1...ServerConfiguration.maxBodyBytesLimit).contains(bytes) else {
                 throw invalid(.maxBodyBytes, "expected a size from 1 byte to 4GiB-1 such as 1GiB or 1048576, got \"\(text)\"")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,14 @@ def daemon_binary() -> Path:
 class RawSession:
     """A session driven with plain HTTP, so a test knows exactly which steps were acknowledged."""
 
-    def __init__(self, url: str, optimizer: str = "adam", hyperparameters: dict | None = None) -> None:
+    def __init__(
+        self, url: str, optimizer: str = "adam", hyperparameters: dict | None = None, **options: str
+    ) -> None:
+        """Creates a session; `options` are further members of the create body (`durability=...`)."""
         self.url = url
         answer = requests.post(
             f"{url}/v1/sessions",
-            json={"optimizer": optimizer, "hyperparameters": hyperparameters or {}},
+            json={"optimizer": optimizer, "hyperparameters": hyperparameters or {}, **options},
             timeout=30,
         )
         answer.raise_for_status()
@@ -110,6 +114,15 @@ def data_files(daemon_dir: Path, session_id: str) -> list:
     return sorted(p.name for p in (daemon_dir / "sessions" / session_id).iterdir())
 
 
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    """Polls `condition` until it holds (for work the daemon does in the background, such as a
+    snapshot); fails naming `what` if it does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 __all__ = [
     "LocalDaemon",
     "RawSession",
@@ -118,4 +131,5 @@ __all__ = [
     "reference_run",
     "assert_bit_identical",
     "data_files",
+    "wait_until",
 ]

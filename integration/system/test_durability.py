@@ -6,6 +6,7 @@ the daemon never starts from a torn or mixed state and says which step it restor
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -13,9 +14,47 @@ import threading
 import time
 
 import requests
-from harness import LocalDaemon, RawSession, assert_bit_identical, data_files, gradients, model, reference_run
+from harness import (
+    LocalDaemon,
+    RawSession,
+    assert_bit_identical,
+    data_files,
+    gradients,
+    model,
+    reference_run,
+    wait_until,
+)
+from safetensors.numpy import save
 
 ADAM = ("adam", {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True})
+
+
+def step_until_killed(daemon, session, initial, acknowledged, steps, chooser, kill_when_done=True):
+    """Steps from `acknowledged` towards `steps` while a killer strikes at a random moment: before,
+    during or after a request. Returns the steps acknowledged and the last `durable_step` reported.
+    The daemon is dead afterwards, unless it finished first and `kill_when_done` is false."""
+    process, reported = daemon.process, None
+    killer = threading.Timer(chooser.uniform(0.0, 0.25), lambda: process.send_signal(signal.SIGKILL))
+    killer.start()
+    try:
+        while acknowledged < steps:
+            answer = session.step(acknowledged + 1, gradients(initial, acknowledged + 1), timeout=10)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["Optimizerd-Step"] == str(acknowledged + 1)
+            acknowledged += 1
+            reported = int(load_metadata(answer.content)["durable_step"])
+    except requests.ConnectionError:
+        pass
+    killer.cancel()
+    if process.poll() is None and kill_when_done:  # finished before the killer struck
+        process.send_signal(signal.SIGKILL)
+    return acknowledged, reported
+
+
+def load_metadata(body: bytes) -> dict:
+    """The `__metadata__` of a safetensors body."""
+    length = int.from_bytes(body[:8], "little")
+    return json.loads(body[8 : 8 + length]).get("__metadata__", {})
 
 
 def test_kill_9_at_random_moments_never_loses_an_acknowledged_step(binary, tmp_path):
@@ -30,24 +69,8 @@ def test_kill_9_at_random_moments_never_loses_an_acknowledged_step(binary, tmp_p
         assert session.upload(initial).status_code == 200
         acknowledged = 0
         while acknowledged < steps:
-            process = daemon.process
-            # A killer that strikes at a random moment: before, during or after the next request.
-            killer = threading.Timer(
-                chooser.uniform(0.0, 0.25), lambda p=process: p.send_signal(signal.SIGKILL)
-            )
-            killer.start()
-            try:
-                while acknowledged < steps:
-                    answer = session.step(acknowledged + 1, gradients(initial, acknowledged + 1), timeout=10)
-                    assert answer.status_code == 200, answer.text
-                    assert answer.headers["Optimizerd-Step"] == str(acknowledged + 1)
-                    acknowledged += 1
-            except requests.ConnectionError:
-                pass
-            killer.cancel()
-            if process.poll() is None:  # finished before the killer struck
-                process.send_signal(signal.SIGKILL)
-            process.wait()
+            acknowledged, _ = step_until_killed(daemon, session, initial, acknowledged, steps, chooser)
+            daemon.process.wait()
             kills += 1
             daemon.restart()
             summary = session.summary()
@@ -181,3 +204,109 @@ def test_graceful_shutdown_writes_a_snapshot_and_keeps_everything(binary, tmp_pa
         assert session.summary()["step"] == 3
         final = session.parameters()
     assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, 3))
+
+
+def reference_trajectory(binary, optimizer, hyperparameters, initial, steps) -> dict:
+    """The parameters after each of `steps` steps (and at 0) on a daemon that never stops."""
+    with LocalDaemon(binary, args=["--fsync", "never"]) as daemon:
+        session = RawSession(daemon.url, optimizer, hyperparameters)
+        assert session.upload(initial).status_code == 200
+        trajectory = {0: session.parameters()}
+        for step in range(1, steps + 1):
+            assert session.step(step, gradients(initial, step)).status_code == 200
+            trajectory[step] = session.parameters()
+        return trajectory
+
+
+def test_snapshot_durability_resumes_exactly_at_a_complete_snapshot_after_kill_9(binary, tmp_path):
+    """--durability snapshot: steps are not logged. After kill -9 the session is at a step no older
+    than the last durable_step it reported, that step is its durable_step (a complete snapshot), and
+    its state is bit-identical to an uninterrupted run's at that step; never torn. The trainer
+    resumes from there and ends where an uninterrupted run ends."""
+    steps = 40
+    initial = model(seed=6, scale=20)
+    optimizer, hyperparameters = ADAM
+    reference = reference_trajectory(binary, optimizer, hyperparameters, initial, steps)
+    args = [
+        "--durability",
+        "snapshot",
+        "--snapshot-every",
+        "3",
+        "--snapshot-interval",
+        "3600s",
+        "--fsync",
+        "always",
+    ]
+    chooser = random.Random(11)
+    with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
+        session = RawSession(daemon.url, optimizer, hyperparameters)
+        assert session.upload(initial).status_code == 200
+        assert session.summary()["durability"] == "snapshot"
+        acknowledged, reported, restored = 0, 0, []
+        while acknowledged < steps:
+            acknowledged, answered = step_until_killed(
+                daemon, session, initial, acknowledged, steps, chooser, kill_when_done=False
+            )
+            reported = reported if answered is None else answered
+            if acknowledged == steps and daemon.process.poll() is None:
+                break  # finished before the killer struck
+            daemon.process.send_signal(signal.SIGKILL)
+            daemon.process.wait()
+            daemon.restart()
+            summary = session.summary()
+            assert reported <= summary["step"] <= acknowledged + 1, (reported, summary["step"], acknowledged)
+            assert summary["durable_step"] == summary["step"]
+            assert_bit_identical(session.parameters(), reference[summary["step"]])
+            restored.append(summary["step"])
+            acknowledged = reported = summary["step"]  # the trainer resumes from durable_step
+        assert len(restored) >= 3
+        assert any(step > 0 for step in restored), restored  # snapshots were written and used
+        assert_bit_identical(session.parameters(), reference[steps])
+        # No step was logged: a log holds at most the parameter upload.
+        directory = tmp_path / "data" / "sessions" / session.id
+        upload = len(save(initial))
+        for name in data_files(tmp_path / "data", session.id):
+            if name.startswith("wal-"):
+                assert (directory / name).stat().st_size < upload + 4096, name
+
+
+def test_durability_is_chosen_per_session_and_kept_across_kill_9(binary, tmp_path):
+    """On a daemon whose default is `log`, a session created with "durability": "snapshot" keeps no
+    step in its log and comes back at its newest complete snapshot; its `log` neighbour loses nothing."""
+    initial = model(seed=7)
+    optimizer, hyperparameters = ADAM
+    reference = reference_trajectory(binary, optimizer, hyperparameters, initial, 5)
+    args = ["--snapshot-every", "2", "--snapshot-interval", "3600s", "--fsync", "always"]
+    with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
+        logged = RawSession(daemon.url, optimizer, hyperparameters)
+        snapshotted = RawSession(daemon.url, optimizer, hyperparameters, durability="snapshot")
+        assert logged.summary()["durability"] == "log"
+        assert snapshotted.summary()["durability"] == "snapshot"
+        for session in (logged, snapshotted):
+            assert session.upload(initial).status_code == 200
+            for step in range(1, 6):
+                assert session.step(step, gradients(initial, step)).status_code == 200
+        wait_until(lambda: snapshotted.summary()["durable_step"] > 0, "a background snapshot")
+        reported = snapshotted.summary()["durable_step"]
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait()
+        daemon.restart()
+        assert logged.summary()["step"] == 5
+        assert_bit_identical(logged.parameters(), reference[5])
+        summary = snapshotted.summary()
+        assert reported <= summary["step"] == summary["durable_step"] <= 5
+        assert summary["durability"] == "snapshot"
+        assert_bit_identical(snapshotted.parameters(), reference[summary["step"]])
+        # It goes on from there exactly like a run that never stopped.
+        for step in range(summary["step"] + 1, 6):
+            assert snapshotted.step(step, gradients(initial, step)).status_code == 200
+        assert_bit_identical(snapshotted.parameters(), reference[5])
+
+
+def test_an_unknown_durability_is_refused(binary, tmp_path):
+    with LocalDaemon(binary, data_dir=tmp_path / "data") as daemon:
+        answer = requests.post(
+            f"{daemon.url}/v1/sessions", json={"optimizer": "adam", "durability": "sometimes"}, timeout=10
+        )
+        assert answer.status_code == 400
+        assert "durability" in answer.json()["detail"]

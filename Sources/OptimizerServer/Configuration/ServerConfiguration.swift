@@ -41,9 +41,13 @@ public struct ServerConfiguration: Sendable {
     public var fsync: FsyncPolicy
     /// Flush interval for ``FsyncPolicy/periodic``.
     public var fsyncInterval: Duration
-    /// Steps between snapshots (nil: 1000). A snapshot is also written when the log grows past four
-    /// times the last snapshot's size, and on graceful shutdown.
+    /// A snapshot at least every this many steps (nil: 1000); see ``snapshotInterval`` and `SnapshotPolicy`.
     public var snapshotEvery: Int?
+    /// ``DurabilityMode/log``: the least time between background snapshots while the log stays under
+    /// 8 times the state. ``DurabilityMode/snapshot``: how often a snapshot is written while steps arrive.
+    public var snapshotInterval: Duration
+    /// The durability mode of sessions that do not choose one in their create body.
+    public var durability: DurabilityMode
     /// The OpenAPI document served at `GET /openapi.yaml`. Nil (the default) serves the document
     /// embedded in the binary: the repository's `openapi.yaml` at build time, so the daemon serves
     /// it from any working directory. A path serves that file instead, read once at startup; the
@@ -73,6 +77,8 @@ public struct ServerConfiguration: Sendable {
         fsync: FsyncPolicy = .periodic,
         fsyncInterval: Duration = .seconds(1),
         snapshotEvery: Int? = nil,
+        snapshotInterval: Duration = .seconds(30),
+        durability: DurabilityMode = .log,
         openAPIPath: String? = nil,
         historyCapacity: Int = 10_000,
         idleTimeout: Duration = .seconds(60),
@@ -89,6 +95,8 @@ public struct ServerConfiguration: Sendable {
         self.fsync = fsync
         self.fsyncInterval = fsyncInterval
         self.snapshotEvery = snapshotEvery
+        self.snapshotInterval = snapshotInterval
+        self.durability = durability
         self.openAPIPath = openAPIPath
         self.historyCapacity = max(1, historyCapacity)
         self.idleTimeout = max(.milliseconds(1), idleTimeout)
@@ -110,7 +118,9 @@ public struct ServerConfiguration: Sendable {
         case .periodic: policy = .periodic(fsyncInterval)
         case .never: policy = .never
         }
-        return StoreConfiguration(directory: dataDirectory, fsync: policy, snapshotEvery: snapshotEvery ?? 1000)
+        return StoreConfiguration(
+            directory: dataDirectory, fsync: policy, durability: durability, snapshotEvery: snapshotEvery ?? 1000,
+            snapshotInterval: snapshotInterval)
     }
 
     /// Whether TLS is configured (both certificate and key paths are set).

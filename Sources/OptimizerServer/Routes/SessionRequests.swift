@@ -1,19 +1,23 @@
 import OptimizerKit
+import OptimizerStore
 
-/// `POST /v1/sessions` body: `{"optimizer", "hyperparameters"?, "groups"?, "name"?}`.
+/// `POST /v1/sessions` body: `{"optimizer", "hyperparameters"?, "groups"?, "name"?, "durability"?}`.
 struct CreateSessionRequest: Decodable, Sendable {
     var optimizer: String
     var hyperparameters: Hyperparameters
     var groups: [ParameterGroup]
     var name: String?
+    /// `"log"` or `"snapshot"`; nil takes the daemon's `--durability`.
+    var durability: DurabilityMode?
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: MemberKey.self)
-        try container.rejectUnknownMembers(["optimizer", "hyperparameters", "groups", "name"])
+        try container.rejectUnknownMembers(["optimizer", "hyperparameters", "groups", "name", "durability"])
         optimizer = try container.decode(String.self, forKey: MemberKey("optimizer"))
         hyperparameters = try container.decodeIfPresent(Hyperparameters.self, forKey: MemberKey("hyperparameters")) ?? [:]
         groups = try container.decodeIfPresent([GroupRequest].self, forKey: MemberKey("groups"))?.map(\.group) ?? []
         name = try container.decodeIfPresent(String.self, forKey: MemberKey("name"))
+        durability = try container.decodeIfPresent(DurabilityMode.self, forKey: MemberKey("durability"))
     }
 }
 

@@ -26,7 +26,7 @@ struct SessionRoutes {
         let body = try await dependencies.bodies.readJSON(CreateSessionRequest.self, from: request)
         let configuration = try SessionConfiguration(
             optimizer: body.optimizer, hyperparameters: body.hyperparameters, groups: body.groups)
-        let (session, token) = try await dependencies.sessions.create(configuration: configuration, name: body.name)
+        let (session, token) = try await dependencies.sessions.create(configuration: configuration, name: body.name, durability: body.durability)
         dependencies.metrics.setSessionCount(dependencies.sessions.count)
         context.logger.info(
             "session created",

@@ -29,6 +29,8 @@ final class SessionHandle: Sendable {
     /// The session's parameters and optimizer state in the memory budget (``SessionState/memoryFootprint(configuration:adding:)``),
     /// with the room its steps need; given back when the session is deleted.
     let memory: MemoryReservation
+    /// Where the session's background snapshots are written; nil in memory.
+    let snapshots: SnapshotWriter?
 
     /// What listing shows without waiting for a running step: updated at the end of each change.
     struct Progress: Sendable {
@@ -40,7 +42,8 @@ final class SessionHandle: Sendable {
     }
 
     /// Wraps existing state (a session recovered from disk, or a new one) whose memory `memory` holds.
-    init(identity: SessionIdentity, state: SessionState, pool: ComputePool, memory: MemoryReservation) {
+    init(identity: SessionIdentity, state: SessionState, pool: ComputePool, memory: MemoryReservation, snapshots: SnapshotWriter? = nil) {
+        self.snapshots = snapshots
         self.id = identity.id
         self.name = identity.name
         self.optimizer = state.session.configuration.optimizer
@@ -73,15 +76,42 @@ final class SessionHandle: Sendable {
     /// Runs `body` with exclusive access to the state, on the compute pool.
     ///
     /// Waits (suspended) behind earlier operations on this session, then takes a pool thread and
-    /// the state lock. The progress snapshot is refreshed afterwards, also when `body` throws.
+    /// the state lock. The progress snapshot is refreshed afterwards, also when `body` throws. When
+    /// the change makes a snapshot due, it is handed to the ``SnapshotWriter``: this returns without
+    /// waiting for it.
     func withState<T: Sendable>(_ body: @escaping @Sendable (inout SessionState) throws -> T) async throws -> T {
-        try await gate.withPermit {
+        let (result, snapshotDue) = try await gate.withPermit {
             try await pool.run {
                 try self.state.withLock { state in
                     defer { self.progressSnapshot.withLock { $0 = state.progress } }
-                    return try body(&state)
+                    let result = try body(&state)
+                    return (result, state.scheduleSnapshotIfDue())
                 }
             }
         }
+        if snapshotDue { snapshots?.schedule(self) }
+        return result
+    }
+
+    /// Takes and writes the scheduled snapshot (on the ``SnapshotWriter``'s thread): the session is
+    /// encoded under its lock, then written without it while its steps go on. Nil when there was
+    /// nothing to write.
+    func writeScheduledSnapshot() -> SnapshotReport? {
+        let start = ContinuousClock.now
+        guard let pending = state.withLock({ $0.beginSnapshot() }) else { return nil }
+        let encoded = ContinuousClock.now
+        var failure: (any Error)?
+        do {
+            try pending.write.write()
+        } catch {
+            failure = error
+        }
+        let written = ContinuousClock.now
+        state.withLock { state in
+            state.finishSnapshot(pending, error: failure)
+            progressSnapshot.withLock { $0 = state.progress }
+        }
+        return SnapshotReport(
+            step: pending.write.step, bytes: pending.write.byteCount, encode: encoded - start, write: written - encoded, error: failure)
     }
 }

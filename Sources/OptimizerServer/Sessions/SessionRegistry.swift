@@ -27,13 +27,19 @@ final class SessionRegistry: Sendable {
     /// exists outside the client: the session keeps its hash). With a data directory, the session's
     /// first snapshot is on disk before this returns.
     ///
+    /// - Parameter durability: The session's durability mode; nil takes the daemon's (`--durability`).
     /// - Throws: ``StoreError`` (507/503) or ``ProblemError`` (503) when it cannot be made durable.
-    func create(configuration: SessionConfiguration, name: String?) async throws -> (session: SessionHandle, token: String) {
+    func create(
+        configuration: SessionConfiguration, name: String?, durability: DurabilityMode? = nil
+    ) async throws -> (session: SessionHandle, token: String) {
         let token = TokenDigest.generate()
         let identity = SessionIdentity(id: UUID().uuidString.lowercased(), name: name, token: TokenDigest(of: token), createdAt: Date())
         var state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
         state.memory = memory
-        let handle = SessionHandle(identity: identity, state: state, pool: pool, memory: MemoryReservation(budget: memory, kind: .sessions))
+        state.durability = durability ?? storage.store?.configuration.durability ?? .log
+        let handle = SessionHandle(
+            identity: identity, state: state, pool: pool, memory: MemoryReservation(budget: memory, kind: .sessions),
+            snapshots: storage.snapshots)
         if storage.isDurable {
             let store = try storage.requireStore()
             try await handle.withState { state in state.journal = try store.create(state.snapshot) }

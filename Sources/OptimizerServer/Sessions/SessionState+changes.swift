@@ -20,7 +20,6 @@ extension SessionState {
                 try journal?.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
             }
         }
-        snapshotIfDue()
     }
 
     /// Changes hyperparameters and groups: validated, logged, then applied.

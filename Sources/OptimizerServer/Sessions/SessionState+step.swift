@@ -9,7 +9,8 @@ extension SessionState {
     /// The decoding, checks and the step itself are OptimizerWire's
     /// (``OptimizerSession/step(_:gradients:in:keepingDelta:parallelism:beforeApply:)``); this adds
     /// what the server does around them: the retry answer, the write-ahead log between the check
-    /// and the change, the history, the snapshot policy, timing and the response body.
+    /// and the change, the history, timing and the response body. Snapshots are not written here
+    /// (``SessionHandle/withState(_:)`` schedules them in the background).
     mutating func step(_ request: StepRequest, parallelism: Parallelism) throws -> StepOutcome {
         let current = session.step
         if request.metadata.step == current, let last = lastStep {
@@ -30,8 +31,11 @@ extension SessionState {
             ) { _ in
                 validated = ContinuousClock.now
                 // The write-ahead log gets the request before the state moves: if the disk refuses
-                // it, nothing has changed and the client gets 507/503.
-                try journal?.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
+                // it, nothing has changed and the client gets 507/503. (With durability snapshot,
+                // steps are not logged: background snapshots carry them.)
+                if let journal, journal.logsSteps {
+                    try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
+                }
                 logged = ContinuousClock.now
             }
         }
@@ -41,8 +45,6 @@ extension SessionState {
         timing.record("apply", appliedAt - logged)
         history.append(applied.telemetry)
         lastStep = applied
-        snapshotIfDue()
-        timing.record("snapshot", ContinuousClock.now - appliedAt)
         let body = try timing.measure("encode") { try response(for: applied, options: request.options) }
         return StepOutcome(body: body, telemetry: applied.telemetry, isRetry: false, timing: timing)
     }

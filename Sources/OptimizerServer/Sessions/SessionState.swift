@@ -24,6 +24,10 @@ struct SessionState: @unchecked Sendable {
     var lastStep: AppliedStep?
     /// The daemon's memory budget, for the transient copy a snapshot is encoded into.
     var memory: MemoryBudget = .unlimited
+    /// What carries the session's steps across a crash; fixed at creation and kept in its snapshots.
+    var durability: DurabilityMode = .log
+    /// Whether a background snapshot is scheduled or being written (at most one per session).
+    var isSnapshotPending = false
 
     init(session: OptimizerSession, identity: SessionIdentity, historyCapacity: Int, journal: SessionJournal? = nil) {
         self.session = session
@@ -32,8 +36,7 @@ struct SessionState: @unchecked Sendable {
         self.history = StepHistory(capacity: historyCapacity)
     }
 
-    /// The step that survives a crash: everything with `fsync always`, the last flushed step with
-    /// `periodic`; 0 when sessions live in memory only.
+    /// The step that survives a crash (``SessionJournal/durableStep``); 0 when sessions live in memory only.
     var durableStep: Int { journal?.durableStep ?? 0 }
 
     /// The session as a durable snapshot, with its identity.
@@ -43,30 +46,57 @@ struct SessionState: @unchecked Sendable {
     func makeSnapshot(of session: OptimizerSession) -> SessionSnapshot {
         SessionSnapshot(
             session: session, id: identity.id, name: identity.name, tokenHash: identity.token.hex,
-            createdAt: identity.createdAt.timeIntervalSince1970
+            createdAt: identity.createdAt.timeIntervalSince1970, durability: durability
         )
     }
 
-    /// Writes a snapshot now if the journal wants one (every `--snapshot-every` steps, or when the log
-    /// has outgrown the state). A failure is remembered, not thrown: the change itself is in the log.
-    ///
-    /// The snapshot is encoded in memory first, a copy as large as the session: when the memory
-    /// budget has no room for it, the snapshot is put off to a later change (the log keeps growing
-    /// meanwhile, and recovery replays it).
-    mutating func snapshotIfDue() {
-        guard let journal, journal.wantsSnapshot(atStep: session.step) else { return }
+    /// Whether to schedule a background snapshot now (``SnapshotPolicy``): true at most once until
+    /// the snapshot ends (``beginSnapshot()``, ``finishSnapshot(_:error:)``). The caller hands the
+    /// session to the ``SnapshotWriter``, so no step waits for the snapshot's disk writes.
+    mutating func scheduleSnapshotIfDue() -> Bool {
+        guard !isSnapshotPending, let journal, journal.wantsSnapshot(atStep: session.step) else { return false }
+        isSnapshotPending = true
+        return true
+    }
+
+    /// A snapshot in the making: the encoded copy, and its room in the memory budget.
+    struct PendingSnapshot: Sendable {
+        let write: SnapshotWrite
+        let copy: MemoryReservation
+    }
+
+    /// Takes the scheduled snapshot (on the snapshot writer's thread, under the lock): the session
+    /// is encoded, a copy as large as it is, and a new log starts at its step. Nil when there is
+    /// nothing to write (no step since the last snapshot) or no room in the memory budget for the
+    /// copy (then it is put off: the log keeps everything meanwhile).
+    mutating func beginSnapshot() -> PendingSnapshot? {
+        guard let journal, session.step > journal.logStep else {
+            isSnapshotPending = false
+            return nil
+        }
         let bytes = session.memoryFootprint()
-        guard let copy = try? memory.reserve(bytes, for: .staging, purpose: "a snapshot", isStep: true) else {
+        guard let copy = try? memory.reserve(bytes, for: .staging, purpose: "a snapshot") else {
             snapshotProblem = "put off: no room in the memory budget for the snapshot's copy (\(ByteCount(bytes)))"
-            return
+            isSnapshotPending = false
+            return nil
         }
-        defer { copy.release() }
         do {
-            try journal.writeSnapshot(snapshot)
-            snapshotProblem = nil
+            return PendingSnapshot(write: try journal.beginSnapshot(snapshot), copy: copy)
         } catch {
+            copy.release()
             snapshotProblem = "\(error)"
+            isSnapshotPending = false
+            return nil
         }
+    }
+
+    /// Records how a background snapshot ended. A failure is remembered, not thrown: the steps are
+    /// still in the log (or, with ``DurabilityMode/snapshot``, ``durableStep`` stays where it was).
+    mutating func finishSnapshot(_ pending: PendingSnapshot, error: (any Error)?) {
+        pending.copy.release()
+        isSnapshotPending = false
+        journal?.finishSnapshot(pending.write, error: error)
+        snapshotProblem = error.map { "\($0)" }
     }
 
     var progress: SessionHandle.Progress {

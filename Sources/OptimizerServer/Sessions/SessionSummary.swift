@@ -1,5 +1,6 @@
 import Foundation
 import OptimizerKit
+import OptimizerStore
 
 /// `GET /v1/sessions/{id}`: everything about a session except tensor values.
 struct SessionSummary: Encodable, Sendable {
@@ -14,6 +15,8 @@ struct SessionSummary: Encodable, Sendable {
     var step: Int
     /// The last step that survives a crash (0 when the daemon keeps sessions in memory only).
     var durableStep: Int
+    /// What carries the steps across a crash: `log` or `snapshot`.
+    var durability: DurabilityMode
     /// Total number of parameter elements.
     var parameterCount: Int
     /// What the session holds in the memory budget: parameters, optimizer state (also the state its
@@ -68,7 +71,7 @@ struct SessionSummary: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, optimizer, hyperparameters, groups, step, parameters, state
+        case id, name, optimizer, hyperparameters, groups, step, parameters, state, durability
         case createdAt = "created_at"
         case durableStep = "durable_step"
         case parameterCount = "parameter_count"
@@ -113,6 +116,7 @@ extension SessionState {
             groups: groups,
             step: session.step,
             durableStep: durableStep,
+            durability: durability,
             parameterCount: session.parameterCount,
             memoryBytes: handle.memory.bytes,
             parameters: parameters,

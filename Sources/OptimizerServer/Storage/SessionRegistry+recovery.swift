@@ -36,10 +36,11 @@ extension SessionRegistry {
                 createdAt: snapshot.createdAt.map(Date.init(timeIntervalSince1970:)) ?? Date()
             )
             state.journal = recovered.journal
+            state.durability = recovered.journal.durability
             state.memory = memory
             // Recovered data is never refused: counted whether or not it fits (logged below if not).
             let footprint = memory.admit(state.memoryFootprint(), for: .sessions, stepBytes: state.stepRoom())
-            handles.append(SessionHandle(identity: state.identity, state: state, pool: pool, memory: footprint))
+            handles.append(SessionHandle(identity: state.identity, state: state, pool: pool, memory: footprint, snapshots: storage.snapshots))
             for note in recovered.notes {
                 notes.append("\(id): \(note)")
                 logger.warning("recovery", metadata: ["session.id": .string(id), "recovery.note": .string(note)])

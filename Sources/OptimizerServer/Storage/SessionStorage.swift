@@ -1,4 +1,5 @@
 import HTTPTypes
+import Logging
 import OptimizerStore
 import Synchronization
 
@@ -18,6 +19,8 @@ final class SessionStorage: Sendable {
     let flushInterval: Duration?
     /// Why the data directory is unusable, if it is.
     let unavailableReason: String?
+    /// Writes background snapshots; nil without a usable store.
+    let snapshots: SnapshotWriter?
     private let report = Mutex(RecoveryReport())
 
     /// What opening the data directory found, shown by `/readyz`.
@@ -35,7 +38,11 @@ final class SessionStorage: Sendable {
     /// No data directory: sessions live in memory only.
     static let inMemory = SessionStorage(store: nil, isDurable: false, directory: nil, flushInterval: nil, unavailableReason: nil)
 
-    private init(store: DataDirectory?, isDurable: Bool, directory: String?, flushInterval: Duration?, unavailableReason: String?) {
+    private init(
+        store: DataDirectory?, isDurable: Bool, directory: String?, flushInterval: Duration?, unavailableReason: String?,
+        logger: Logger? = nil
+    ) {
+        self.snapshots = store == nil ? nil : logger.map(SnapshotWriter.init(logger:))
         self.store = store
         self.isDurable = isDurable
         self.directory = directory
@@ -44,13 +51,13 @@ final class SessionStorage: Sendable {
     }
 
     /// Opens the data directory; a failure is kept as ``unavailableReason`` rather than thrown.
-    convenience init(configuration: StoreConfiguration) {
+    convenience init(configuration: StoreConfiguration, logger: Logger) {
         var interval: Duration?
         if case .periodic(let every) = configuration.fsync { interval = every }
         do {
             self.init(
                 store: try DataDirectory(configuration: configuration), isDurable: true, directory: configuration.directory,
-                flushInterval: interval, unavailableReason: nil
+                flushInterval: interval, unavailableReason: nil, logger: logger
             )
         } catch {
             self.init(store: nil, isDurable: true, directory: configuration.directory, flushInterval: interval, unavailableReason: "\(error)")

@@ -50,7 +50,7 @@ struct StepRoutesTests {
             let response = try await step(client, session, try Body.tensors([("w", [2, 2], [2, 2, 2, 2])]))
             let value = try #require(response.headers[HTTPField.Name("Server-Timing")!])
             let phases = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            #expect(phases.map { String($0.prefix { $0 != ";" }) } == ["receive", "decode", "wait", "validate", "log", "apply", "snapshot", "encode"])
+            #expect(phases.map { String($0.prefix { $0 != ";" }) } == ["receive", "decode", "wait", "validate", "log", "apply", "encode"])
             for phase in phases {
                 let duration = try #require(phase.split(separator: "=").last.flatMap { Double($0) }, "\(phase)")
                 #expect(duration >= 0)
