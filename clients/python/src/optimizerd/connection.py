@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from typing import Optional, Union
@@ -73,10 +74,16 @@ class Connection:
         return self._require().getresponse()
 
     def close(self) -> None:
-        """Closes the socket (a request in flight is abandoned: the daemon sees a cut body)."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        """Closes the socket (a request in flight is abandoned: the daemon sees a cut body, and a
+        thread blocked on the socket wakes up with an error)."""
+        connection, self._http = self._http, None
+        if connection is not None:
+            if connection.sock is not None:
+                try:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            connection.close()
 
     def _require(self) -> http.client.HTTPConnection:
         if self._http is None:

@@ -29,8 +29,19 @@ import numpy as np
 import torch
 from torch.optim import Optimizer
 
+from .backward_stream import BackwardStream
 from .client import SESSION_OPTIONS, Client
-from .session import Compress, Session
+from .session import Compress, Session, parse_metadata
+from .torch_support import (
+    _MISSING,
+    _effective_hyperparameters,
+    _given_hyperparameters,
+    _jsonable,
+    _normalize_groups,
+    _to_numpy,
+    _torch_value,
+    _zeros_like,
+)
 
 __all__ = ["RemoteOptimizer"]
 
@@ -39,8 +50,6 @@ __all__ = ["RemoteOptimizer"]
 _IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 _NEEDS_EVERY_PARAMETER = ("momo", "momo_adam", "mtadam")
 _NEEDS_LOSS = ("momo", "momo_adam")
-# Group keys that are not hyperparameters.
-_GROUP_KEYS = ("params", "param_names")
 
 
 class RemoteOptimizer(Optimizer):
@@ -71,6 +80,15 @@ class RemoteOptimizer(Optimizer):
         response_dtype: dtype of the returned parameters (keep ``"f32"`` unless bandwidth
             matters more than exactness).
         compress: gzip requests and responses (saves little on dense float gradients).
+        overlap: ``None`` (default), or ``"backward"``: upload each gradient as soon as backward
+            produces it, in one streamed step request, so that after backward only the last
+            gradients' bytes, the step and the answer remain. Same trajectory as without it, bit
+            for bit: whenever the streamed request cannot be the exact step (a second backward
+            before ``step()``, gradients changed after backward, other parameters with
+            gradients, changed hyperparameters, a ``loss`` or closure result to send) it is
+            abandoned and the step is sent as usual (see :mod:`optimizerd.backward_stream`).
+            Not for ``momo``, ``momo_adam``, ``mtadam`` (they need the loss or the terms) nor
+            with ``compress``.
         timeout, retries, backoff: passed to the :class:`~optimizerd.Client` this creates.
         **hyperparameters: the optimizer's hyperparameters (``lr``, ``betas``, ``weight_decay``,
             ...) and the session options ``clip_grad_norm``, ``nonfinite``, ``terms`` and
@@ -97,6 +115,7 @@ class RemoteOptimizer(Optimizer):
         wire_dtype: str = "f32",
         response_dtype: str = "f32",
         compress: Compress = False,
+        overlap: Optional[str] = None,
         timeout: Union[float, tuple[float, float]] = 60.0,
         retries: int = 5,
         backoff: float = 0.25,
@@ -133,6 +152,17 @@ class RemoteOptimizer(Optimizer):
             )
         if session is not None:
             self._attach()
+        self.overlap = overlap
+        self._stream: Optional[BackwardStream] = None
+        if overlap == "backward":
+            if self.optimizer_name in _NEEDS_EVERY_PARAMETER or compress:
+                raise ValueError(
+                    f'overlap="backward" needs an optimizer without loss or terms and no compress; '
+                    f"got {self.optimizer_name!r}, compress={compress!r}"
+                )
+            self._stream = BackwardStream(self)
+        elif overlap is not None:
+            raise ValueError(f'overlap must be None or "backward"; got {overlap!r}')
         self._ready = True
 
     # MARK: setup
@@ -269,14 +299,19 @@ class RemoteOptimizer(Optimizer):
             raise ValueError(
                 f"this mtadam session has {self._terms()} loss terms: call step_terms([loss_0, ...])"
             )
-        gradients: dict[str, np.ndarray] = {}
+        tensors: dict[str, torch.Tensor] = {}
         missing: list[str] = []
-        for group in self.param_groups:
-            for name, p in zip(group["param_names"], group["params"]):
-                if p.grad is None:
-                    missing.append(name)
-                else:
-                    gradients[name] = _to_numpy(p.grad)
+        for name, p in self._named_parameters():
+            if p.grad is None:
+                missing.append(name)
+            else:
+                tensors[name] = p.grad
+        if self._stream is not None:
+            streamed = self._stream.finish(tensors, loss)
+            if streamed is not None:
+                self._take_streamed(*streamed)
+                return result
+        gradients = {name: _to_numpy(gradient) for name, gradient in tensors.items()}
         if missing and self.optimizer_name in _NEEDS_EVERY_PARAMETER:
             raise ValueError(
                 f"{self.optimizer_name} needs the gradient of every parameter; no grad for {missing[:10]} "
@@ -349,6 +384,19 @@ class RemoteOptimizer(Optimizer):
             self._write_back(values)
         self.last_metadata = metadata
 
+    def _take_streamed(self, values: dict[str, np.ndarray], raw: dict[str, str]) -> None:
+        """Takes the answer of a step streamed during backward (already in the parameters)."""
+        metadata = parse_metadata(raw)
+        metadata["retry"] = False
+        self.session.last_step = int(metadata["step"])
+        self._write_back(values)
+        self.last_metadata = metadata
+
+    def _named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        return [
+            (name, p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])
+        ]
+
     def _terms(self) -> int:
         return int(self.session_options.get("terms", 1) or 1)
 
@@ -357,9 +405,12 @@ class RemoteOptimizer(Optimizer):
     def _group_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
         return {k: _jsonable(group[k]) for k in sorted(self._keys()) if k in group}
 
+    def _current_hyperparameters(self) -> list[dict[str, Any]]:
+        return [self._group_hyperparameters(group) for group in self.param_groups]
+
     def _sync_hyperparameters(self) -> None:
         """Sends changed group hyperparameters (``PATCH``), e.g. after an ``lr_scheduler`` step."""
-        current = [self._group_hyperparameters(group) for group in self.param_groups]
+        current = self._current_hyperparameters()
         if current == self._synced:
             return
         previous = self._synced[0] if self._synced else {}
@@ -455,95 +506,3 @@ class RemoteOptimizer(Optimizer):
                     p.copy_(torch.from_numpy(value).reshape(p.shape))
         if written:
             torch.autograd.graph.increment_version(written)
-
-
-# MARK: helpers
-
-_MISSING = object()
-
-
-def _normalize_groups(params: Any, start: int = 0) -> list[dict[str, Any]]:
-    """Param group dicts with tensor ``params`` and a ``param_names`` list (``p{i}`` when unnamed)."""
-    if isinstance(params, torch.nn.Module):
-        params = params.named_parameters()
-    if isinstance(params, torch.Tensor):
-        raise TypeError("params must be an iterable of tensors, (name, tensor) pairs or dicts, not a tensor")
-    items = list(params)
-    if not items:
-        raise ValueError("optimizer got an empty parameter list")
-    if not isinstance(items[0], Mapping):
-        items = [{"params": items}]
-    groups = []
-    index = start
-    for item in items:
-        group = dict(item)
-        members = group["params"]
-        if isinstance(members, torch.nn.Module):
-            members = members.named_parameters()
-        elif isinstance(members, torch.Tensor):
-            members = [members]
-        given_names = list(group.pop("param_names", None) or [])
-        tensors, names = [], []
-        for position, member in enumerate(members):
-            if isinstance(member, tuple):
-                member_name, tensor = member
-            else:
-                tensor = member
-                member_name = given_names[position] if position < len(given_names) else None
-            tensors.append(tensor)
-            names.append(member_name if member_name is not None else f"p{index}")
-            index += 1
-        group["params"] = tensors
-        group["param_names"] = names
-        groups.append(group)
-    all_names = [name for group in groups for name in group["param_names"]]
-    duplicates = sorted({name for name in all_names if all_names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate parameter names: {duplicates[:10]}")
-    return groups
-
-
-def _given_hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _jsonable(v) for k, v in group.items() if k not in _GROUP_KEYS and k not in SESSION_OPTIONS}
-
-
-def _effective_hyperparameters(info: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """[session defaults, group 1, ...] from a creation answer or summary, without session options."""
-
-    def strip(values: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if k not in SESSION_OPTIONS}
-
-    result = [strip(info.get("hyperparameters", {}))]
-    for group in info.get("groups", []) or []:
-        result.append(strip(group.get("hyperparameters", {})))
-    return result
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _torch_value(value: Any) -> Any:
-    """A daemon JSON value as torch keeps it in a group (lists as tuples, like ``betas``)."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    tensor = tensor.detach()
-    if tensor.is_sparse:
-        tensor = tensor.to_dense()
-    return tensor.to(device="cpu", dtype=torch.float32).contiguous().numpy()
-
-
-def _zeros_like(tensor: torch.Tensor) -> np.ndarray:
-    return np.zeros(tuple(tensor.shape), dtype=np.float32)

@@ -1,0 +1,145 @@
+"""RemoteOptimizer(overlap="backward"): gradients streamed during backward, the same trajectory
+bit for bit as without overlap (and as local torch), and a correct fallback whenever the streamed
+request cannot be the exact step."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from optimizerd.torch import RemoteOptimizer  # noqa: E402
+
+STEPS = 8
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 32),
+        torch.nn.Tanh(),
+        torch.nn.Linear(32, 32),
+        torch.nn.Tanh(),
+        torch.nn.Linear(32, 3),
+    )
+
+
+def batch(step):
+    generator = torch.Generator().manual_seed(100 + step)
+    return torch.randn(16, 6, generator=generator), torch.randn(16, 3, generator=generator)
+
+
+def run(model, opt, steps=STEPS, between=None, backwards=1, scheduler=None):
+    """The usual loop; ``between(step, model, opt)`` runs after backward and before step()."""
+    for step in range(steps):
+        opt.zero_grad()
+        for _ in range(backwards):
+            x, y = batch(step)
+            torch.nn.functional.mse_loss(model(x), y).backward()
+        if between is not None:
+            between(step, model, opt)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def three(daemon, hyperparameters, optimizer="adam", torch_class="Adam", **remote_options):
+    base = make_model()
+    models = [copy.deepcopy(base) for _ in range(3)]
+    local = getattr(torch.optim, torch_class)(models[0].parameters(), **hyperparameters)
+    plain = RemoteOptimizer(
+        models[1].named_parameters(), url=daemon.url, optimizer=optimizer, **hyperparameters, **remote_options
+    )
+    streamed = RemoteOptimizer(
+        models[2].named_parameters(),
+        url=daemon.url,
+        optimizer=optimizer,
+        overlap="backward",
+        **hyperparameters,
+        **remote_options,
+    )
+    return models, (local, plain, streamed)
+
+
+def assert_bitwise(a, b):
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize(
+    "optimizer, torch_class, hyperparameters, options",
+    [
+        ("adam", "Adam", {"lr": 0.01}, {}),
+        ("adamw", "AdamW", {"lr": 0.01, "weight_decay": 0.1}, {"wire_dtype": "bf16"}),
+        ("sgd", "SGD", {"lr": 0.05, "momentum": 0.9}, {"clip_grad_norm": 0.5}),
+    ],
+    ids=["adam", "adamw-bf16", "sgd-clipped"],
+)
+def test_streamed_steps_follow_the_plain_trajectory_bit_for_bit(
+    daemon, optimizer, torch_class, hyperparameters, options
+):
+    models, (local, plain, streamed) = three(daemon, hyperparameters, optimizer, torch_class, **options)
+    results = [run(model, opt) for model, opt in zip(models[1:], (plain, streamed))]
+    assert_bitwise(results[0], results[1])
+    assert streamed._stream.streamed == STEPS - 1  # the first step learns the order
+    assert streamed.session.last_step == STEPS and streamed.last_metadata["step"] == STEPS
+    if not options:  # local torch on the same gradients
+        for x, y in zip(run(models[0], local), results[1]):
+            torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
+
+
+def clip(step, model, opt):
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+
+
+def change_lr_late(step, model, opt):
+    if step % 3 == 2:
+        for group in opt.param_groups:
+            group["lr"] *= 0.5
+
+
+def freeze_first_layer_sometimes(step, model, opt):
+    if step % 3 == 1:
+        model[0].weight.grad = None
+
+
+@pytest.mark.parametrize(
+    "between, backwards",
+    [(clip, 1), (change_lr_late, 1), (freeze_first_layer_sometimes, 1), (None, 2)],
+    ids=["clipped-after-backward", "lr-changed-after-backward", "missing-grad", "accumulated"],
+)
+def test_fallbacks_keep_the_trajectory_exact(daemon, between, backwards):
+    models, (_, plain, streamed) = three(daemon, {"lr": 0.01})
+    results = [
+        run(model, opt, between=between, backwards=backwards)
+        for model, opt in zip(models[1:], (plain, streamed))
+    ]
+    assert_bitwise(results[0], results[1])
+    assert streamed.session.last_step == STEPS
+    if between is clip or backwards == 2:
+        assert streamed._stream.streamed == 0
+    if between is freeze_first_layer_sometimes:
+        assert 0 < streamed._stream.streamed < STEPS - 1
+
+
+def test_a_scheduler_between_steps_is_patched_before_the_stream(daemon):
+    models, (local, plain, streamed) = three(daemon, {"lr": 0.02})
+    schedulers = [
+        torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5) for opt in (local, plain, streamed)
+    ]
+    results = [run(m, o, scheduler=s) for m, o, s in zip(models, (local, plain, streamed), schedulers)]
+    assert_bitwise(results[1], results[2])
+    assert streamed._stream.streamed == STEPS - 1
+    for x, y in zip(results[0], results[2]):
+        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
+
+
+def test_overlap_rejects_what_it_cannot_stream(daemon):
+    model = make_model()
+    with pytest.raises(ValueError, match="overlap"):
+        RemoteOptimizer(model.parameters(), url=daemon.url, optimizer="momo", overlap="backward", lr=1.0)
+    with pytest.raises(ValueError, match="overlap"):
+        RemoteOptimizer(model.parameters(), url=daemon.url, overlap="sideways")
