@@ -143,3 +143,47 @@ def test_overlap_rejects_what_it_cannot_stream(daemon):
         RemoteOptimizer(model.parameters(), url=daemon.url, optimizer="momo", overlap="backward", lr=1.0)
     with pytest.raises(ValueError, match="overlap"):
         RemoteOptimizer(model.parameters(), url=daemon.url, overlap="sideways")
+
+
+def delayed_reference(model, hyperparameters, steps, gamma):
+    """Local torch with the same one-step delay: gradients of iteration t are computed on the
+    model (θ_{t-1}); the model then takes the master's θ_t, and the master steps to θ_{t+1}."""
+    master = copy.deepcopy(model)
+    opt = torch.optim.Adam(master.parameters(), **hyperparameters)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=gamma)
+    for step in range(steps):
+        model.zero_grad()
+        x, y = batch(step)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        with torch.no_grad():
+            for p, q in zip(model.parameters(), master.parameters()):
+                grad = p.grad.clone()
+                p.copy_(q)
+                q.grad = grad
+        opt.step()
+        scheduler.step()
+    return [p.detach().clone() for p in model.parameters()], master
+
+
+def test_delayed_update_follows_a_local_one_step_delay(daemon):
+    hyperparameters = {"lr": 0.02}
+    base = make_model()
+    reference, master = delayed_reference(copy.deepcopy(base), hyperparameters, STEPS, gamma=0.5)
+    model = copy.deepcopy(base)
+    opt = RemoteOptimizer(model.named_parameters(), url=daemon.url, overlap="delayed", **hyperparameters)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    for step in range(STEPS):
+        x, y = batch(step)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)  # zeroes the gradients in place while the step is in flight
+        scheduler.step()
+        assert opt.last_metadata.get("step", 0) == step  # the telemetry of the step collected
+    for x, y in zip(reference, (p.detach() for p in model.parameters())):
+        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
+    state = opt.state_dict()  # waits for the step in flight: one step ahead of the model
+    assert state["optimizerd"]["step"] == STEPS
+    opt.flush()
+    assert opt.last_metadata["step"] == STEPS
+    for x, y in zip(master.parameters(), model.parameters()):
+        torch.testing.assert_close(y.detach(), x.detach(), rtol=1e-5, atol=1e-6)

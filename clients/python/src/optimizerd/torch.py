@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 
 from .backward_stream import BackwardStream
 from .client import SESSION_OPTIONS, Client
+from .delayed_steps import DelayedSteps
 from .session import Compress, Session, parse_metadata
 from .torch_support import (
     _MISSING,
@@ -88,7 +89,10 @@ class RemoteOptimizer(Optimizer):
             gradients, changed hyperparameters, a ``loss`` or closure result to send) it is
             abandoned and the step is sent as usual (see :mod:`optimizerd.backward_stream`).
             Not for ``momo``, ``momo_adam``, ``mtadam`` (they need the loss or the terms) nor
-            with ``compress``.
+            with ``compress``. Or ``"delayed"`` (opt-in, changes the trajectory): DeepSpeed's
+            delayed parameter update; step t runs on the daemon while the trainer computes step
+            t+1 on parameters one step stale (see :mod:`optimizerd.delayed_steps` for what
+            ``step()``, ``zero_grad()``, ``state_dict()`` and schedulers see; :meth:`flush`).
         timeout, retries, backoff: passed to the :class:`~optimizerd.Client` this creates.
         **hyperparameters: the optimizer's hyperparameters (``lr``, ``betas``, ``weight_decay``,
             ...) and the session options ``clip_grad_norm``, ``nonfinite``, ``terms`` and
@@ -154,7 +158,12 @@ class RemoteOptimizer(Optimizer):
             self._attach()
         self.overlap = overlap
         self._stream: Optional[BackwardStream] = None
-        if overlap == "backward":
+        self._delayed: Optional[DelayedSteps] = None
+        if overlap == "delayed":
+            if self.optimizer_name == "mtadam":
+                raise ValueError('overlap="delayed" is not for mtadam (step_terms)')
+            self._delayed = DelayedSteps(self)
+        elif overlap == "backward":
             if self.optimizer_name in _NEEDS_EVERY_PARAMETER or compress:
                 raise ValueError(
                     f'overlap="backward" needs an optimizer without loss or terms and no compress; '
@@ -162,7 +171,7 @@ class RemoteOptimizer(Optimizer):
                 )
             self._stream = BackwardStream(self)
         elif overlap is not None:
-            raise ValueError(f'overlap must be None or "backward"; got {overlap!r}')
+            raise ValueError(f'overlap must be None, "backward" or "delayed"; got {overlap!r}')
         self._ready = True
 
     # MARK: setup
@@ -311,18 +320,31 @@ class RemoteOptimizer(Optimizer):
             if streamed is not None:
                 self._take_streamed(*streamed)
                 return result
+        if self._delayed is not None:
+            self._check_step(tensors, missing, loss)
+            self._delayed.step(tensors, loss)
+            return result
         gradients = {name: _to_numpy(gradient) for name, gradient in tensors.items()}
+        self._check_step(gradients, missing, loss)
+        if not gradients:
+            return result
+        self._send(gradients, loss=loss)
+        return result
+
+    def flush(self) -> None:
+        """``overlap="delayed"``: waits for the step in flight and writes its parameters into the
+        model (e.g. before evaluating or saving it). Nothing to do otherwise."""
+        if self._delayed is not None:
+            self._delayed.apply()
+
+    def _check_step(self, gradients: Mapping[str, Any], missing: list[str], loss: Any) -> None:
         if missing and self.optimizer_name in _NEEDS_EVERY_PARAMETER:
             raise ValueError(
                 f"{self.optimizer_name} needs the gradient of every parameter; no grad for {missing[:10]} "
                 "(leave such parameters out of the optimizer, or give them a zero gradient)"
             )
-        if not gradients:
-            return result
-        if loss is None and self.optimizer_name in _NEEDS_LOSS:
+        if gradients and loss is None and self.optimizer_name in _NEEDS_LOSS:
             raise ValueError(f"{self.optimizer_name} needs the batch loss: step(loss=loss) or step(closure)")
-        self._send(gradients, loss=loss)
-        return result
 
     def step_terms(
         self, losses: Sequence[torch.Tensor], term_weights: Optional[Sequence[float]] = None
@@ -428,7 +450,11 @@ class RemoteOptimizer(Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict plus ``"optimizerd"``: the session's checkpoint (parameters, every
-        state slot, configuration, step) as bytes, with the session id and step."""
+        state slot, configuration, step) as bytes, with the session id and step. With
+        ``overlap="delayed"`` it first waits for the step in flight (the checkpoint is one step
+        ahead of the model's parameters)."""
+        if self._delayed is not None:
+            self._delayed.collect()
         self._sync_hyperparameters()
         state = super().state_dict()
         state["optimizerd"] = {
@@ -443,7 +469,10 @@ class RemoteOptimizer(Optimizer):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores torch's part and, when present, the session's checkpoint into this
         optimizer's session (on this or another daemon). The checkpoint's parameter values are
-        copied into the local parameters, so model and optimizer state agree."""
+        copied into the local parameters, so model and optimizer state agree (with
+        ``overlap="delayed"``, the step in flight is dropped first)."""
+        if self._delayed is not None:
+            self._delayed.drop()
         extra = state_dict.get("optimizerd")
         if not extra and state_dict.get("state"):
             warnings.warn(
