@@ -29,7 +29,7 @@ enum BodyCompression {
         let ceiling = limit + 1
         let initialCapacity = min(ceiling, max(input.readableBytes * 4, 1 << 16))
         try reserve(initialCapacity)
-        var output = ByteBufferAllocator().buffer(capacity: initialCapacity)
+        var output = BufferPool.allocator.buffer(capacity: initialCapacity)
         while true {
             do {
                 try decompressor.inflate(from: &input, to: &output)

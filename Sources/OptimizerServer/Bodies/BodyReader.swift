@@ -73,8 +73,10 @@ struct BodyReader: Sendable {
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
         try reservation.resize(to: declared ?? 0, purpose: purpose, isStep: isStep)
-        // One buffer of the declared size: no re-allocation and copying while a large body arrives.
-        var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        // One buffer of the declared size (no re-allocation and copying while a large body arrives),
+        // from the pool: a large one is already resident, not page-faulted in byte by byte. (Never
+        // of capacity 0, which would be NIO's shared empty buffer, growing outside the pool.)
+        var body = BufferPool.allocator.buffer(capacity: max(declared ?? 0, 1))
         do {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }

@@ -5,7 +5,8 @@ import OptimizerWire
 extension TensorPayload {
     /// Encodes named tensors and metadata as a safetensors buffer, converting to `dtype`.
     ///
-    /// Writes straight into one response buffer (no intermediate array). Deterministic: the same
+    /// Writes straight into one response buffer from ``BufferPool`` (no intermediate array; a large
+    /// one reused from an earlier answer, already resident). Deterministic: the same
     /// tensors and metadata always give the same bytes, which idempotent step retries rely on.
     static func encode(
         _ tensors: [(name: String, tensor: TensorBuffer)],
@@ -17,7 +18,7 @@ extension TensorPayload {
             try writer.add(name, shape: tensor.shape.dimensions, floats: tensor.readOnly, as: dtype.dtype)
         }
         let count = writer.byteCount
-        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        var buffer = BufferPool.allocator.buffer(capacity: count)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { destination in
             writer.write(into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<count]))
         }

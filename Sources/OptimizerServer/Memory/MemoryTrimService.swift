@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Hands memory the daemon has freed back to the operating system every `interval` (glibc's
-/// `malloc_trim`), for the daemon's lifetime.
+/// `malloc_trim`, and the body buffers ``BufferPool`` kept that no request took since the previous
+/// trim), for the daemon's lifetime.
 ///
 /// glibc keeps freed memory in its arenas for reuse, one arena per thread that allocated. After a
 /// burst of allocations (a 16 MiB safetensors header parsed on each compute thread, many gzip
@@ -33,8 +34,9 @@ struct MemoryTrimService: Service {
         }
     }
 
-    /// Returns the allocator's free pages to the system.
+    /// Returns idle pooled body buffers and the allocator's free pages to the system.
     @Sendable static func releaseFreedMemory() {
+        BufferPool.shared.releaseIdle()
         _ = mallocTrim?(0)
     }
 

@@ -1,0 +1,139 @@
+@_spi(CustomByteBufferAllocator) import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Large body buffers, reused from one request to the next instead of freshly mapped each time.
+///
+/// A request or response body of 1 MiB or more is its own memory mapping in glibc's malloc (the
+/// mmap threshold tops out at 32 MiB), so a new one per step costs a page fault per 4 KiB page —
+/// ~8000 for an 8M-parameter f32 body, every step, both ways — and unmapping it afterwards. The
+/// pool keeps the blocks of bodies that are done (``deallocate(_:)``) and hands them to the next
+/// body of a similar size (at least its size, at most twice it), whose pages are then already
+/// resident. Smaller buffers go straight to malloc, untracked.
+///
+/// Idle blocks are bounded: at most ``maxIdleBlocks`` are kept (the oldest go first), and
+/// ``releaseIdle()`` — called by ``MemoryTrimService`` every few seconds — frees those that no
+/// body has taken since its previous call. So a steady stream of steps keeps its two buffers (one
+/// request, one answer) warm, and a daemon that goes quiet returns them to the system.
+///
+/// Thread-safe: the bookkeeping is behind a `Mutex`; malloc and free run outside it.
+final class BufferPool: Sendable {
+    /// The pool every body buffer of the daemon comes from (``allocator``).
+    static let shared = BufferPool()
+
+    /// A `ByteBufferAllocator` drawing from ``shared``.
+    static let allocator = ByteBufferAllocator(
+        allocate: { BufferPool.shared.allocate($0) },
+        reallocate: { BufferPool.shared.reallocate($0, from: $1, to: $2) },
+        deallocate: { BufferPool.shared.deallocate($0) },
+        copy: { $0.copyMemory(from: $1, byteCount: $2) }
+    )
+
+    /// Buffers smaller than this are plain malloc allocations.
+    let minimumPooledBytes: Int
+    /// How many free blocks are kept at most.
+    let maxIdleBlocks: Int
+
+    /// Blocks are kept by address bit pattern: raw pointers are not `Sendable`, so the `Mutex`
+    /// could not hold them.
+    private struct Block {
+        let address: UInt
+        let capacity: Int
+        /// The ``releaseIdle()`` round in which it was returned.
+        let round: Int
+    }
+
+    private struct State {
+        /// Pooled blocks in use: address → capacity.
+        var live: [UInt: Int] = [:]
+        /// Free blocks, oldest first.
+        var idle: [Block] = []
+        var round = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(minimumPooledBytes: Int = 1 << 20, maxIdleBlocks: Int = 4) {
+        self.minimumPooledBytes = minimumPooledBytes
+        self.maxIdleBlocks = maxIdleBlocks
+    }
+
+    deinit {
+        for block in state.withLock({ $0.idle }) { Self.release(block.address) }
+    }
+
+    /// At least `size` bytes: an idle block of `size`…`2 × size` bytes if there is one, else new.
+    func allocate(_ size: Int) -> UnsafeMutableRawPointer {
+        guard size >= minimumPooledBytes else { return Self.systemAllocate(size) }
+        let reused = state.withLock { state -> UInt? in
+            let fitting = state.idle.indices.filter { state.idle[$0].capacity >= size && state.idle[$0].capacity / 2 <= size }
+            guard let best = fitting.min(by: { state.idle[$0].capacity < state.idle[$1].capacity }) else { return nil }
+            let block = state.idle.remove(at: best)
+            state.live[block.address] = block.capacity
+            return block.address
+        }
+        if let reused { return UnsafeMutableRawPointer(bitPattern: reused)! }
+        let address = Self.systemAllocate(size)
+        let key = UInt(bitPattern: address)
+        state.withLock { $0.live[key] = size }
+        return address
+    }
+
+    /// Returns a block to the pool (a pooled one) or to malloc (a small one).
+    func deallocate(_ address: UnsafeMutableRawPointer) {
+        let key = UInt(bitPattern: address)
+        let toFree = state.withLock { state -> UInt? in
+            guard let capacity = state.live.removeValue(forKey: key) else { return key }
+            state.idle.append(Block(address: key, capacity: capacity, round: state.round))
+            return state.idle.count > maxIdleBlocks ? state.idle.removeFirst().address : nil
+        }
+        if let toFree { Self.release(toFree) }
+    }
+
+    /// `realloc` semantics: the first `min(old, new)` bytes kept, `address` given up.
+    func reallocate(_ address: UnsafeMutableRawPointer?, from oldSize: Int, to newSize: Int) -> UnsafeMutableRawPointer {
+        guard let address else { return allocate(newSize) }
+        let key = UInt(bitPattern: address)
+        let isPooled = state.withLock { $0.live[key] != nil }
+        if !isPooled, newSize < minimumPooledBytes {
+            guard let moved = realloc(address, max(newSize, 1)) else { fatalError("out of memory: \(newSize) bytes") }
+            return moved
+        }
+        let moved = allocate(newSize)
+        moved.copyMemory(from: address, byteCount: min(oldSize, newSize))
+        deallocate(address)
+        return moved
+    }
+
+    /// Frees the blocks that stayed idle since the previous call; returns their bytes.
+    @discardableResult
+    func releaseIdle() -> Int {
+        let stale = state.withLock { state -> [Block] in
+            let stale = state.idle.filter { $0.round < state.round }
+            state.idle.removeAll { $0.round < state.round }
+            state.round += 1
+            return stale
+        }
+        for block in stale { Self.release(block.address) }
+        return stale.reduce(0) { $0 + $1.capacity }
+    }
+
+    /// Bytes in idle blocks, and how many blocks are in use.
+    var usage: (idleBytes: Int, liveBlocks: Int) {
+        state.withLock { state in (state.idle.reduce(0) { $0 + $1.capacity }, state.live.count) }
+    }
+
+    private static func release(_ address: UInt) {
+        UnsafeMutableRawPointer(bitPattern: address).map { free($0) }
+    }
+
+    private static func systemAllocate(_ size: Int) -> UnsafeMutableRawPointer {
+        guard let address = malloc(max(size, 1)) else { fatalError("out of memory: \(size) bytes") }
+        return address
+    }
+}
