@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon import parse_count  # noqa: E402
+from loopback import parse_count  # noqa: E402
 
 
 def main() -> None:
