@@ -16,7 +16,8 @@ import Darwin
 /// body of a similar size (at least its size, at most twice it), whose pages are then already
 /// resident. Smaller buffers go straight to malloc, untracked.
 ///
-/// Idle blocks are bounded: at most ``maxIdleBlocks`` are kept (the oldest go first), and
+/// Idle blocks are bounded: at most ``maxIdleBlocks`` (2: a request and an answer) are kept, the
+/// oldest going first, so the memory they hold is what two recent bodies took; and
 /// ``releaseIdle()`` — called by ``MemoryTrimService`` every few seconds — frees those that no
 /// body has taken since its previous call. So a steady stream of steps keeps its two buffers (one
 /// request, one answer) warm, and a daemon that goes quiet returns them to the system.
@@ -58,7 +59,7 @@ final class BufferPool: Sendable {
 
     private let state = Mutex(State())
 
-    init(minimumPooledBytes: Int = 1 << 20, maxIdleBlocks: Int = 4) {
+    init(minimumPooledBytes: Int = 1 << 20, maxIdleBlocks: Int = 2) {
         self.minimumPooledBytes = minimumPooledBytes
         self.maxIdleBlocks = maxIdleBlocks
     }
