@@ -14,7 +14,8 @@ same machine:
     round trip of that size.
 Reports median and p99 of each, the ratios, and the daemon's `Server-Timing` phases (medians).
 
-`large`: a 200M-parameter Adam session through the project's Python client: the parameter upload
+`large`: a 200M-parameter Adam session through the project's Python client (answers decoded into the
+parameters, `out=`, as RemoteOptimizer does): the parameter upload
 (f32) in MB/s next to the same bytes sent with the same client to the echo server's sink, steps
 with bf16 gradients and a bf16 answer end to end, and the daemon's peak resident memory (VmHWM)
 next to what it must hold: parameters + Adam's state + one request + one answer.
@@ -86,10 +87,11 @@ def python_server(script: Path) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def default_daemon(binary: Path, data_root: Path) -> Iterator[LocalDaemon]:
-    """optimizerd with its defaults (only the log level lowered), data directory under `data_root`."""
+def default_daemon(binary: Path, data_root: Path, extra: List[str]) -> Iterator[LocalDaemon]:
+    """optimizerd with its defaults (the log level lowered, `extra` flags added), data under `data_root`."""
     with tempfile.TemporaryDirectory(prefix="optimizerd-wire-", dir=data_root) as root:
-        with LocalDaemon(binary, data_dir=Path(root) / "data", args=["--log-level", "warning"]) as running:
+        args = ["--log-level", "warning", *extra]
+        with LocalDaemon(binary, data_dir=Path(root) / "data", args=args) as running:
             yield running
 
 
@@ -150,14 +152,20 @@ def put(url: str, body: bytes, headers: Dict[str, str]) -> None:
 
 
 def step_benchmark(
-    binary: Path, peer: Path, count: int, requests_each: int, data_root: Path, log: Callable[[str], None]
+    binary: Path,
+    peer: Path,
+    count: int,
+    requests_each: int,
+    data_root: Path,
+    extra: List[str],
+    log: Callable[[str], None],
 ) -> Dict[str, Any]:
     rng = np.random.default_rng(0)
     params = wire.encode({"w": rng.standard_normal(count).astype(np.float32)})
     gradient = wire.encode({"w": (rng.standard_normal(count) * 1e-2).astype(np.float32)})
     warmup = 3
     with contextlib.ExitStack() as stack:
-        running = stack.enter_context(default_daemon(binary, data_root))
+        running = stack.enter_context(default_daemon(binary, data_root, extra))
         peer_port = stack.enter_context(python_server(peer))
         echo_port = stack.enter_context(python_server(ECHO))
         body = (
@@ -227,14 +235,20 @@ def step_benchmark(
 
 
 def large_benchmark(
-    binary: Path, count: int, tensors: int, steps: int, data_root: Path, log: Callable[[str], None]
+    binary: Path,
+    count: int,
+    tensors: int,
+    steps: int,
+    data_root: Path,
+    extra: List[str],
+    log: Callable[[str], None],
 ) -> Dict[str, Any]:
     rng = np.random.default_rng(1)
     size = count // tensors
     params = {f"layer{k}.weight": rng.standard_normal(size, dtype=np.float32) for k in range(tensors)}
     grads = {name: (rng.standard_normal(size, dtype=np.float32) * 1e-2) for name in params}
     parameter_bytes = 4 * size * tensors
-    with python_server(ECHO) as echo_port, default_daemon(binary, data_root) as running:
+    with python_server(ECHO) as echo_port, default_daemon(binary, data_root, extra) as running:
         assert running.process is not None
         pid = running.process.pid
         with Client(running.url) as client:
@@ -252,7 +266,7 @@ def large_benchmark(
             reset_peak(pid)
             for _ in range(steps):
                 start = time.perf_counter()
-                session.step(grads, dtype="bf16", response_dtype="bf16")
+                session.step(grads, dtype="bf16", response_dtype="bf16", out=params)
                 step_seconds.append(time.perf_counter() - start)
             peak = rss_bytes(pid, "VmHWM")
             session.delete()
@@ -298,6 +312,12 @@ def main() -> None:
     parser.add_argument(
         "--data-root", type=Path, default=Path(tempfile.gettempdir()), help="where the daemon keeps its data"
     )
+    parser.add_argument(
+        "--daemon-arg",
+        action="append",
+        default=[],
+        help="an extra flag for optimizerd, e.g. --daemon-arg=--durability=snapshot (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if not args.binary.exists():
@@ -306,15 +326,23 @@ def main() -> None:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    results: Dict[str, Any] = {"data_root": str(args.data_root), "load_average": os.getloadavg()}
+    results: Dict[str, Any] = {
+        "data_root": str(args.data_root),
+        "daemon_args": args.daemon_arg,
+        "load_average": os.getloadavg(),
+    }
     if args.part in ("step", "all"):
         count = parse_count(args.parameters or "8M")
         log(f"== {count / 1e6:g}M-parameter Adam step (f32 both ways) with curl: optimizerd, peer, echo ==")
-        results["step"] = step_benchmark(args.binary, args.peer, count, args.requests, args.data_root, log)
+        results["step"] = step_benchmark(
+            args.binary, args.peer, count, args.requests, args.data_root, args.daemon_arg, log
+        )
     if args.part in ("large", "all"):
         count = parse_count(args.parameters or "200M")
         log(f"== {count / 1e6:g}M parameters with the project's client: upload, bf16 steps, peak memory ==")
-        results["large"] = large_benchmark(args.binary, count, args.tensors, args.steps, args.data_root, log)
+        results["large"] = large_benchmark(
+            args.binary, count, args.tensors, args.steps, args.data_root, args.daemon_arg, log
+        )
     log(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
