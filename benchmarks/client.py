@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 import optimizerd  # noqa: E402
-from daemon import parse_count  # noqa: E402
+from loopback import parse_count  # noqa: E402
 from optimizerd.session import Session  # noqa: E402
 from optimizerd.testing import LocalDaemon, free_port  # noqa: E402
 
