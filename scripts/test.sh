@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: the Swift packages' tests (library, codec, store, daemon, conformance
 # through the library and over HTTP), then the Python tests against live daemons (the client, and
-# system tests with real processes: kill -9, torn logs, full disks, checkpoints, the API spec).
-# Expects ../shared/conformance beside the repository (or OPTIMIZERD_CONFORMANCE_DIR), and the
-# Python packages that .ci/run installs.
+# system tests with real processes: kill -9, torn logs, full disks, checkpoints, the API spec; the
+# container image built and run on a real Docker engine, integration/container).
+# Expects ../shared/conformance beside the repository (or OPTIMIZERD_CONFORMANCE_DIR), for the
+# container tests ../shared/container/engine.sh (run as root: it installs and starts the engine),
+# and the Python packages that .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

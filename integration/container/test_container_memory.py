@@ -4,6 +4,7 @@ while the sessions it admitted keep stepping, and the kernel never OOM-kills it.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import numpy as np
@@ -21,6 +22,10 @@ def test_sessions_beyond_the_memory_budget_are_refused_and_the_container_is_neve
     admin = secrets.token_urlsafe(32)
     container = docker.run(image, environment={"OPTIMIZERD_ADMIN_TOKEN": admin}, options=("-m", "1g"))
     container.wait_healthy()
+    # The default budget comes from the container's limit (cgroup v1 or v2, whichever the host has).
+    assert re.search(r"limits\.max_memory\.source=.*the cgroup v[12] limit 1\.0 GiB", container.logs()), (
+        container.logs()
+    )
     admitted: list = []
     refused = None
     for seed in range(6):
