@@ -24,105 +24,90 @@ extension OptimizerSession {
     /// borrows the input's gradient buffers: keep them alive and unchanged until ``apply(_:)`` returns,
     /// and make no other change to the session in between.
     ///
+    /// The work is the three pieces a step in parts runs separately: per-tensor statistics
+    /// (``sumsOfSquares(_:parallelism:)``), their combination in parameter order
+    /// (``StepScalars/combine(sumsOfSquares:names:loss:termWeights:gradScale:needsLoss:)``), and
+    /// the step with those global scalars (``prepareStep(_:sumsOfSquares:scalars:parallelism:)``).
+    ///
     /// - Throws: ``OptimizerError``, exactly as ``step(_:parallelism:)``.
     public func prepareStep(_ input: StepInput, parallelism: Parallelism = .serial) throws -> PreparedStep {
-        let config = configuration
-        let terms = config.terms
+        try requireParameters()
+        var resolved = ResolvedGradients(terms: configuration.terms, parameters: parameters.count)
+        try resolve(input.gradients, into: &resolved)
+        try checkComplete(resolved)
+        _ = try checkScalars(loss: input.loss, termWeights: input.termWeights, gradScale: input.gradScale)
+        let sums = sumsOfSquares(resolved, parallelism: parallelism)
+        let scalars = StepScalars.combine(
+            sumsOfSquares: sums, names: resolved.names, loss: input.loss, termWeights: input.termWeights,
+            gradScale: input.gradScale, needsLoss: configuration.optimizer.needsLoss
+        )
+        return try prepareStep(resolved, sumsOfSquares: sums, scalars: scalars, parallelism: parallelism)
+    }
+
+    /// Throws unless the session has parameters to step.
+    func requireParameters() throws {
         guard !parameters.isEmpty else {
             throw OptimizerError.stepInput("parameters", "the session has no parameters yet; upload them first")
         }
+    }
 
-        // Resolve names and shapes.
-        var slots = [[UnsafeBufferPointer<Float>?]](
-            repeating: [UnsafeBufferPointer<Float>?](repeating: nil, count: parameters.count),
-            count: terms
-        )
-        var names = slots.map { $0.map { _ in "" } }
-        for gradient in input.gradients {
-            guard let (term, index) = resolveGradientName(gradient.name) else {
-                let expected =
-                    config.optimizer == .mtadam
-                    ? "expected k/NAME with k in 0..<\(terms) and NAME a parameter of this session"
-                    : "not a parameter of this session"
-                throw OptimizerError.tensor(.unknownTensor, gradient.name, expected)
-            }
-            guard gradient.shape == parameters[index].shape, gradient.values.count == parameters[index].count else {
-                throw OptimizerError.tensor(
-                    .shapeMismatch, gradient.name,
-                    "shape \(gradient.shape) does not match parameter \(parameterNames[index]) \(parameters[index].shape)"
-                )
-            }
-            guard slots[term][index] == nil else {
-                throw OptimizerError.tensor(
-                    .duplicateTensor, gradient.name,
-                    "the gradient of term \(term) for \(parameterNames[index]) was given twice (also as \"\(names[term][index])\")"
-                )
-            }
-            slots[term][index] = gradient.values
-            names[term][index] = gradient.name
-        }
-        if config.optimizer.needsEveryParameter {
-            for term in 0..<terms {
-                for index in parameters.indices where slots[term][index] == nil {
-                    let name = config.optimizer == .mtadam ? "\(term)/\(parameterNames[index])" : parameterNames[index]
-                    throw OptimizerError.tensor(
-                        .missingTensor, name,
-                        "\(config.optimizer.rawValue) needs the gradient of every parameter\(terms > 1 || config.optimizer == .mtadam ? " and every term" : "") in each step"
-                    )
-                }
-            }
-        } else {
-            for index in parameters.indices where (0..<terms).contains(where: { slots[$0][index] != nil }) {
-                if let term = (0..<terms).first(where: { slots[$0][index] == nil }) {
-                    throw OptimizerError.tensor(.missingTensor, "\(term)/\(parameterNames[index])", "every term's gradient is needed")
-                }
-            }
-        }
-
-        // Scalars.
-        if let loss = input.loss, config.optimizer.needsLoss, !loss.isFinite, config.nonfinite == .reject {
+    /// Checks a step's scalar inputs; returns the term weights in effect and 1 / `grad_scale`.
+    func checkScalars(loss: Double?, termWeights weights: [Double]?, gradScale: Double?) throws -> (termWeights: [Double], unscale: Double) {
+        let config = configuration
+        if let loss, config.optimizer.needsLoss, !loss.isFinite, config.nonfinite == .reject {
             throw OptimizerError.stepInput("loss", "must be a finite number, got \(loss)")
         }
-        if config.optimizer.needsLoss, input.loss == nil {
+        if config.optimizer.needsLoss, loss == nil {
             throw OptimizerError.stepInput("loss", "\(config.optimizer.rawValue) needs the batch loss with every step")
         }
         var termWeights = config.termWeights
-        if let weights = input.termWeights {
-            guard weights.count == terms else {
-                throw OptimizerError.stepInput("term_weights", "expected \(terms) weights, got \(weights.count)")
+        if let weights {
+            guard weights.count == config.terms else {
+                throw OptimizerError.stepInput("term_weights", "expected \(config.terms) weights, got \(weights.count)")
             }
             guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
                 throw OptimizerError.stepInput("term_weights", "weights must be finite and ≥ 0, got \(weights)")
             }
             termWeights = weights
         }
-        let unscale: Double
-        if let scale = input.gradScale {
-            guard scale.isFinite, scale > 0 else {
-                throw OptimizerError.stepInput("grad_scale", "must be a finite number > 0, got \(scale)")
-            }
-            unscale = 1 / scale
-        } else {
-            unscale = 1
+        guard let scale = gradScale else { return (termWeights, 1) }
+        guard scale.isFinite, scale > 0 else {
+            throw OptimizerError.stepInput("grad_scale", "must be a finite number > 0, got \(scale)")
         }
+        return (termWeights, 1 / scale)
+    }
 
-        // Norms (also the non-finite check).
-        var squared = [[Double]](repeating: [Double](repeating: 0, count: parameters.count), count: terms)
-        var nonfinite: String?
+    /// Prepares a step from resolved, complete gradients, their per-tensor sums of squares and the
+    /// step's global scalars (computed here for one request, or by the caller for a step in parts).
+    ///
+    /// - Throws: ``OptimizerError`` for bad scalars, a non-finite gradient under `nonfinite: reject`,
+    ///   or scalars that call the step finite while one of these gradients is not.
+    func prepareStep(
+        _ resolved: ResolvedGradients, sumsOfSquares sums: [[Double]], scalars: StepScalars, parallelism: Parallelism
+    ) throws -> PreparedStep {
+        let config = configuration
+        let terms = config.terms
+        let (termWeights, unscale) = try checkScalars(loss: scalars.loss, termWeights: scalars.termWeights, gradScale: scalars.gradScale)
+        guard scalars.termSquaredNorms.count == terms else {
+            throw OptimizerError.stepInput("term_squared_norms", "expected \(terms) values (one per loss term), got \(scalars.termSquaredNorms.count)")
+        }
+        var squared = sums
         for term in 0..<terms {
-            for index in parameters.indices {
-                guard let values = slots[term][index] else { continue }
-                let sum = Reduction.sumOfSquares(values, parallelism: parallelism)
-                if !sum.isFinite, nonfinite == nil { nonfinite = names[term][index] }
-                squared[term][index] = sum * unscale * unscale
+            for index in parameters.indices where resolved.slots[term][index] != nil {
+                if !sums[term][index].isFinite, scalars.nonfinite == nil {
+                    throw OptimizerError(
+                        code: .nonFiniteValue, subject: resolved.names[term][index],
+                        message: "tensor \"\(resolved.names[term][index])\": contains NaN or infinity, but nonfinite is null"
+                    )
+                }
+                squared[term][index] = StepScalars.contribution(sumOfSquares: sums[term][index], unscale: unscale)
             }
         }
-        if nonfinite == nil, let loss = input.loss, config.optimizer.needsLoss, !loss.isFinite { nonfinite = "loss" }
-        let termNorms = squared.map { $0.reduce(0, +).squareRoot() }
-        let gradNorm = squared.reduce(0) { $0 + $1.reduce(0, +) }.squareRoot()
-        let recordedLoss = input.loss.flatMap { $0.isFinite ? $0 : nil }
+        let termNorms = scalars.termSquaredNorms.map { $0.squareRoot() }
+        let gradNorm = scalars.termSquaredNorms.reduce(0, +).squareRoot()
+        let recordedLoss = scalars.loss.flatMap { $0.isFinite ? $0 : nil }
 
-        if let name = nonfinite {
+        if let name = scalars.nonfinite {
             if config.nonfinite == .reject {
                 let detail = name == "loss" ? "is not finite" : "contains NaN or infinity (nonfinite policy: reject)"
                 throw OptimizerError(
@@ -161,8 +146,8 @@ extension OptimizerSession {
         )
 
         return PreparedStep(
-            baseStep: step, telemetry: telemetry, skipped: false, slots: slots, squared: squared,
-            clipCoefficients: clipCoefficients, scales: scales, termWeights: termWeights, loss: input.loss,
+            baseStep: step, telemetry: telemetry, skipped: false, slots: resolved.slots, squared: squared,
+            clipCoefficients: clipCoefficients, scales: scales, termWeights: termWeights, loss: scalars.loss,
             parallelism: parallelism
         )
     }
