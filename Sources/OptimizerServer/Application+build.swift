@@ -43,7 +43,8 @@ public func buildApplication(
         pool: pool,
         bodies: BodyReader(maxBytes: configuration.maxBodyBytes, pool: pool, metrics: metrics, memory: memory),
         metrics: metrics,
-        admin: configuration.adminToken.map { TokenDigest(of: $0) }
+        admin: configuration.adminToken.map { TokenDigest(of: $0) },
+        stagedStepTTL: configuration.stagedStepTTL
     )
 
     let router = Router(context: OptimizerRequestContext.self)
@@ -55,6 +56,7 @@ public func buildApplication(
         .add(to: routes)
     SessionRoutes(dependencies: dependencies).add(to: routes)
     TensorRoutes(dependencies: dependencies).add(to: routes)
+    PartRoutes(dependencies: dependencies).add(to: routes)
     CheckpointRoutes(dependencies: dependencies).add(to: routes)
     DashboardRoutes().add(to: routes)
 

@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong(ServeFlag.maxBodyBytes.rawValue), help: ServeFlag.maxBodyBytes.help) var maxBodyBytes: String?
     @Option(name: .customLong(ServeFlag.maxMemory.rawValue), help: ServeFlag.maxMemory.help) var maxMemory: String?
     @Option(name: .customLong(ServeFlag.idleTimeout.rawValue), help: ServeFlag.idleTimeout.help) var idleTimeout: String?
+    @Option(name: .customLong(ServeFlag.stagedStepTTL.rawValue), help: ServeFlag.stagedStepTTL.help) var stagedStepTTL: String?
     @Option(name: .customLong(ServeFlag.adminTokenFile.rawValue), help: ServeFlag.adminTokenFile.help) var adminTokenFile: String?
     @Option(name: .customLong(ServeFlag.tlsCert.rawValue), help: ServeFlag.tlsCert.help) var tlsCert: String?
     @Option(name: .customLong(ServeFlag.tlsKey.rawValue), help: ServeFlag.tlsKey.help) var tlsKey: String?

@@ -14,6 +14,7 @@ enum ServeFlag: String, CaseIterable {
     case maxBodyBytes = "max-body-bytes"
     case maxMemory = "max-memory"
     case idleTimeout = "idle-timeout"
+    case stagedStepTTL = "staged-step-ttl"
     case adminTokenFile = "admin-token-file"
     case tlsCert = "tls-cert"
     case tlsKey = "tls-key"
@@ -48,6 +49,9 @@ enum ServeFlag: String, CaseIterable {
         case .idleTimeout:
             return
                 "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
+        case .stagedStepTTL:
+            return
+                "How long the parts of a step sent in parts (PUT …/steps/{n}/parts/{part}) stay staged without a new part or the commit (e.g. 10m, 90s). Then they are dropped and their memory is given back."
         case .adminTokenFile:
             return
                 "File holding the admin token. When set (or OPTIMIZERD_ADMIN_TOKEN holds the token itself), the admin token is required to create and list sessions and may act on every session."
@@ -71,6 +75,7 @@ enum ServeFlag: String, CaseIterable {
         case .maxBodyBytes: return "1GiB"
         case .maxMemory: return "80 % of the smaller of the machine's memory and the cgroup's limit"
         case .idleTimeout: return "60s"
+        case .stagedStepTTL: return "10m"
         case .adminTokenFile: return "none: no admin token"
         case .tlsCert, .tlsKey: return "none: plain HTTP"
         case .computeThreads: return "number of cores"

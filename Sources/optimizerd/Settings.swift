@@ -53,6 +53,12 @@ struct Settings {
             }
             configuration.idleTimeout = timeout
         }
+        if let text = try string(command.stagedStepTTL, .stagedStepTTL) {
+            guard let ttl = Self.duration(text), ttl > .zero else {
+                throw invalid(.stagedStepTTL, "expected a positive duration such as 10m or 90s, got \"\(text)\"")
+            }
+            configuration.stagedStepTTL = ttl
+        }
         configuration.adminToken = try adminToken()
         configuration.tlsCertificatePath = try string(command.tlsCert, .tlsCert)
         configuration.tlsKeyPath = try string(command.tlsKey, .tlsKey)

@@ -63,6 +63,8 @@ public struct ServerConfiguration: Sendable {
     /// transient copies are admitted against; nil: ``MemoryLimit/defaultBudget(cgroupRoot:physicalMemory:)``,
     /// 80 % of the smaller of the machine's memory and the cgroup's limit.
     public var maxMemory: MemoryLimit?
+    /// How long the parts of a step in parts stay staged without a new part or the commit.
+    public var stagedStepTTL: Duration
 
     /// Creates a configuration; every parameter has the daemon's default.
     public init(
@@ -82,7 +84,8 @@ public struct ServerConfiguration: Sendable {
         openAPIPath: String? = nil,
         historyCapacity: Int = 10_000,
         idleTimeout: Duration = .seconds(60),
-        maxMemory: MemoryLimit? = nil
+        maxMemory: MemoryLimit? = nil,
+        stagedStepTTL: Duration = .seconds(600)
     ) {
         self.host = host
         self.port = port
@@ -101,6 +104,7 @@ public struct ServerConfiguration: Sendable {
         self.historyCapacity = max(1, historyCapacity)
         self.idleTimeout = max(.milliseconds(1), idleTimeout)
         self.maxMemory = maxMemory
+        self.stagedStepTTL = max(.milliseconds(1), stagedStepTTL)
     }
 
     /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes.

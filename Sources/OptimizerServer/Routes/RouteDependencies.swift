@@ -9,6 +9,8 @@ struct RouteDependencies: Sendable {
     let bodies: BodyReader
     let metrics: ServerMetrics
     let admin: TokenDigest?
+    /// How long staged parts of a step live without a new part or the commit.
+    let stagedStepTTL: Duration
 
     /// A binary (`application/octet-stream`) response, gzip/deflate-compressed on the compute pool
     /// when the client accepts it and it is worthwhile (see ``BodyCompression``).

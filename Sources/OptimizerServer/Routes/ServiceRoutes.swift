@@ -4,7 +4,7 @@ import Hummingbird
 import NIOCore
 import Prometheus
 
-/// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`: no authentication, no session work.
+/// `/healthz`, `/readyz`, `/v1/limits`, `/metrics` and `/openapi.yaml`: no authentication, no session work.
 struct ServiceRoutes {
     typealias Context = OptimizerRequestContext
 
@@ -15,6 +15,13 @@ struct ServiceRoutes {
 
     func add(to router: some RouterMethods<Context>) {
         router.get("healthz") { _, _ in try JSONCoding.response(["status": "ok"]) }
+        router.get("v1/limits") { _, _ in
+            try JSONCoding.response(
+                ServiceLimits(
+                    maxBodyBytes: dependencies.bodies.maxBytes,
+                    stagedStepTTLSeconds: Double(dependencies.stagedStepTTL.components.seconds)
+                        + Double(dependencies.stagedStepTTL.components.attoseconds) * 1e-18))
+        }
         router.get("readyz") { _, _ in
             let storage = dependencies.sessions.storage
             let ready = storage.unavailableReason == nil
@@ -47,6 +54,19 @@ struct ServiceRoutes {
 
     /// `/readyz`: ready unless the data directory is unusable; reports what recovery found (sessions
     /// that could not be loaded, torn log tails cut, corrupt files set aside).
+    /// `/v1/limits`: what a client must know to size its requests.
+    private struct ServiceLimits: Encodable {
+        /// `--max-body-bytes`: the largest request body, before and after decompression.
+        var maxBodyBytes: Int
+        /// `--staged-step-ttl` in seconds.
+        var stagedStepTTLSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case maxBodyBytes = "max_body_bytes"
+            case stagedStepTTLSeconds = "staged_step_ttl_seconds"
+        }
+    }
+
     private struct ReadyStatus: Encodable {
         var status: String
         var sessions: Int

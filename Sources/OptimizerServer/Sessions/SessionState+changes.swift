@@ -53,6 +53,8 @@ extension SessionState {
             try setParameters(try TensorPayload(parsing: ByteBuffer(bytes: record.body)))
         case .configure:
             try reconfigure(try JSONDecoder().decode(ConfigurationChange.self, from: Data(record.body)))
+        case .commit:
+            try replayCommit(record, parallelism: parallelism)
         }
     }
 }

@@ -23,5 +23,6 @@ extension SessionState {
         session = restored
         history = StepHistory(capacity: history.capacity)
         lastStep = nil
+        dropStage()
     }
 }

@@ -50,7 +50,7 @@ extension SessionState {
     }
 
     /// The response body of an applied step: its parameters or deltas and the telemetry metadata.
-    private func response(for step: AppliedStep, options: ResponseOptions) throws -> ByteBuffer {
+    func response(for step: AppliedStep, options: ResponseOptions) throws -> ByteBuffer {
         let names = step.parameterIndices.map { session.parameterNames[$0] }
         let tensors: [(name: String, tensor: TensorBuffer)]
         switch options.content {

@@ -22,6 +22,8 @@ struct SessionState: @unchecked Sendable {
     var history: StepHistory
     /// What the last applied step returned, for idempotent retries.
     var lastStep: AppliedStep?
+    /// The parts of the next step, staged until their commit (or expiry).
+    var stagedStep: StagedStepState?
     /// The daemon's memory budget, for the transient copy a snapshot is encoded into.
     var memory: MemoryBudget = .unlimited
     /// What carries the session's steps across a crash; fixed at creation and kept in its snapshots.

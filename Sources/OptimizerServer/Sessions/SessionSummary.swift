@@ -27,6 +27,8 @@ struct SessionSummary: Encodable, Sendable {
     var state: State
     /// Telemetry of the last step, if any.
     var lastStep: StepTelemetry?
+    /// The parts staged for the next step, if any (PUT …/steps/{n}/parts/{part}).
+    var stagedStep: StagedStepSummary?
 
     struct Group: Encodable, Sendable {
         var parameters: [String]
@@ -77,6 +79,7 @@ struct SessionSummary: Encodable, Sendable {
         case parameterCount = "parameter_count"
         case memoryBytes = "memory_bytes"
         case lastStep = "last_step"
+        case stagedStep = "staged_step"
     }
 }
 
@@ -124,7 +127,8 @@ extension SessionState {
                 global: session.globalState.all.map(SessionSummary.Slot.init),
                 norms: squaredNorms.mapValues { $0.squareRoot() }
             ),
-            lastStep: session.lastTelemetry
+            lastStep: session.lastTelemetry,
+            stagedStep: stagedSummary
         )
     }
 }

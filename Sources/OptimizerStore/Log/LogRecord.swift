@@ -15,6 +15,9 @@ public struct LogRecord: Sendable, Equatable {
         case parameters = 2
         /// A configuration change (`PATCH`): the JSON body.
         case configure = 3
+        /// The commit of a step sent in parts: every staged gradient in float32 with the commit's
+        /// scalars in `__metadata__` (one record, so a step in parts is logged whole or not at all).
+        case commit = 4
     }
 
     /// The kind of request.

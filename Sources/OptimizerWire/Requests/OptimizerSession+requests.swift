@@ -64,17 +64,23 @@ extension OptimizerSession {
                 gradients: gradients, loss: metadata.loss, termWeights: metadata.termWeights, gradScale: metadata.gradScale)
             let prepared = try prepareStep(input, parallelism: parallelism)
             try beforeApply(prepared)
-            let delta = keepingDelta ? indices.map { parameters[$0].copy() } : nil
-            let telemetry = apply(prepared)
-            if let delta {
-                for (slot, index) in indices.enumerated() { delta[slot].subtract(from: parameters[index]) }
-            }
-            return AppliedStep(telemetry: telemetry, parameterIndices: indices, delta: delta)
+            return apply(prepared, parameterIndices: indices, keepingDelta: keepingDelta)
         }
     }
 
+    /// Applies a prepared step (``apply(_:)``) and answers it: the stepped parameters' indices and,
+    /// when asked, θ_after − θ_before of each.
+    public func apply(_ prepared: PreparedStep, parameterIndices indices: [Int], keepingDelta: Bool) -> AppliedStep {
+        let delta = keepingDelta ? indices.map { parameters[$0].copy() } : nil
+        let telemetry = apply(prepared)
+        if let delta {
+            for (slot, index) in indices.enumerated() { delta[slot].subtract(from: parameters[index]) }
+        }
+        return AppliedStep(telemetry: telemetry, parameterIndices: indices, delta: delta)
+    }
+
     /// The dense shape of a sparse pair `P.indices` + `P.values`: parameter `P`'s.
-    private func denseShape(ofSparse pair: SparseTensor) throws -> [Int] {
+    func denseShape(ofSparse pair: SparseTensor) throws -> [Int] {
         guard let (_, index) = resolveGradientName(pair.name) else {
             throw OptimizerError.tensor(
                 .unknownTensor, pair.indices.name, "sparse gradient of \"\(pair.name)\", which is not a parameter of this session")
@@ -84,7 +90,7 @@ extension OptimizerSession {
 
     /// A dense `P` sent together with `P.indices` + `P.values` is a duplicate (where the codec alone
     /// would call it a malformed pair).
-    private static func rejectDenseAndSparse(_ header: SafetensorsHeader) throws {
+    static func rejectDenseAndSparse(_ header: SafetensorsHeader) throws {
         for entry in header.tensors where entry.name.hasSuffix(SparseTensor.valuesSuffix) {
             let name = String(entry.name.dropLast(SparseTensor.valuesSuffix.count))
             if header.entry(named: name) != nil, header.entry(named: name + SparseTensor.indicesSuffix) != nil {

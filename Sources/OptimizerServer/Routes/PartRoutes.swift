@@ -1,0 +1,104 @@
+import HTTPTypes
+import Hummingbird
+import OptimizerKit
+
+/// A step in parts: its gradients staged in several requests, then committed with the step's global
+/// scalars (DESIGN §9).
+struct PartRoutes {
+    typealias Context = OptimizerRequestContext
+
+    let dependencies: RouteDependencies
+
+    func add(to router: some RouterMethods<Context>) {
+        let steps = router.group("v1/sessions/{id}/steps").add(
+            middleware: SessionAuthMiddleware(registry: dependencies.sessions, admin: dependencies.admin))
+        steps.put("{n}/parts/{part}", use: putPart)
+        steps.post("{n}/commit", use: commit)
+        steps.delete("{n}", use: drop)
+    }
+
+    /// `PUT /v1/sessions/{id}/steps/{n}/parts/{part}` (safetensors gradients) → ``PartAnswer``.
+    @Sendable func putPart(_ request: Request, context: Context) async throws -> Response {
+        let session = try context.requireSession()
+        let n = try Self.stepNumber(context)
+        let part = context.parameters.get("part") ?? ""
+        let payload = try await dependencies.bodies.readTensors(request, purpose: "this part", isStep: true)
+        let answer = try await session.stagePart(step: n, part: part, payload: payload, ttl: dependencies.stagedStepTTL)
+        return try JSONCoding.response(answer)
+    }
+
+    /// `POST /v1/sessions/{id}/steps/{n}/commit?return=&dtype=` (JSON ``StepScalars``) → the
+    /// safetensors answer of a plain step.
+    @Sendable func commit(_ request: Request, context: Context) async throws -> Response {
+        let session = try context.requireSession()
+        let n = try Self.stepNumber(context)
+        let query = request.uri.queryParameters
+        let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
+        let scalars = try await dependencies.bodies.readJSON(CommitBody.self, from: request).scalars
+        let start = ContinuousClock.now
+        let outcome = try await session.commit(step: n, scalars: scalars, options: options)
+        if !outcome.isRetry { dependencies.metrics.recordStep(duration: ContinuousClock.now - start) }
+        return try await dependencies.binaryResponse(
+            outcome.body, for: request,
+            headers: [
+                HTTPField.Name("Optimizerd-Step")!: String(outcome.telemetry.step),
+                HTTPField.Name("Optimizerd-Retry")!: String(outcome.isRetry),
+                HTTPField.Name("Server-Timing")!: outcome.timing.headerValue,
+            ]
+        )
+    }
+
+    /// `DELETE /v1/sessions/{id}/steps/{n}` → 204 (the staged parts dropped), 404 when none were staged.
+    @Sendable func drop(_ request: Request, context: Context) async throws -> Response {
+        let n = try Self.stepNumber(context)
+        guard try await context.requireSession().dropStagedStep(n) else {
+            throw ProblemError.notFound("no parts are staged for step \(n)")
+        }
+        return Response(status: .noContent)
+    }
+
+    private static func stepNumber(_ context: Context) throws -> Int {
+        let text = context.parameters.get("n") ?? ""
+        guard let n = Int(text), n >= 1 else {
+            throw ProblemError.badRequest("invalid-step", "step \"\(text)\" in the path: expected an integer ≥ 1")
+        }
+        return n
+    }
+}
+
+/// The JSON body of a commit: ``StepScalars`` with unknown members refused, and non-finite numbers
+/// accepted as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (a skipped step's loss).
+struct CommitBody: Decodable, Sendable {
+    var scalars: StepScalars
+
+    init(from decoder: any Decoder) throws {
+        let members = try decoder.container(keyedBy: MemberKey.self)
+        try members.rejectUnknownMembers(["term_squared_norms", "nonfinite", "loss", "term_weights", "grad_scale"])
+        let container = try decoder.container(keyedBy: StepScalars.CodingKeys.self)
+        let norms = try container.decode([Double].self, forKey: .termSquaredNorms)
+        if let bad = norms.first(where: { $0.isNaN || $0 < 0 }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .termSquaredNorms, in: container, debugDescription: "must be numbers ≥ 0, got \(bad)")
+        }
+        scalars = StepScalars(
+            termSquaredNorms: norms,
+            nonfinite: try container.decodeIfPresent(String.self, forKey: .nonfinite),
+            loss: try Self.number(container, .loss),
+            termWeights: try container.decodeIfPresent([Double].self, forKey: .termWeights),
+            gradScale: try Self.number(container, .gradScale)
+        )
+    }
+
+    /// A number, or one of the strings `NaN`, `Infinity`, `-Infinity`.
+    private static func number(_ container: KeyedDecodingContainer<StepScalars.CodingKeys>, _ key: StepScalars.CodingKeys) throws -> Double? {
+        if let value = try? container.decodeIfPresent(Double.self, forKey: key) { return value }
+        guard let text = try container.decodeIfPresent(String.self, forKey: key) else { return nil }
+        switch text {
+        case "NaN": return .nan
+        case "Infinity": return .infinity
+        case "-Infinity": return -.infinity
+        default:
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "expected a number, got \"\(text)\"")
+        }
+    }
+}
