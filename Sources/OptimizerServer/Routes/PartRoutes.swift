@@ -34,9 +34,9 @@ struct PartRoutes {
         let n = try Self.stepNumber(context)
         let query = request.uri.queryParameters
         let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
-        let scalars = try await dependencies.bodies.readJSON(CommitBody.self, from: request).scalars
+        let body = try await dependencies.bodies.readJSON(CommitBody.self, from: request)
         let start = ContinuousClock.now
-        let outcome = try await session.commit(step: n, scalars: scalars, options: options)
+        let outcome = try await session.commit(step: n, scalars: body.scalars, parts: body.parts, options: options)
         if !outcome.isRetry { dependencies.metrics.recordStep(duration: ContinuousClock.now - start) }
         return try await dependencies.binaryResponse(
             outcome.body, for: request,
@@ -67,13 +67,20 @@ struct PartRoutes {
 }
 
 /// The JSON body of a commit: ``StepScalars`` with unknown members refused, and non-finite numbers
-/// accepted as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (a skipped step's loss).
+/// accepted as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (a skipped step's loss), plus
+/// `parts`, the number of parts the caller staged (so parts lost in a restart are noticed).
 struct CommitBody: Decodable, Sendable {
     var scalars: StepScalars
+    var parts: Int?
 
     init(from decoder: any Decoder) throws {
         let members = try decoder.container(keyedBy: MemberKey.self)
-        try members.rejectUnknownMembers(["term_squared_norms", "nonfinite", "loss", "term_weights", "grad_scale"])
+        try members.rejectUnknownMembers(["term_squared_norms", "nonfinite", "loss", "term_weights", "grad_scale", "parts"])
+        parts = try members.decodeIfPresent(Int.self, forKey: MemberKey("parts"))
+        if let parts, parts < 0 {
+            throw DecodingError.dataCorruptedError(
+                forKey: MemberKey("parts"), in: members, debugDescription: "must be ≥ 0, got \(parts)")
+        }
         let container = try decoder.container(keyedBy: StepScalars.CodingKeys.self)
         let norms = try container.decode([Double].self, forKey: .termSquaredNorms)
         if let bad = norms.first(where: { $0.isNaN || $0 < 0 }) {

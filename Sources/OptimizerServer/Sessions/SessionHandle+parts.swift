@@ -10,12 +10,12 @@ extension SessionHandle {
         }
     }
 
-    /// Commits step `n` (see ``SessionState/commit(step:scalars:options:parallelism:)``).
-    func commit(step n: Int, scalars: StepScalars, options: ResponseOptions) async throws -> StepOutcome {
+    /// Commits step `n` (see ``SessionState/commit(step:scalars:parts:options:parallelism:)``).
+    func commit(step n: Int, scalars: StepScalars, parts: Int?, options: ResponseOptions) async throws -> StepOutcome {
         let parallelism = self.parallelism
         let queued = ContinuousClock.now
         return try await withState { [memory] state in
-            var outcome = try state.commit(step: n, scalars: scalars, options: options, parallelism: parallelism)
+            var outcome = try state.commit(step: n, scalars: scalars, parts: parts, options: options, parallelism: parallelism)
             // The state the step created was admitted with the parameters; a kept delta is new.
             memory.force(to: state.memoryFootprint())
             var timing = ServerTiming()

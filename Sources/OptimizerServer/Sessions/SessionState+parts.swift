@@ -69,10 +69,16 @@ extension SessionState {
     /// Commits step `n`: the staged parts applied with the caller's global scalars, logged as one
     /// record first. A commit of the step already applied answers like a plain step's retry.
     ///
-    /// - Throws: ``ProblemError`` (409 wrong step), ``OptimizerError`` (422: a gradient the
-    ///   optimizer needs was not staged, bad scalars, non-finite under `reject`), ``StoreError``.
-    ///   Nothing changes when this throws; the staged parts stay.
-    mutating func commit(step n: Int, scalars: StepScalars, options: ResponseOptions, parallelism: Parallelism) throws -> StepOutcome {
+    /// `parts` is how many parts the caller staged: when given it must match, and when not, at least
+    /// one part must be staged (so a commit retried after a restart lost the parts is refused rather
+    /// than applied as an empty step).
+    ///
+    /// - Throws: ``ProblemError`` (409 wrong step; 422 parts missing), ``OptimizerError`` (422: a
+    ///   gradient the optimizer needs was not staged, bad scalars, non-finite under `reject`),
+    ///   ``StoreError``. Nothing changes when this throws; the staged parts stay.
+    mutating func commit(
+        step n: Int, scalars: StepScalars, parts: Int?, options: ResponseOptions, parallelism: Parallelism
+    ) throws -> StepOutcome {
         dropExpiredStage()
         let current = session.step
         if n == current, let last = lastStep {
@@ -87,6 +93,15 @@ extension SessionState {
             )
         }
         let staged = stagedStep.flatMap { $0.staged.step == n && !$0.isStale(for: session) ? $0.staged : nil } ?? StagedStep(step: n, for: session)
+        let stagedParts = stagedStep?.staged === staged ? stagedStep?.order.count ?? 0 : 0
+        if let parts, parts != stagedParts {
+            throw ProblemError.unprocessable(
+                "missing-parts", "parts: the commit counts \(parts) part(s) of step \(n) but \(stagedParts) are staged; send the missing parts again")
+        }
+        if parts == nil, stagedParts == 0 {
+            throw ProblemError.unprocessable(
+                "missing-parts", "parts: no parts are staged for step \(n); send them (again), or commit with \"parts\": 0 for an empty step")
+        }
         var timing = ServerTiming()
         let start = ContinuousClock.now
         let prepared = try session.prepareStep(staged, scalars: scalars, parallelism: parallelism)
@@ -133,9 +148,9 @@ extension SessionState {
         try payload.bytes.withUnsafeReadableBytes { body in
             try session.stage(part: payload.header, in: body, into: staged, parallelism: parallelism)
         }
-        stagedStep = StagedStepState(staged: staged, expiresAt: .distantFuture, memory: nil)
+        stagedStep = StagedStepState(staged: staged, order: ["log"], expiresAt: .distantFuture, memory: nil)
         _ = try commit(
-            step: Int(record.step), scalars: scalars, options: try ResponseOptions(returnValue: "none", dtypeValue: nil),
+            step: Int(record.step), scalars: scalars, parts: nil, options: try ResponseOptions(returnValue: "none", dtypeValue: nil),
             parallelism: parallelism)
     }
 

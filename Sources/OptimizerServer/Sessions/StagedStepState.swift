@@ -45,6 +45,13 @@ struct PartAnswer: Codable, Sendable, Equatable {
             case finite
             case sumOfSquares = "sum_of_squares"
         }
+
+        /// Writes `sum_of_squares` as null, not leaves it out, when it is not finite.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(sumOfSquares, forKey: .sumOfSquares)
+            try container.encode(finite, forKey: .finite)
+        }
     }
 
     /// Counts of a staged step.

@@ -17,6 +17,7 @@ func makeApp(
     tls: (certificate: String, key: String)? = nil,
     idleTimeout: Duration = .seconds(60),
     maxMemory: Int? = nil,
+    stagedStepTTL: Duration = .seconds(600),
     logger: Logger? = nil
 ) throws -> some ApplicationProtocol {
     var quiet = Logger(label: "optimizerd-test")
@@ -25,7 +26,8 @@ func makeApp(
         configuration: ServerConfiguration(
             host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, adminToken: adminToken,
             tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key, computeThreads: computeThreads, openAPIPath: openAPIPath,
-            idleTimeout: idleTimeout, maxMemory: maxMemory.map { MemoryLimit(bytes: $0, source: "test") }
+            idleTimeout: idleTimeout, maxMemory: maxMemory.map { MemoryLimit(bytes: $0, source: "test") },
+            stagedStepTTL: stagedStepTTL
         ),
         logger: logger ?? quiet
     )
