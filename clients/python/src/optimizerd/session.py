@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from . import parts as _parts
 from . import wire
 from .answer import Scratch, read_answer
 from .body import Body, build_body
@@ -183,7 +184,8 @@ class Session:
 
         Args:
             parameters: name → array. New names are added (the daemon lists parameters in upload
-                order); known names must keep their shape.
+                order); known names must keep their shape. A body larger than the daemon's
+                limit (``GET /v1/limits``) is sent as several uploads of whole tensors, in order.
             dtype: wire dtype of the values (``"f32"``, ``"f16"``, ``"bf16"``).
             compress: gzip the body.
 
@@ -191,7 +193,14 @@ class Session:
             The session summary.
         """
         body = build_body(parameters, dtype=dtype, buffers=self._buffers)
-        summary, _ = self._exchange("PUT", "/parameters", _read_json, **_binary_request(body, compress))
+        limit = _parts.body_limit(self, _parts.DEFAULT_PART_BYTES)
+        if len(body) <= limit:
+            summary, _ = self._exchange("PUT", "/parameters", _read_json, **_binary_request(body, compress))
+            return self._note(summary)
+        for chunk in _parts.split(dict(parameters), limit, dtype):
+            # In order, so the daemon lists the parameters in the same order as one upload would.
+            body = build_body(chunk, dtype=dtype)
+            summary, _ = self._exchange("PUT", "/parameters", _read_json, **_binary_request(body, compress))
         return self._note(summary)
 
     def parameters(
@@ -234,6 +243,7 @@ class Session:
         response_dtype: str = "f32",
         metadata: Optional[Mapping[str, Any]] = None,
         out: Optional[Mapping[str, np.ndarray]] = None,
+        part_bytes: int = _parts.DEFAULT_PART_BYTES,
     ) -> tuple[Optional[dict[str, np.ndarray]], dict[str, Any]]:
         """``POST /v1/sessions/{id}/step``: one optimizer step.
 
@@ -257,6 +267,9 @@ class Session:
                 (e.g. the parameters' own memory); returned in its place. If the answer is cut
                 midway and every retry fails, these arrays may hold part of the new values;
                 repeating the step fills them (it is answered from the retry path).
+            part_bytes: a request body larger than this, or than the daemon's own limit
+                (``GET /v1/limits``), is sent as a step in parts instead: whole tensors in
+                several requests, then a commit (same result, bit for bit).
 
         Returns:
             ``(arrays, metadata)``: the parameters or deltas of the stepped tensors as float32
@@ -298,14 +311,28 @@ class Session:
         step_number = self._next_step_number(tensors, meta, dtype, return_)
         meta["step"] = str(step_number)
         body = build_body(tensors, meta, dtype=dtype, buffers=self._buffers)
+        params = {"return": return_, "dtype": _dtype_query(response_dtype)}
+        limit = _parts.body_limit(self, part_bytes)
         try:
-            (arrays, raw), answer = self._exchange(
-                "POST",
-                "/step",
-                self._tensor_reader(out),
-                params={"return": return_, "dtype": _dtype_query(response_dtype)},
-                **_binary_request(body, compress),
-            )
+            if len(body) > limit:
+                (arrays, raw), answer = _parts.send_step(
+                    self,
+                    step_number,
+                    _parts.split(tensors, limit, dtype),
+                    meta,
+                    dtype=dtype,
+                    params=params,
+                    reader=self._tensor_reader(out),
+                    compress=compress,
+                )
+            else:
+                (arrays, raw), answer = self._exchange(
+                    "POST",
+                    "/step",
+                    self._tensor_reader(out),
+                    params=params,
+                    **_binary_request(body, compress),
+                )
         except ConnectionFailed:
             # Applied or not: unknown. The next call finds out (see _next_step_number).
             meta.pop("step")

@@ -1,0 +1,196 @@
+"""Steps in parts: a step (or a parameter upload) too large for one request is sent in several.
+
+The daemon stages each part and answers each tensor's float64 sum of squares; this module folds
+them in the daemon's contract order (loss terms first, then the session's parameter order; each
+tensor adds ``s * u * u`` with ``u = 1 / grad_scale``), so the commit's global scalars are the
+ones a one-request step would compute, bit for bit (Python floats are IEEE doubles and ``json``
+writes them exactly). See DESIGN §9 and ``StepScalars`` in the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from . import wire
+from .body import Body, build_body
+from .errors import NotFound
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Session
+
+__all__ = ["DEFAULT_PART_BYTES", "body_limit", "split", "commit_scalars", "send_step"]
+
+#: Parts are at most this large unless the daemon's body limit is smaller.
+DEFAULT_PART_BYTES = 64 << 20
+# Room kept in each part for the safetensors header (per tensor: name, dtype, shape, offsets).
+_HEADER_BYTES_PER_TENSOR = 160
+_HEADER_BYTES = 512
+_COUPLED = ("momo", "momo_adam")
+
+
+def body_limit(session: Session, part_bytes: int) -> int:
+    """The largest body to send: ``part_bytes``, or the daemon's ``max_body_bytes`` from
+    ``GET /v1/limits`` when smaller (learned once per client; a daemon without the route has
+    no advertised limit)."""
+    client = session.client
+    limits = getattr(client, "_limits", None)
+    if limits is None:
+        try:
+            limits = client.transport.request("GET", "/v1/limits").json()
+        except NotFound:
+            limits = {}
+        client._limits = limits
+    advertised = limits.get("max_body_bytes")
+    return min(int(part_bytes), int(advertised)) if advertised else int(part_bytes)
+
+
+def split(tensors: Mapping[str, Any], limit: int, dtype: str) -> list[dict[str, Any]]:
+    """Whole tensors grouped in order into parts whose bodies stay under ``limit`` bytes; a
+    sparse pair (``P.indices``, ``P.values``) stays in one part. A tensor that does not fit alone
+    gets a part of its own, which the daemon refuses (413, :class:`PayloadTooLarge`): tensors are
+    never split."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        base = name
+        for suffix in (".indices", ".values"):
+            if (
+                name.endswith(suffix)
+                and (name[: -len(suffix)] + (".values" if suffix == ".indices" else ".indices")) in tensors
+            ):
+                base = name[: -len(suffix)]
+        groups.setdefault(base, {})[name] = value
+    float_bytes = 2 if wire.wire_dtype_tag(dtype) in ("F16", "BF16") else 4
+    parts: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    size = _HEADER_BYTES
+    for group in groups.values():
+        cost = sum(
+            _wire_bytes(value, float_bytes) + _HEADER_BYTES_PER_TENSOR + 2 * len(n)
+            for n, value in group.items()
+        )
+        if current and size + cost > limit:
+            parts.append(current)
+            current, size = {}, _HEADER_BYTES
+        current.update(group)
+        size += cost
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
+def _wire_bytes(value: Any, float_bytes: int) -> int:
+    array = np.asarray(value)
+    return int(array.size) * (array.dtype.itemsize if array.dtype.kind in "iu" else float_bytes)
+
+
+def commit_scalars(
+    sums: Mapping[str, tuple[Optional[float], bool]],
+    parameter_order: Sequence[str],
+    *,
+    terms: int,
+    optimizer: Optional[str],
+    loss: Optional[str],
+    term_weights: Optional[str],
+    grad_scale: Optional[str],
+) -> dict[str, Any]:
+    """The commit body: the parts' per-tensor sums folded in the contract order, and the step's
+    scalars (given as the ``__metadata__`` strings a one-request step would carry)."""
+    index = {name: i for i, name in enumerate(parameter_order)}
+
+    def position(name: str) -> tuple[int, int]:
+        if name in index:
+            return 0, index[name]
+        term, _, parameter = name.partition("/")
+        return int(term), index[parameter]
+
+    unscale = 1.0 / float(grad_scale) if grad_scale is not None else 1.0
+    norms = [0.0] * terms
+    nonfinite = None
+    for name in sorted(sums, key=position):
+        total, finite = sums[name]
+        term, _ = position(name)
+        if not finite and nonfinite is None:
+            nonfinite = name
+        norms[term] += (total if total is not None else 0.0) * unscale * unscale
+    body: dict[str, Any] = {"term_squared_norms": norms}
+    if loss is not None:
+        value = json.loads(loss) if loss.lstrip().startswith("[") else float(loss)
+        value = float(sum(value)) if isinstance(value, list) else value
+        if nonfinite is None and optimizer in _COUPLED and not math.isfinite(value):
+            nonfinite = "loss"
+        body["loss"] = (
+            value
+            if math.isfinite(value)
+            else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+        )
+    if nonfinite is not None:
+        body["nonfinite"] = nonfinite
+    if term_weights is not None:
+        body["term_weights"] = json.loads(term_weights)
+    if grad_scale is not None:
+        body["grad_scale"] = float(grad_scale)
+    return body
+
+
+def send_step(
+    session: Session,
+    step: int,
+    parts: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, str],
+    *,
+    dtype: str,
+    params: Mapping[str, Any],
+    reader: Any,
+    compress: Any,
+) -> Any:
+    """PUTs every part of ``step`` (ids ``p0``, ``p1``, ...; a retried part changes nothing), then
+    POSTs the commit (a retried commit answers the applied step again). Returns what ``reader``
+    made of the commit's answer (shaped like a one-request step's) and the answer."""
+    from .session import _accept, _binary_request, _read_json  # noqa: PLC0415 - session imports this module
+
+    sums: dict[str, tuple[Optional[float], bool]] = {}
+    for number, part in enumerate(parts):
+        answer, _ = session._exchange(
+            "PUT",
+            f"/steps/{step}/parts/p{number}",
+            _read_json,
+            **_binary_request(build_body(part, dtype=dtype), compress),
+        )
+        for name, statistics in answer["tensors"].items():
+            sums[name] = (statistics.get("sum_of_squares"), bool(statistics["finite"]))
+    order, terms = _layout(session)
+    missing = [name for name in sums if name not in order and name.partition("/")[2] not in order]
+    if missing:
+        order, terms = _layout(session, refresh=True)
+    scalars = commit_scalars(
+        sums,
+        order,
+        terms=terms,
+        optimizer=session.info.get("optimizer"),
+        loss=meta.get("loss"),
+        term_weights=meta.get("term_weights"),
+        grad_scale=meta.get("grad_scale"),
+    )
+    scalars["parts"] = len(parts)
+    body = Body(json.dumps(scalars).encode(), [])
+    headers = {"Content-Type": "application/json", **_accept(compress)}
+    return session._exchange(
+        "POST", f"/steps/{step}/commit", reader, body=body, headers=headers, params=params
+    )
+
+
+def _layout(session: Session, refresh: bool = False) -> tuple[list[str], int]:
+    """The session's parameter order and loss-term count, from its summary (cached)."""
+    cached = getattr(session, "_layout_cache", None)
+    if cached is None or refresh:
+        summary = session.summary()
+        hyperparameters = summary.get("hyperparameters") or {}
+        terms = int(hyperparameters.get("terms", 1)) if summary.get("optimizer") == "mtadam" else 1
+        cached = ([parameter["name"] for parameter in summary.get("parameters", [])], terms)
+        session._layout_cache = cached
+    return cached

@@ -1,0 +1,113 @@
+"""Steps in parts through the Python client: forced by a small part size, bit-identical to
+one-request steps, and unchanged by lost answers of a part or of the commit (retried by the
+client; the daemon answers retries without applying anything twice)."""
+
+from __future__ import annotations
+
+import numpy as np
+import optimizerd
+import pytest
+from client_faults import FlakyProxy
+from optimizerd import parts
+
+
+@pytest.fixture
+def proxy(daemon):
+    with FlakyProxy(daemon.port) as running:
+        yield running
+
+
+def _params(rng):
+    return {
+        "w": rng.standard_normal((8, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+        "v": rng.standard_normal((3, 3)).astype(np.float32),
+    }
+
+
+def _dropping(session, proxy, suffix):
+    """Makes the next request to a path ending in ``suffix`` lose its answer."""
+    original = session._exchange
+
+    def exchange(method, subpath, reader, **kwargs):
+        if subpath.endswith(suffix):
+            proxy.drop_next_response()
+            session._exchange = original
+        return original(method, subpath, reader, **kwargs)
+
+    session._exchange = exchange
+
+
+@pytest.mark.parametrize("lost", ["/parts/p1", "/commit"])
+def test_lost_answers_of_parts_and_commits_change_nothing(daemon, proxy, rng, lost):
+    params = _params(rng)
+    flaky = optimizerd.Client(proxy.url, retries=3, backoff=0.02).create_session(
+        "adamw", lr=0.1, clip_grad_norm=0.3
+    )
+    direct = optimizerd.Client(daemon.url).create_session("adamw", lr=0.1, clip_grad_norm=0.3)
+    for session in (flaky, direct):
+        session.upload_parameters(params)
+    for step in range(1, 4):
+        grads = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in params.items()}
+        if step == 2:
+            _dropping(flaky, proxy, lost)
+        # 300 bytes a part: one tensor per part, so the step takes three parts and a commit.
+        got, telemetry = flaky.step(grads, grad_scale=4.0, part_bytes=300)
+        expected, plain = direct.step(grads, grad_scale=4.0)
+        assert telemetry["step"] == plain["step"] == step
+        assert (
+            telemetry["grad_norm"] == plain["grad_norm"]
+            and telemetry["clip_coefficient"] == plain["clip_coefficient"]
+        )
+        for name in params:
+            assert np.array_equal(got[name].view(np.uint32), expected[name].view(np.uint32)), name
+    assert any(event.startswith("dropped response") for event in proxy.events)
+    assert flaky.summary()["step"] == 3
+    assert [record["step"] for record in flaky.history()["records"]] == [1, 2, 3]
+
+
+def test_mtadam_and_momo_in_parts_match_one_request(daemon, rng):
+    client = optimizerd.Client(daemon.url)
+    params = _params(rng)
+    for optimizer, options in (("mtadam", {"terms": 2}), ("momo", {"lr": 0.5})):
+        sessions = [client.create_session(optimizer, **options) for _ in range(2)]
+        for session in sessions:
+            session.upload_parameters(params)
+        for _step in range(3):
+            terms = options.get("terms", 1)
+            grads = {
+                (f"{k}/{name}" if optimizer == "mtadam" else name): rng.standard_normal(value.shape).astype(
+                    np.float32
+                )
+                for k in range(terms)
+                for name, value in params.items()
+            }
+            loss = float(rng.random())
+            in_parts, _ = sessions[0].step(grads, loss=loss, part_bytes=300)
+            whole, _ = sessions[1].step(grads, loss=loss)
+            for name in params:
+                assert np.array_equal(in_parts[name].view(np.uint32), whole[name].view(np.uint32)), (
+                    optimizer,
+                    name,
+                )
+
+
+def test_split_keeps_sparse_pairs_together_and_order():
+    tensors = {
+        "a": np.zeros(100, np.float32),
+        "b.indices": np.arange(3, dtype=np.int64),
+        "b.values": np.ones(3, np.float32),
+        "c": np.zeros(100, np.float32),
+    }
+    groups = parts.split(tensors, 1600, "f32")
+    assert [list(group) for group in groups] == [["a", "b.indices", "b.values"], ["c"]]
+    assert parts.split(tensors, 1 << 20, "f32") == [tensors]
+
+
+def test_commit_scalars_fold_in_parameter_order_with_grad_scale():
+    sums = {"b": (2.0, True), "a": (0.1, True), "c": (None, False)}
+    body = parts.commit_scalars(
+        sums, ["a", "b", "c"], terms=1, optimizer="sgd", loss=None, term_weights=None, grad_scale="4.0"
+    )
+    assert body["term_squared_norms"] == [0.0 + 0.1 * 0.25 * 0.25 + 2.0 * 0.25 * 0.25]
+    assert body["nonfinite"] == "c" and body["grad_scale"] == 4.0
