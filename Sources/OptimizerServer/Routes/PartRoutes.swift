@@ -87,12 +87,22 @@ struct CommitBody: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(
                 forKey: .termSquaredNorms, in: container, debugDescription: "must be numbers ≥ 0, got \(bad)")
         }
+        let gradScale = try Self.number(container, .gradScale)
+        if let gradScale, !(gradScale.isFinite && gradScale > 0) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .gradScale, in: container, debugDescription: "must be a finite number > 0, got \(gradScale)")
+        }
+        let termWeights = try container.decodeIfPresent([Double].self, forKey: .termWeights)
+        if let bad = termWeights?.first(where: { !($0.isFinite && $0 >= 0) }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .termWeights, in: container, debugDescription: "must be finite numbers ≥ 0, got \(bad)")
+        }
         scalars = StepScalars(
             termSquaredNorms: norms,
             nonfinite: try container.decodeIfPresent(String.self, forKey: .nonfinite),
             loss: try Self.number(container, .loss),
-            termWeights: try container.decodeIfPresent([Double].self, forKey: .termWeights),
-            gradScale: try Self.number(container, .gradScale)
+            termWeights: termWeights,
+            gradScale: gradScale
         )
     }
 

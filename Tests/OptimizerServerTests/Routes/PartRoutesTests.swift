@@ -98,6 +98,10 @@ struct PartRoutesTests {
             let negative = try problem(
                 try await PartsClient.commit(client, session, step: 1, body: ByteBuffer(string: #"{"term_squared_norms":[-1],"loss":1}"#)))
             #expect(negative.status == 400 && negative.detail.contains("term_squared_norms"))
+            let scale = try problem(
+                try await PartsClient.commit(
+                    client, session, step: 1, body: ByteBuffer(string: #"{"term_squared_norms":[8],"loss":1,"grad_scale":0}"#)))
+            #expect(scale.status == 400 && scale.detail.contains("grad_scale"))
             let unknownField = try problem(
                 try await PartsClient.commit(client, session, step: 1, body: ByteBuffer(string: #"{"term_squared_norms":[8],"loss":1,"x":1}"#)))
             #expect(unknownField.status == 400 && unknownField.detail.contains("x"))
