@@ -138,7 +138,7 @@ public struct DataDirectory: Sendable {
                     // A record continues the session: a step leads to the next step, uploads and
                     // configuration changes happen at the current one. Anything else follows steps
                     // that were not logged (durability snapshot), and is cut with them.
-                    guard Int(record.step) == session.step + (record.kind == .step ? 1 : 0) else { return false }
+                    guard Int(record.step) == session.step + (record.kind.advancesStep ? 1 : 0) else { return false }
                     try replay(record, session)
                     return true
                 }

@@ -106,7 +106,8 @@ extension SessionState {
         let start = ContinuousClock.now
         let prepared = try session.prepareStep(staged, scalars: scalars, parallelism: parallelism)
         let validated = ContinuousClock.now
-        if let journal {
+        // With durability snapshot, steps are not logged: background snapshots carry them.
+        if let journal, journal.logsSteps {
             let body = try Self.commitRecord(staged, scalars: scalars)
             try body.withUnsafeReadableBytes { body in
                 try journal.append(kind: .commit, step: n, contentEncoding: nil, body: body)
@@ -122,8 +123,6 @@ extension SessionState {
         timing.record("apply", appliedAt - logged)
         history.append(applied.telemetry)
         lastStep = applied
-        snapshotIfDue()
-        timing.record("snapshot", ContinuousClock.now - appliedAt)
         let body = try timing.measure("encode") { try response(for: applied, options: options) }
         return StepOutcome(body: body, telemetry: applied.telemetry, isRetry: false, timing: timing)
     }

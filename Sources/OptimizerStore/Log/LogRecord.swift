@@ -18,6 +18,10 @@ public struct LogRecord: Sendable, Equatable {
         /// The commit of a step sent in parts: every staged gradient in float32 with the commit's
         /// scalars in `__metadata__` (one record, so a step in parts is logged whole or not at all).
         case commit = 4
+
+        /// Whether applying the record moves the session to the next step (steps and commits do;
+        /// uploads and configuration changes happen at a step).
+        public var advancesStep: Bool { self == .step || self == .commit }
     }
 
     /// The kind of request.
