@@ -18,6 +18,13 @@ swift test --skip-build 2>&1 | tee .build/swift-test.log
 swift_passed=$(grep -oE 'Test run with [0-9]+ tests? .* passed' .build/swift-test.log | grep -oE '[0-9]+' | head -1 || echo 0)
 
 export OPTIMIZERD_BIN="$PWD/.build/debug/optimizerd"
+# pytest imports test files by their base name: two test_x.py in different folders collide and
+# stop the whole collection, so refuse that here with the names.
+duplicate_tests=$(find clients/python/tests integration -name 'test_*.py' -printf '%f\n' | sort | uniq -d)
+if [ -n "$duplicate_tests" ]; then
+    echo "error: test files share a base name (pytest cannot collect both): $duplicate_tests" >&2
+    exit 1
+fi
 # -rs lists every skipped test with its reason in the summary.
 python3 -m pytest -q -rs -p no:cacheprovider clients/python/tests integration 2>&1 | tee .build/pytest.log
 python_passed=$(grep -oE '[0-9]+ passed' .build/pytest.log | tail -1 | grep -oE '[0-9]+' || echo 0)
