@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import optimizerd
 import pytest
-from client_support import ADMIN_TOKEN, SMALL_BODY_LIMIT
-from optimizerd.testing import free_port
+from client_support import ADMIN_TOKEN, SMALL_BODY_LIMIT, daemon_binary
+from optimizerd.testing import LocalDaemon, free_port
 
 
 @pytest.fixture
@@ -178,3 +178,18 @@ def test_exceptions_pickle():
     )
     lost = pickle.loads(pickle.dumps(optimizerd.ConnectionFailed("gone")))
     assert lost.detail == "gone" and lost.status is None
+
+
+def test_a_parameter_upload_past_the_memory_budget_is_insufficient_storage():
+    with LocalDaemon(daemon_binary(), args=["--max-memory", "64MiB", "--log-level", "warning"]) as small:
+        with optimizerd.Client(small.url) as client:
+            session = client.create_session("adam")
+            # 8M float32 parameters and Adam's two moments: 96 MB, past a 64 MiB budget.
+            with pytest.raises(optimizerd.InsufficientStorage) as caught:
+                session.upload_parameters({"w": np.zeros(8 << 20, np.float32)})
+            assert caught.value.status == 507 and caught.value.kind == "memory-budget-exceeded"
+            assert "memory" in caught.value.detail
+            # Nothing changed, and a small upload still fits.
+            assert session.summary()["parameter_count"] == 0
+            session.upload_parameters({"w": np.zeros(1000, np.float32)})
+            assert session.summary()["parameter_count"] == 1000

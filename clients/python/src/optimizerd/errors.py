@@ -122,6 +122,15 @@ class ServiceUnavailable(OptimizerdError):
     """503: the daemon is shutting down or overloaded (retried before this is raised)."""
 
 
+class InsufficientStorage(OptimizerdError):
+    """507: refused for room, nothing changed.
+
+    ``kind == "memory-budget-exceeded"``: the request would pass the daemon's ``--max-memory``
+    (its detail names the budget and what is in use); otherwise its data directory is full.
+    Retrying the same request only helps once sessions are deleted or space is freed.
+    """
+
+
 class ConnectionFailed(OptimizerdError):
     """The daemon could not be reached (or the answer was lost) after every retry.
 
@@ -145,6 +154,7 @@ _BY_STATUS: dict[int, type[OptimizerdError]] = {
     415: UnsupportedMediaType,
     422: Unprocessable,
     503: ServiceUnavailable,
+    507: InsufficientStorage,
 }
 
 
