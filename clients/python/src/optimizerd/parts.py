@@ -23,7 +23,7 @@ from .errors import NotFound
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
-__all__ = ["DEFAULT_PART_BYTES", "body_limit", "split", "commit_scalars", "send_step"]
+__all__ = ["DEFAULT_PART_BYTES", "body_limit", "split", "commit_scalars", "send_step", "stage", "commit"]
 
 #: Parts are at most this large unless the daemon's body limit is smaller.
 DEFAULT_PART_BYTES = 64 << 20
@@ -151,18 +151,7 @@ def send_step(
     """PUTs every part of ``step`` (ids ``p0``, ``p1``, ...; a retried part changes nothing), then
     POSTs the commit (a retried commit answers the applied step again). Returns what ``reader``
     made of the commit's answer (shaped like a one-request step's) and the answer."""
-    from .session import _accept, _binary_request, _read_json  # noqa: PLC0415 - session imports this module
-
-    sums: dict[str, tuple[Optional[float], bool]] = {}
-    for number, part in enumerate(parts):
-        answer, _ = session._exchange(
-            "PUT",
-            f"/steps/{step}/parts/p{number}",
-            _read_json,
-            **_binary_request(build_body(part, dtype=dtype), compress),
-        )
-        for name, statistics in answer["tensors"].items():
-            sums[name] = (statistics.get("sum_of_squares"), bool(statistics["finite"]))
+    sums = stage(session, step, parts, dtype=dtype, compress=compress)
     order, terms = _layout(session)
     missing = [name for name in sums if name not in order and name.partition("/")[2] not in order]
     if missing:
@@ -176,8 +165,45 @@ def send_step(
         term_weights=meta.get("term_weights"),
         grad_scale=meta.get("grad_scale"),
     )
-    scalars["parts"] = len(parts)
-    body = Body(json.dumps(scalars).encode(), [])
+    return commit(session, step, scalars, len(parts), params=params, reader=reader, compress=compress)
+
+
+def stage(
+    session: Session, step: int, parts: Sequence[Mapping[str, Any]], *, dtype: str, compress: Any
+) -> dict[str, tuple[Optional[float], bool]]:
+    """PUTs ``parts`` as the parts ``p0``, ``p1``, ... of ``step`` (a part sent again changes
+    nothing) and returns their per-tensor ``(sum_of_squares, finite)``."""
+    from .session import _binary_request, _read_json  # noqa: PLC0415 - session imports this module
+
+    sums: dict[str, tuple[Optional[float], bool]] = {}
+    for number, part in enumerate(parts):
+        answer, _ = session._exchange(
+            "PUT",
+            f"/steps/{step}/parts/p{number}",
+            _read_json,
+            **_binary_request(build_body(part, dtype=dtype), compress),
+        )
+        for name, statistics in answer["tensors"].items():
+            sums[name] = (statistics.get("sum_of_squares"), bool(statistics["finite"]))
+    return sums
+
+
+def commit(
+    session: Session,
+    step: int,
+    scalars: Mapping[str, Any],
+    parts: int,
+    *,
+    params: Mapping[str, Any],
+    reader: Any,
+    compress: Any,
+) -> Any:
+    """POSTs the commit of ``step`` with the global ``scalars`` (:func:`commit_scalars`) and the
+    count of ``parts`` staged on this daemon; a commit of the step already applied answers it
+    again. Returns what ``reader`` made of the answer, and the answer."""
+    from .session import _accept  # noqa: PLC0415 - session imports this module
+
+    body = Body(json.dumps({**scalars, "parts": int(parts)}).encode(), [])
     headers = {"Content-Type": "application/json", **_accept(compress)}
     return session._exchange(
         "POST", f"/steps/{step}/commit", reader, body=body, headers=headers, params=params

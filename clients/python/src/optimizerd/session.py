@@ -21,7 +21,7 @@ from .errors import ConnectionFailed, NotFound
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
 
-__all__ = ["Session", "parse_metadata", "flatten_terms"]
+__all__ = ["Session", "parse_metadata", "flatten_terms", "step_request"]
 
 Arrays = Mapping[str, Any]
 #: ``True``/``False``, or a gzip level 1-9 (``True`` = 1: fast; float data barely compresses).
@@ -289,25 +289,7 @@ class Session:
         """
         if return_ not in _RETURN_VALUES:
             raise ValueError(f"return_ must be one of {', '.join(_RETURN_VALUES)}; got {return_!r}")
-        tensors = dict(flatten_terms(gradients))
-        for name, pair in flatten_terms(sparse).items():
-            try:
-                indices, values = pair
-            except (TypeError, ValueError):
-                raise TypeError(f"sparse[{name!r}] must be an (indices, values) pair") from None
-            indices = np.asarray(indices).reshape(-1)
-            if indices.dtype.kind not in "iu":
-                raise TypeError(f"sparse[{name!r}]: indices must be integers, got {indices.dtype}")
-            tensors[f"{name}.indices"] = indices if indices.dtype == np.int32 else indices.astype(np.int64)
-            tensors[f"{name}.values"] = np.asarray(values, dtype=np.float32).reshape(-1)
-        meta: dict[str, str] = {str(k): str(v) for k, v in (metadata or {}).items()}
-        meta.pop("step", None)
-        if loss is not None:
-            meta["loss"] = _loss_text(loss)
-        if term_weights is not None:
-            meta["term_weights"] = json.dumps([float(w) for w in term_weights])
-        if grad_scale is not None:
-            meta["grad_scale"] = repr(float(grad_scale))
+        tensors, meta = step_request(gradients, loss, term_weights, grad_scale, sparse, metadata)
         step_number = self._next_step_number(tensors, meta, dtype, return_)
         meta["step"] = str(step_number)
         body = build_body(tensors, meta, dtype=dtype, buffers=self._buffers)
@@ -391,6 +373,38 @@ class Session:
 
 
 # MARK: helpers
+
+
+def step_request(
+    gradients: Any,
+    loss: Any = None,
+    term_weights: Optional[Sequence[float]] = None,
+    grad_scale: Optional[float] = None,
+    sparse: Optional[Mapping[Any, Any]] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A step's flat tensors (terms as ``k/name``, sparse pairs as ``name.indices`` and
+    ``name.values``) and its ``__metadata__`` strings without ``step`` (see :meth:`Session.step`)."""
+    tensors = dict(flatten_terms(gradients))
+    for name, pair in flatten_terms(sparse).items():
+        try:
+            indices, values = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"sparse[{name!r}] must be an (indices, values) pair") from None
+        indices = np.asarray(indices).reshape(-1)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"sparse[{name!r}]: indices must be integers, got {indices.dtype}")
+        tensors[f"{name}.indices"] = indices if indices.dtype == np.int32 else indices.astype(np.int64)
+        tensors[f"{name}.values"] = np.asarray(values, dtype=np.float32).reshape(-1)
+    meta: dict[str, str] = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta.pop("step", None)
+    if loss is not None:
+        meta["loss"] = _loss_text(loss)
+    if term_weights is not None:
+        meta["term_weights"] = json.dumps([float(w) for w in term_weights])
+    if grad_scale is not None:
+        meta["grad_scale"] = repr(float(grad_scale))
+    return tensors, meta
 
 
 def flatten_terms(tensors: Any) -> dict[str, Any]:

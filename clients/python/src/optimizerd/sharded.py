@@ -1,0 +1,512 @@
+"""A session spread over several daemons (DESIGN §9): whole tensors per daemon, one daemon session
+per shard, every step sent as parts to all shards in parallel and committed with global scalars.
+
+The global scalars are folded exactly as one daemon folds them (:func:`parts.commit_scalars`:
+per loss term the left fold from 0.0 of the per-tensor sums in the session's global parameter
+order), so a sharded session follows the one-daemon trajectory bit for bit.
+
+The step is split into pieces a coordinator can drive shard by shard (e.g. one
+``torch.distributed`` rank per subset of shards): :meth:`ShardedSession.route`,
+:meth:`ShardedSession.stage_shards`, :meth:`ShardedSession.fold` and
+:meth:`ShardedSession.commit_shards`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from . import parts
+from .client import Client
+from .errors import ConnectionFailed, NotFound, Unprocessable
+from .placement import Placement, Shard
+from .session import Compress, Session, _request_digest, parse_metadata, step_request
+from .sharded_checkpoint import ShardedCheckpoint, reshard
+
+__all__ = ["ShardedSession", "ShardsDisagree"]
+
+Sums = dict[str, tuple[Optional[float], bool]]
+_COUPLED = ("momo", "momo_adam")
+
+
+class ShardsDisagree(RuntimeError):
+    """The shards could not be brought to the same step; ``steps`` maps shard index → step."""
+
+    def __init__(self, message: str, steps: Mapping[int, Optional[int]]) -> None:
+        super().__init__(message)
+        self.steps = dict(steps)
+
+
+class ShardedSession:
+    """One optimizer session over several daemons, used like a :class:`~optimizerd.Session`.
+
+    Create one with :meth:`create` (new) or :meth:`attach` (from a :attr:`placement`, in any
+    process). Parameters are placed on their first upload (:func:`placement.assign`: largest
+    first onto the least-loaded shard); the upload order is the session's global parameter order.
+
+    Attributes:
+        placement: the :class:`~optimizerd.placement.Placement` (``placement.to_json()`` is what
+            :meth:`attach` needs).
+        sessions: one :class:`~optimizerd.Session` per shard.
+        last_step: the step every shard is at.
+        attempts: how many rounds a step's commit is retried on a shard whose commit failed
+            (each round is a client with its own retries and backoff).
+    """
+
+    def __init__(self, sessions: Sequence[Session], placement: Placement, attempts: int = 4) -> None:
+        _refuse_coupled(placement.optimizer, len(sessions))
+        self.sessions = list(sessions)
+        self.placement = placement
+        self.attempts = int(attempts)
+        self.last_step = max((session.last_step for session in self.sessions), default=0)
+        self.info: dict[str, Any] = dict(self.sessions[0].info) if self.sessions else {}
+        # (step, request digest, splits, scalars) of a step some shards may not have applied.
+        self._pending: Optional[tuple[int, bytes, list[Any], dict[str, Any]]] = None
+        self._pool = ThreadPoolExecutor(max_workers=len(self.sessions), thread_name_prefix="optimizerd-shard")
+
+    # MARK: creation
+
+    @classmethod
+    def create(
+        cls,
+        urls: Sequence[str],
+        optimizer: str,
+        hyperparameters: Optional[Mapping[str, Any]] = None,
+        groups: Optional[Sequence[Mapping[str, Any]]] = None,
+        name: Optional[str] = None,
+        *,
+        admin_token: Optional[str] = None,
+        client_options: Optional[Mapping[str, Any]] = None,
+        **options: Any,
+    ) -> ShardedSession:
+        """A new session over ``urls`` (one daemon session each, named ``name [k/N]``); the
+        arguments are those of :meth:`Client.create_session`, ``client_options`` those of
+        :class:`Client` (``timeout``, ``retries``, ``backoff``, ...)."""
+        if not urls:
+            raise ValueError("a sharded session needs at least one daemon URL")
+        _refuse_coupled(optimizer, len(urls))
+        settings = {**dict(hyperparameters or {}), **options}
+        created: list[Session] = []
+        try:
+            for index, url in enumerate(urls):
+                client = Client(url, admin_token=admin_token, **dict(client_options or {}))
+                label = f"{name or 'sharded'} [{index + 1}/{len(urls)}]"
+                created.append(client.create_session(optimizer, settings, groups=groups, name=label))
+        except BaseException:
+            for session in created:  # leave no half-made sharded session behind
+                _quietly(session.delete)
+            raise
+        placement = Placement(
+            shards=[Shard(s.client.url, s.id, s.token) for s in created],
+            optimizer=optimizer,
+            hyperparameters=settings,
+            groups=[dict(group) for group in groups or []],
+        )
+        return cls(created, placement)
+
+    @classmethod
+    def attach(
+        cls,
+        placement: Placement | str | bytes | Mapping[str, Any],
+        *,
+        admin_token: Optional[str] = None,
+        client_options: Optional[Mapping[str, Any]] = None,
+    ) -> ShardedSession:
+        """Reattaches to a sharded session from its placement (a :class:`Placement` or its JSON);
+        checks that every shard holds its tensors and that the shards are at one step."""
+        if not isinstance(placement, Placement):
+            placement = Placement.from_json(placement)
+        sessions = [
+            Client(shard.url, admin_token=admin_token, **dict(client_options or {})).session(
+                shard.session, shard.token
+            )
+            for shard in placement.shards
+        ]
+        sharded = cls(sessions, placement)
+        for index, session in enumerate(sessions):
+            held = {entry["name"] for entry in session.info.get("parameters", [])}
+            missing = [name for name in placement.on_shard(index) if name not in held]
+            if missing:
+                raise ValueError(f"shard {index} ({session.client.url}) lacks its tensors {missing[:5]}")
+        sharded._require_agreement({i: s.last_step for i, s in enumerate(sessions)})
+        return sharded
+
+    def __repr__(self) -> str:
+        return (
+            f"ShardedSession(optimizer={self.optimizer!r}, shards={len(self.sessions)}, "
+            f"last_step={self.last_step})"
+        )
+
+    def __enter__(self) -> ShardedSession:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        """Deletes the session on every shard."""
+        self.delete()
+
+    @property
+    def optimizer(self) -> str:
+        return self.placement.optimizer
+
+    @property
+    def id(self) -> str:
+        """The shards' session ids, joined with ``,`` (a label; reattach with :attr:`placement`)."""
+        return ",".join(shard.session for shard in self.placement.shards)
+
+    @property
+    def client(self) -> Client:
+        """The first shard's client."""
+        return self.sessions[0].client
+
+    # MARK: every shard
+
+    def _each(self, work: Callable[[int, Session], Any], shards: Optional[Sequence[int]] = None) -> list[Any]:
+        """``work(index, session)`` on the given shards (default all) in parallel, results in
+        that order; the first failure is raised after every shard finished."""
+        indices = list(range(len(self.sessions))) if shards is None else list(shards)
+        futures = [self._pool.submit(work, index, self.sessions[index]) for index in indices]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def summary(self) -> dict[str, Any]:
+        """The first shard's summary with ``parameters`` from every shard in global order,
+        ``memory_bytes`` and ``parameter_count`` summed, and ``shards`` (per shard: url, id,
+        step, parameter names)."""
+        summaries = self._each(lambda _, session: session.summary())
+        self._require_agreement({i: s["step"] for i, s in enumerate(summaries)})
+        by_name = {entry["name"]: entry for s in summaries for entry in s.get("parameters", [])}
+        merged = dict(summaries[0])
+        merged["parameters"] = [by_name[name] for name in self.placement.parameters if name in by_name]
+        for key in ("memory_bytes", "parameter_count"):
+            merged[key] = sum(int(s.get(key, 0)) for s in summaries)
+        merged["shards"] = [
+            {
+                "url": shard.url,
+                "id": shard.session,
+                "step": s["step"],
+                "parameters": self.placement.on_shard(i),
+            }
+            for i, (shard, s) in enumerate(zip(self.placement.shards, summaries))
+        ]
+        self.info = merged
+        self.last_step = int(merged["step"])
+        return merged
+
+    def sync(self) -> int:
+        """Refreshes :attr:`last_step` (raises :class:`ShardsDisagree` if the shards differ)."""
+        self.summary()
+        return self.last_step
+
+    def patch(
+        self,
+        hyperparameters: Optional[Mapping[str, Any]] = None,
+        groups: Optional[Sequence[Mapping[str, Any]]] = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """PATCHes every shard alike (hyperparameters, session options, groups)."""
+        self._each(lambda _, session: session.patch(hyperparameters, groups, **options))
+        self.placement.hyperparameters.update({**dict(hyperparameters or {}), **options})
+        if groups is not None:
+            self.placement.groups = [dict(group) for group in groups]
+        return self.summary()
+
+    def delete(self) -> None:
+        """Deletes the session on every shard."""
+        self._each(lambda _, session: _quietly(session.delete))
+
+    def history(self, since: int = 0, limit: Optional[int] = None) -> dict[str, Any]:
+        """The first shard's step telemetry (global values: loss, lr, grad_norm, clipping,
+        skipped; its ``update_norm`` is that shard's own)."""
+        return self.sessions[0].history(since, limit)
+
+    # MARK: tensors
+
+    def upload_parameters(
+        self, parameters: Mapping[str, Any], dtype: str = "f32", compress: Compress = False
+    ) -> dict[str, Any]:
+        """Places new parameters (in the given order, which becomes the global order) and uploads
+        each shard's tensors to it."""
+        self.placement.place({name: int(np.asarray(value).size) * 4 for name, value in parameters.items()})
+        routed = self.route(parameters)
+        self._each(
+            lambda i, session: session.upload_parameters(routed[i], dtype, compress) if routed[i] else None
+        )
+        return self.summary()
+
+    def parameters(
+        self,
+        dtype: str = "f32",
+        compress: Compress = False,
+        out: Optional[Mapping[str, np.ndarray]] = None,
+    ) -> dict[str, np.ndarray]:
+        """Every shard's parameters, in global order (see :meth:`Session.parameters`)."""
+        wanted = self._each(
+            lambda i, session: session.parameters(
+                dtype, compress, out=_subset(out, self.placement.on_shard(i))
+            )
+        )
+        merged = {name: value for shard in wanted for name, value in shard.items()}
+        return {name: merged[name] for name in self.placement.parameters if name in merged}
+
+    def route(self, tensors: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Per shard, the tensors (gradients ``P``, ``k/P``, ``P.indices``/``P.values``, or
+        parameters) whose parameter it holds, in the given order."""
+        routed: list[dict[str, Any]] = [{} for _ in self.sessions]
+        for name, value in tensors.items():
+            parameter = _parameter_of(name, self.placement.tensors)
+            if parameter is None:
+                raise ValueError(f"tensor {name!r}: no parameter of this sharded session is named so")
+            routed[self.placement.tensors[parameter]][name] = value
+        return routed
+
+    # MARK: steps
+
+    def step(
+        self,
+        gradients: Any = None,
+        *,
+        loss: Any = None,
+        term_weights: Optional[Sequence[float]] = None,
+        grad_scale: Optional[float] = None,
+        sparse: Optional[Mapping[Any, Any]] = None,
+        dtype: str = "f32",
+        compress: Compress = False,
+        return_: str = "params",
+        response_dtype: str = "f32",
+        metadata: Optional[Mapping[str, Any]] = None,
+        out: Optional[Mapping[str, np.ndarray]] = None,
+        part_bytes: int = parts.DEFAULT_PART_BYTES,
+    ) -> tuple[Optional[dict[str, np.ndarray]], dict[str, Any]]:
+        """One step over every shard; arguments and answer as :meth:`Session.step` (the answer's
+        ``update_norm`` combines the shards' in shard order, so its last bits may differ from one
+        daemon's).
+
+        Raises:
+            ShardsDisagree: some shards applied the step and others could not be brought to it
+                after :attr:`attempts` rounds; retrying ``step`` with the same arguments resumes.
+            Unprocessable: the daemons refused the step (nothing applied anywhere).
+        """
+        tensors, meta = step_request(gradients, loss, term_weights, grad_scale, sparse, metadata)
+        params = {"return": return_, "dtype": str(response_dtype).lower()}
+        digest = _request_digest(tensors, meta, dtype, return_)
+        if self._pending is not None and self._pending[1] == digest:
+            # The same step again after ShardsDisagree: finish it with the same scalars.
+            number, _, splits, scalars = self._pending
+        else:
+            if self._pending is not None:
+                self.sync()  # raises ShardsDisagree while the shards differ
+            number = self.last_step + 1
+            splits = [
+                parts.split(routed, parts.body_limit(self.sessions[i], part_bytes), dtype) if routed else [{}]
+                for i, routed in enumerate(self.route(tensors))
+            ]
+            scalars = self.fold(self.stage_shards(number, splits, dtype=dtype, compress=compress), meta)
+        self._pending = (number, digest, splits, scalars)
+        try:
+            answers = self.commit_shards(
+                number, scalars, splits, params=params, out=out, dtype=dtype, compress=compress
+            )
+        except Unprocessable:
+            self._pending = None  # refused on every shard: nothing was applied
+            raise
+        self._pending = None
+        arrays, telemetry = self.merge(answers)
+        self.last_step = int(telemetry["step"])
+        return (None if return_ == "none" else arrays), telemetry
+
+    def stage_shards(
+        self,
+        step: int,
+        splits: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        dtype: str,
+        compress: Compress,
+        shards: Optional[Sequence[int]] = None,
+    ) -> Sums:
+        """Stages each shard's parts of ``step`` (``splits[i]``, for the given shards, default
+        all) in parallel; returns every staged tensor's ``(sum_of_squares, finite)``."""
+        results = self._each(
+            lambda i, session: parts.stage(session, step, splits[i], dtype=dtype, compress=compress), shards
+        )
+        return {name: value for sums in results for name, value in sums.items()}
+
+    def fold(
+        self, sums: Mapping[str, tuple[Optional[float], bool]], meta: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The commit's global scalars from every shard's partial statistics, folded in the
+        global parameter order (:func:`parts.commit_scalars`)."""
+        terms = int(self.placement.hyperparameters.get("terms", 1) or 1) if self.optimizer == "mtadam" else 1
+        return parts.commit_scalars(
+            sums,
+            self.placement.parameters,
+            terms=terms,
+            optimizer=self.optimizer,
+            loss=meta.get("loss"),
+            term_weights=meta.get("term_weights"),
+            grad_scale=meta.get("grad_scale"),
+        )
+
+    def commit_shards(
+        self,
+        step: int,
+        scalars: Mapping[str, Any],
+        splits: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        params: Mapping[str, Any],
+        out: Optional[Mapping[str, np.ndarray]] = None,
+        dtype: str = "f32",
+        compress: Compress = False,
+        shards: Optional[Sequence[int]] = None,
+    ) -> list[tuple[tuple[dict[str, np.ndarray], dict[str, str]], Any]]:
+        """Commits ``step`` on the given shards (default all) in parallel and brings each to it:
+        a shard that lost its staged parts (a restart) gets them again, a shard that already
+        applied the step answers it again. A refused step (e.g. ``nonfinite: reject``) is
+        dropped from every shard and raised. Returns each shard's ``(arrays, raw metadata),
+        answer``."""
+        indices = list(range(len(self.sessions))) if shards is None else list(shards)
+
+        def commit(index: int, session: Session) -> Any:
+            reader = session._tensor_reader(_subset(out, self.placement.on_shard(index)))
+            failure: Optional[BaseException] = None
+            for _ in range(max(1, self.attempts)):
+                try:
+                    return parts.commit(
+                        session,
+                        step,
+                        scalars,
+                        len(splits[index]),
+                        params=params,
+                        reader=reader,
+                        compress=compress,
+                    )
+                except Unprocessable as error:
+                    if error.kind != "missing-parts" and "missing parts" not in error.detail:
+                        raise
+                    failure = error
+                except ConnectionFailed as error:
+                    failure = error
+                    continue
+                try:  # the shard restarted and lost what was staged: stage it again
+                    parts.stage(session, step, splits[index], dtype=dtype, compress=compress)
+                except ConnectionFailed as error:
+                    failure = error
+            raise failure or RuntimeError("unreachable")
+
+        futures = {index: self._pool.submit(commit, index, self.sessions[index]) for index in indices}
+        answers: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        for index, future in futures.items():
+            try:
+                answers[index] = future.result()
+            except Exception as error:  # noqa: BLE001 - sorted out below
+                errors[index] = error
+        if not errors:
+            return [answers[index] for index in indices]
+        refused = [e for e in errors.values() if isinstance(e, Unprocessable)]
+        if refused and not answers:
+            for index in indices:  # nothing applied anywhere: give the staged memory back
+                _quietly(lambda i=index: self.sessions[i]._request("DELETE", f"/steps/{step}"))
+            raise refused[0]
+        steps = {index: _step_of(self.sessions[index]) for index in indices}
+        described = ", ".join(
+            f"shard {i} ({self.sessions[i].client.url}): {type(e).__name__}: {e}" for i, e in errors.items()
+        )
+        raise ShardsDisagree(
+            f"step {step} was applied on shards {sorted(answers)} but not on {sorted(errors)} "
+            f"({described}); the shards are at steps {steps}. Call step() again with the same "
+            "gradients to finish it.",
+            steps,
+        ) from next(iter(errors.values()))
+
+    def merge(self, answers: Sequence[Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The shards' commit answers as one step's: arrays in global order, the first shard's
+        telemetry (its global values are every shard's) with ``update_norm`` combined and MTAdam's
+        per-parameter ``term_weights`` merged; ``retry`` when any shard answered a retry."""
+        arrays: dict[str, np.ndarray] = {}
+        telemetry: list[dict[str, Any]] = []
+        retry = False
+        for (values, raw), answer in answers:
+            arrays.update(values or {})
+            telemetry.append(parse_metadata(raw))
+            retry = retry or answer.headers.get("Optimizerd-Retry", "false").lower() == "true"
+        merged = dict(telemetry[0])
+        if all("update_norm" in t for t in telemetry):
+            merged["update_norm"] = math.sqrt(sum(float(t["update_norm"]) ** 2 for t in telemetry))
+        if isinstance(merged.get("term_weights"), dict):
+            merged["term_weights"] = {
+                k: v for t in telemetry for k, v in (t.get("term_weights") or {}).items()
+            }
+        merged["retry"] = retry
+        order = {name: i for i, name in enumerate(self.placement.parameters)}
+        return dict(sorted(arrays.items(), key=lambda item: order.get(item[0], len(order)))), merged
+
+    # MARK: checkpoints
+
+    def checkpoint(self, compress: Compress = False) -> ShardedCheckpoint:
+        """Every shard's checkpoint (one file each) with the placement; see
+        :class:`~optimizerd.sharded_checkpoint.ShardedCheckpoint` (``save`` / ``load``)."""
+        files = self._each(lambda _, session: session.checkpoint(compress))
+        return ShardedCheckpoint(self.placement.to_json(), list(files))
+
+    def restore(self, checkpoint: ShardedCheckpoint | str) -> dict[str, Any]:
+        """Restores a sharded checkpoint (or the folder it was saved to), made over any number
+        of daemons, onto these shards: each tensor with its state goes to the shard this
+        session's placement gives it (placed anew when the checkpoint has other parameters)."""
+        if not isinstance(checkpoint, ShardedCheckpoint):
+            checkpoint = ShardedCheckpoint.load(checkpoint)
+        source = Placement.from_json(checkpoint.placement)
+        if set(source.parameters) != set(self.placement.parameters):
+            self.placement.parameters, self.placement.tensors, self.placement.sizes = [], {}, {}
+            self.placement.place({name: source.sizes[name] for name in source.parameters})
+        files = reshard(checkpoint, self.placement)
+        self._each(lambda i, session: session.restore(files[i]))
+        self.placement.hyperparameters = dict(source.hyperparameters)
+        self.placement.groups = list(source.groups)
+        return self.summary()
+
+    def _require_agreement(self, steps: Mapping[int, int]) -> None:
+        if len(set(steps.values())) > 1:
+            raise ShardsDisagree(f"the shards are at different steps: {dict(steps)}", steps)
+
+
+def _refuse_coupled(optimizer: str, shards: int) -> None:
+    if optimizer in _COUPLED and shards > 1:
+        raise ValueError(
+            f"{optimizer} over {shards} shards needs the daemons' MoMo sums route "
+            "(POST …/steps/{n}/momo-sums), which this client does not use yet: use one shard"
+        )
+
+
+def _parameter_of(name: str, placed: Mapping[str, int]) -> Optional[str]:
+    """The parameter a tensor name refers to (``P``, ``k/P``, ``P.indices``, ``P.values``)."""
+    candidates = [name]
+    head, slash, tail = name.partition("/")
+    if slash and head.isdigit():
+        candidates.append(tail)
+    for candidate in list(candidates):
+        for suffix in (".indices", ".values"):
+            if candidate.endswith(suffix):
+                candidates.append(candidate[: -len(suffix)])
+    return next((candidate for candidate in candidates if candidate in placed), None)
+
+
+def _subset(out: Optional[Mapping[str, np.ndarray]], names: Sequence[str]) -> Optional[dict[str, np.ndarray]]:
+    return None if out is None else {name: out[name] for name in names if name in out}
+
+
+def _step_of(session: Session) -> Optional[int]:
+    try:
+        return session.sync()
+    except Exception:  # noqa: BLE001 - unreachable shard: its step is unknown
+        return None
+
+
+def _quietly(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except (NotFound, ConnectionFailed):
+        pass
