@@ -32,6 +32,14 @@ def admin_daemon():
         yield running
 
 
+@pytest.fixture(scope="session")
+def urls(daemon):
+    """Three daemons for sharded sessions: the shared one and two more."""
+    with LocalDaemon(daemon_binary(), args=["--log-level", "warning"]) as one:
+        with LocalDaemon(daemon_binary(), args=["--log-level", "warning"]) as two:
+            yield [daemon.url, one.url, two.url]
+
+
 @pytest.fixture
 def client(daemon):
     with optimizerd.Client(daemon.url, retries=3, backoff=0.02) as c:

@@ -3,6 +3,8 @@
 - :class:`Client` / :class:`Session`: create sessions, upload and download parameters, step with
   NumPy arrays (dense, per-term, sparse; f32/f16/bf16; gzip), inspect summary and history,
   checkpoint and restore, delete.
+- :class:`ShardedSession`: one session over several daemons (whole tensors per daemon, the
+  one-daemon trajectory bit for bit); :class:`Placement` records where each tensor lives.
 - :mod:`optimizerd.torch`: :class:`~optimizerd.torch.RemoteOptimizer`, a drop-in
   ``torch.optim.Optimizer`` (torch is imported only there).
 - :mod:`optimizerd.optax`: :func:`~optimizerd.optax.remote`, an optax gradient transformation
@@ -29,7 +31,12 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from .placement import Placement
 from .session import Session
+from .sharded import ShardedSession
+from .sharded_checkpoint import ShardedCheckpoint
+from .sharded_client import ShardedClient
+from .sharded_steps import ShardsDisagree
 
 __version__ = "0.1.0"
 
@@ -46,6 +53,11 @@ def __getattr__(name: str):
 __all__ = [
     "Client",
     "Session",
+    "ShardedSession",
+    "ShardedClient",
+    "ShardedCheckpoint",
+    "ShardsDisagree",
+    "Placement",
     "OPTIMIZERS",
     "SESSION_OPTIONS",
     "OptimizerdError",

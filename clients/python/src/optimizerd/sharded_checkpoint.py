@@ -33,6 +33,11 @@ class ShardedCheckpoint:
     placement: str
     shards: list[bytes]
 
+    def as_dict(self) -> dict[str, Any]:
+        """``{"placement": str, "shards": [bytes, ...]}``: plain values (e.g. for a
+        ``torch.save`` that ``torch.load(weights_only=True)`` reads back)."""
+        return {"placement": self.placement, "shards": list(self.shards)}
+
     def save(self, directory: Union[str, Path]) -> Path:
         """Writes ``placement.json`` and ``shard-<k>.safetensors`` into ``directory``."""
         folder = Path(directory)

@@ -33,6 +33,9 @@ from .backward_stream import BackwardStream
 from .client import SESSION_OPTIONS, Client
 from .delayed_steps import DelayedSteps
 from .session import Compress, Session, parse_metadata
+from .sharded import ShardedSession
+from .sharded_checkpoint import ShardedCheckpoint
+from .sharded_client import ShardedClient
 from .torch_support import (
     _MISSING,
     _effective_hyperparameters,
@@ -67,6 +70,10 @@ class RemoteOptimizer(Optimizer):
             (``{"params": ..., "lr": ...}``) whose ``params`` are tensors or ``(name, tensor)``.
         url: the daemon's URL (default: ``$OPTIMIZERD_URL``). Not needed with ``client`` or a
             :class:`~optimizerd.Session` as ``session``.
+        urls: several daemons' URLs instead of ``url``: the session is a
+            :class:`~optimizerd.ShardedSession` (whole tensors per daemon, the same trajectory as
+            one daemon bit for bit); ``session`` may then be a ``ShardedSession`` or its
+            placement's JSON. Not with ``overlap="backward"``.
         optimizer: the daemon's optimizer (``adam``, ``adamw``, ``sgd``, ``adafactor``, ``momo``,
             ``momo_adam``, ``mtadam``, ``acclip``).
         token: the session's token, to attach by id (``session="<id>"``).
@@ -111,6 +118,7 @@ class RemoteOptimizer(Optimizer):
         url: Optional[str] = None,
         optimizer: str = "adam",
         *,
+        urls: Optional[Sequence[str]] = None,
         token: Optional[str] = None,
         admin_token: Optional[str] = None,
         session: Union[Session, str, None] = None,
@@ -139,10 +147,14 @@ class RemoteOptimizer(Optimizer):
         self._ready = False
         super().__init__(_normalize_groups(params), hyperparameters)
 
-        if isinstance(session, Session):
+        if isinstance(session, (Session, ShardedSession)):
             self.client = client or session.client
             self.session = session
         else:
+            if client is None and urls:
+                client = ShardedClient(
+                    urls, admin_token=admin_token, timeout=timeout, retries=retries, backoff=backoff
+                )
             if client is None:
                 url = url or os.environ.get("OPTIMIZERD_URL")
                 if not url:
@@ -164,10 +176,10 @@ class RemoteOptimizer(Optimizer):
                 raise ValueError('overlap="delayed" is not for mtadam (step_terms)')
             self._delayed = DelayedSteps(self)
         elif overlap == "backward":
-            if self.optimizer_name in _NEEDS_EVERY_PARAMETER or compress:
+            if self.optimizer_name in _NEEDS_EVERY_PARAMETER or compress or urls:
                 raise ValueError(
-                    f'overlap="backward" needs an optimizer without loss or terms and no compress; '
-                    f"got {self.optimizer_name!r}, compress={compress!r}"
+                    f'overlap="backward" needs one daemon, an optimizer without loss or terms and no '
+                    f"compress; got {self.optimizer_name!r}, compress={compress!r}, urls={urls!r}"
                 )
             self._stream = BackwardStream(self)
         elif overlap is not None:
@@ -462,7 +474,7 @@ class RemoteOptimizer(Optimizer):
             "session_id": self.session.id,
             "optimizer": self.optimizer_name,
             "step": self.session.last_step,
-            "checkpoint": self.session.checkpoint(),
+            "checkpoint": _plain(self.session.checkpoint()),
         }
         return state
 
@@ -535,3 +547,8 @@ class RemoteOptimizer(Optimizer):
                     p.copy_(torch.from_numpy(value).reshape(p.shape))
         if written:
             torch.autograd.graph.increment_version(written)
+
+
+def _plain(checkpoint: Any) -> Any:
+    """A checkpoint as plain values (a sharded one as its dict)."""
+    return checkpoint.as_dict() if isinstance(checkpoint, ShardedCheckpoint) else checkpoint
