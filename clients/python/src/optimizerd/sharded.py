@@ -292,10 +292,7 @@ class ShardedSession(ShardedSteps):
             if self._pending is not None:
                 self.sync()  # raises ShardsDisagree while the shards differ
             number = self.last_step + 1
-            splits = [
-                parts.split(routed, parts.body_limit(self.sessions[i], part_bytes), dtype) if routed else [{}]
-                for i, routed in enumerate(self.route(tensors))
-            ]
+            splits = self.split_shards(tensors, dtype, part_bytes)
             scalars = self.fold(self.stage_shards(number, splits, dtype=dtype, compress=compress), meta)
         self._pending = (number, digest, splits, scalars)
         try:

@@ -41,6 +41,17 @@ class ShardedSteps:
     attempts: int
     optimizer: str
     _each: Callable[..., list[Any]]
+    route: Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+
+    def split_shards(
+        self, tensors: Mapping[str, Any], dtype: str = "f32", part_bytes: int = parts.DEFAULT_PART_BYTES
+    ) -> list[list[dict[str, Any]]]:
+        """Per shard, its tensors of a step (:meth:`route`) in parts under ``part_bytes`` and the
+        shard's body limit; a shard with none gets one empty part, so every shard commits."""
+        return [
+            parts.split(routed, parts.body_limit(self.sessions[i], part_bytes), dtype) if routed else [{}]
+            for i, routed in enumerate(self.route(tensors))
+        ]
 
     def stage_shards(
         self,
