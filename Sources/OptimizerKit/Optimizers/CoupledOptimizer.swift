@@ -12,6 +12,9 @@ struct CoupledStepInput {
     let global: StateSlots
     /// The batch loss at the pre-step parameters.
     let loss: Double
+    /// The session-wide sums from the caller, when the session's tensors are spread over daemons;
+    /// nil: this session's own (it holds every tensor).
+    let totals: MomoTotals?
     /// Threads available.
     let parallelism: Parallelism
 }
@@ -30,6 +33,9 @@ protocol CoupledOptimizer: Sendable {
     init(_ reader: inout HyperparameterReader) throws
     /// Applies one step to every tensor.
     func step(_ input: CoupledStepInput) -> CoupledStepResult
+    /// Each tensor's contribution to the step's sums, in session order, as ``step(_:)`` would compute
+    /// it (the same bits); changes nothing.
+    func tensorTotals(_ input: CoupledStepInput) -> [MomoTotals]
     /// The float elements of the tensor slots a step creates for a parameter of `shape`.
     func stateElements(for shape: TensorShape) -> Int
 }

@@ -16,6 +16,10 @@ import Foundation
 /// (γ, the average of ⟨θ, g⟩); session-wide (see ``MomoGlobalState``) `step` (k), `loss_avg` (f̄), `lb`
 /// and `initial_lb`.
 ///
+/// When the session's tensors are spread over several daemons, each answers its tensors' sums
+/// (``tensorTotals(_:)``, pass 1 on a scratch copy) and the step takes the caller's fold of them
+/// (``CoupledStepInput/totals``) instead of its own; see ``MomoTotals``.
+///
 /// A tensor uploaded after the first step starts its average the way momo-opt starts every tensor at
 /// k = 1 (d ← g and γ ← ⟨θ, g⟩, or zeros with `bias_correction`); momo-opt itself cannot take one.
 struct Momo: CoupledOptimizer {
@@ -55,33 +59,17 @@ struct Momo: CoupledOptimizer {
         global.lossAverage = lossAverage
         let rho = biasCorrection ? 1 - pow(beta, k) : 1
 
-        // Pass 1: d and γ of every tensor, and the global sums.
-        var totals = MomoStepSize.Totals()
+        // Pass 1: d and γ of every tensor, and the global sums (or the caller's, over shards).
+        var totals = MomoTotals()
         for index in input.parameters.indices {
-            let parameter = input.parameters[index]
             let state = input.states[index]
             let startFromGradient = !biasCorrection && state.existingTensor("grad_avg") == nil
-            let average = state.tensor("grad_avg", shape: parameter.shape)
-            let sums = MomoKernel.Momentum.accumulate(
-                MomoKernel.Momentum.Buffers(
-                    parameter: UnsafePointer(parameter.pointer),
-                    gradient: input.gradientPointer(index),
-                    gradientAverage: average.pointer
-                ),
-                count: parameter.count,
-                MomoKernel.Momentum.Coefficients(
-                    beta: Float(beta),
-                    oneMinusBeta: Float(1 - beta),
-                    gradientScale: input.gradientScale,
-                    startFromGradient: startFromGradient
-                ),
-                parallelism: input.parallelism
-            )
-            let previousGamma = startFromGradient ? sums.parameterDotGradient : state.scalar("grad_dot_w") ?? 0
-            let gamma = beta * previousGamma + (1 - beta) * sums.parameterDotGradient
-            state.setScalar("grad_dot_w", gamma)
-            totals.add(sums, gamma: gamma)
+            let average = state.tensor("grad_avg", shape: input.parameters[index].shape)
+            let tensor = accumulate(input, index, average: average.pointer, startFromGradient: startFromGradient)
+            state.setScalar("grad_dot_w", tensor.gamma)
+            totals.add(tensor)
         }
+        if let given = input.totals { totals = given }
 
         let (stepSize, nextLowerBound) = MomoStepSize.compute(
             lr: lr, weightDecay: weightDecay, rho: rho, lossAverage: lossAverage, totals: totals,
@@ -108,6 +96,40 @@ struct Momo: CoupledOptimizer {
             )
         }
         return CoupledStepResult(updateSquaredNorm: update, learningRate: stepSize)
+    }
+
+    /// Pass 1 of every tensor on a scratch copy of its average: what ``step(_:)`` adds to its totals.
+    func tensorTotals(_ input: CoupledStepInput) -> [MomoTotals] {
+        input.parameters.indices.map { index in
+            let existing = input.states[index].existingTensor("grad_avg")
+            let scratch = existing?.copy() ?? TensorBuffer(zeros: input.parameters[index].shape)
+            return accumulate(input, index, average: scratch.pointer, startFromGradient: !biasCorrection && existing == nil)
+        }
+    }
+
+    /// Pass 1 of tensor `index`: d ← β·d + (1−β)·g into `average`, and the tensor's sums with its new
+    /// γ (not stored).
+    private func accumulate(
+        _ input: CoupledStepInput, _ index: Int, average: UnsafeMutablePointer<Float>, startFromGradient: Bool
+    ) -> MomoTotals {
+        let parameter = input.parameters[index]
+        let sums = MomoKernel.Momentum.accumulate(
+            MomoKernel.Momentum.Buffers(
+                parameter: UnsafePointer(parameter.pointer),
+                gradient: input.gradientPointer(index),
+                gradientAverage: average
+            ),
+            count: parameter.count,
+            MomoKernel.Momentum.Coefficients(
+                beta: Float(beta),
+                oneMinusBeta: Float(1 - beta),
+                gradientScale: input.gradientScale,
+                startFromGradient: startFromGradient
+            ),
+            parallelism: input.parallelism
+        )
+        let previousGamma = startFromGradient ? sums.parameterDotGradient : input.states[index].scalar("grad_dot_w") ?? 0
+        return MomoTotals(sums, gamma: beta * previousGamma + (1 - beta) * sums.parameterDotGradient)
     }
 }
 
@@ -149,22 +171,6 @@ struct MomoGlobalState {
 
 /// MoMo's adaptive step size τ and its lower-bound update (algorithms.md §5.1; §5.2 with ρ = bc1).
 enum MomoStepSize {
-    /// The session-wide sums of pass 1.
-    struct Totals {
-        /// S_dot = Σ ⟨θ, d⟩ (or Σ ⟨θ, m⟩).
-        var parameterDotAverage = 0.0
-        /// S_γ = Σ γ.
-        var gamma = 0.0
-        /// N = Σ ‖d‖² (or Σ ⟨m, m/P⟩).
-        var averageSquaredNorm = 0.0
-
-        mutating func add(_ sums: MomoKernel.Sums, gamma tensorGamma: Double) {
-            parameterDotAverage += sums.parameterDotAverage
-            gamma += tensorGamma
-            averageSquaredNorm += sums.averageSquaredNorm
-        }
-    }
-
     /// Returns τ and the lower bound for the next step.
     ///
     /// Python's `min`/`max` semantics are kept: τ = lr/ρ unless the Polyak term is smaller, so N = 0
@@ -174,7 +180,7 @@ enum MomoStepSize {
         weightDecay: Double,
         rho: Double,
         lossAverage: Double,
-        totals: Totals,
+        totals: MomoTotals,
         lowerBound: Double,
         initialLowerBound: Double,
         useFstar: Bool

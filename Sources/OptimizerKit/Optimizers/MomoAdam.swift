@@ -47,37 +47,19 @@ struct MomoAdam: CoupledOptimizer {
         let biasCorrection1 = 1 - pow(beta1, k)
         let biasCorrection2 = 1 - pow(beta2, k)
 
-        // Pass 1: m, v and γ of every tensor, and the global sums.
-        let coefficients = MomoKernel.Adam.Coefficients(
-            beta1: Float(beta1),
-            beta2: Float(beta2),
-            oneMinusBeta1: Float(1 - beta1),
-            oneMinusBeta2: Float(1 - beta2),
-            biasCorrection2: Float(biasCorrection2),
-            eps: Float(eps),
-            gradientScale: input.gradientScale
-        )
-        var totals = MomoStepSize.Totals()
+        // Pass 1: m, v and γ of every tensor, and the global sums (or the caller's, over shards).
+        let coefficients = passOneCoefficients(input, biasCorrection2: biasCorrection2)
+        var totals = MomoTotals()
         for index in input.parameters.indices {
             let parameter = input.parameters[index]
             let state = input.states[index]
             let average = state.tensor("grad_avg", shape: parameter.shape)
             let averageSquared = state.tensor("grad_avg_sq", shape: parameter.shape)
-            let sums = MomoKernel.Adam.accumulate(
-                MomoKernel.Adam.Buffers(
-                    parameter: UnsafePointer(parameter.pointer),
-                    gradient: input.gradientPointer(index),
-                    gradientAverage: average.pointer,
-                    gradientAverageSquared: averageSquared.pointer
-                ),
-                count: parameter.count,
-                coefficients,
-                parallelism: input.parallelism
-            )
-            let gamma = beta1 * (state.scalar("grad_dot_w") ?? 0) + (1 - beta1) * sums.parameterDotGradient
-            state.setScalar("grad_dot_w", gamma)
-            totals.add(sums, gamma: gamma)
+            let tensor = accumulate(input, index, average: average.pointer, averageSquared: averageSquared.pointer, coefficients)
+            state.setScalar("grad_dot_w", tensor.gamma)
+            totals.add(tensor)
         }
+        if let given = input.totals { totals = given }
 
         let lossAverage = beta1 * (global.lossAverage ?? 0) + (1 - beta1) * input.loss
         global.lossAverage = lossAverage
@@ -117,5 +99,53 @@ struct MomoAdam: CoupledOptimizer {
             )
         }
         return CoupledStepResult(updateSquaredNorm: update, learningRate: stepSize)
+    }
+
+    /// Pass 1 of every tensor on scratch copies of its moments: what ``step(_:)`` adds to its totals.
+    func tensorTotals(_ input: CoupledStepInput) -> [MomoTotals] {
+        let k = MomoGlobalState(input.global, configuredLowerBound: lowerBound).step + 1
+        let coefficients = passOneCoefficients(input, biasCorrection2: 1 - pow(beta2, k))
+        return input.parameters.indices.map { index in
+            let shape = input.parameters[index].shape
+            let state = input.states[index]
+            let average = state.existingTensor("grad_avg")?.copy() ?? TensorBuffer(zeros: shape)
+            let averageSquared = state.existingTensor("grad_avg_sq")?.copy() ?? TensorBuffer(zeros: shape)
+            return accumulate(input, index, average: average.pointer, averageSquared: averageSquared.pointer, coefficients)
+        }
+    }
+
+    /// The constants of pass 1 at a step whose second bias correction is `biasCorrection2`.
+    private func passOneCoefficients(_ input: CoupledStepInput, biasCorrection2: Double) -> MomoKernel.Adam.Coefficients {
+        MomoKernel.Adam.Coefficients(
+            beta1: Float(beta1),
+            beta2: Float(beta2),
+            oneMinusBeta1: Float(1 - beta1),
+            oneMinusBeta2: Float(1 - beta2),
+            biasCorrection2: Float(biasCorrection2),
+            eps: Float(eps),
+            gradientScale: input.gradientScale
+        )
+    }
+
+    /// Pass 1 of tensor `index`: m and v updated in `average` and `averageSquared`, and the tensor's
+    /// sums with its new γ (not stored).
+    private func accumulate(
+        _ input: CoupledStepInput, _ index: Int, average: UnsafeMutablePointer<Float>,
+        averageSquared: UnsafeMutablePointer<Float>, _ coefficients: MomoKernel.Adam.Coefficients
+    ) -> MomoTotals {
+        let parameter = input.parameters[index]
+        let sums = MomoKernel.Adam.accumulate(
+            MomoKernel.Adam.Buffers(
+                parameter: UnsafePointer(parameter.pointer),
+                gradient: input.gradientPointer(index),
+                gradientAverage: average,
+                gradientAverageSquared: averageSquared
+            ),
+            count: parameter.count,
+            coefficients,
+            parallelism: input.parallelism
+        )
+        let gamma = beta1 * (input.states[index].scalar("grad_dot_w") ?? 0) + (1 - beta1) * sums.parameterDotGradient
+        return MomoTotals(sums, gamma: gamma)
     }
 }

@@ -88,6 +88,10 @@ extension OptimizerSession {
         let config = configuration
         let terms = config.terms
         let (termWeights, unscale) = try checkScalars(loss: scalars.loss, termWeights: scalars.termWeights, gradScale: scalars.gradScale)
+        if scalars.momoTotals != nil, !config.optimizer.isCoupled {
+            throw OptimizerError.stepInput(
+                "momo_totals", "only momo and momo_adam sessions take the sums of a sharded step; this session is \(config.optimizer.rawValue)")
+        }
         guard scalars.termSquaredNorms.count == terms else {
             throw OptimizerError.stepInput("term_squared_norms", "expected \(terms) values (one per loss term), got \(scalars.termSquaredNorms.count)")
         }
@@ -122,7 +126,7 @@ extension OptimizerSession {
             )
             return PreparedStep(
                 baseStep: step, telemetry: telemetry, skipped: true, slots: [], squared: [], clipCoefficients: [],
-                scales: [], termWeights: [], loss: nil, parallelism: parallelism
+                scales: [], termWeights: [], loss: nil, momoTotals: nil, parallelism: parallelism
             )
         }
 
@@ -148,7 +152,7 @@ extension OptimizerSession {
         return PreparedStep(
             baseStep: step, telemetry: telemetry, skipped: false, slots: resolved.slots, squared: squared,
             clipCoefficients: clipCoefficients, scales: scales, termWeights: termWeights, loss: scalars.loss,
-            parallelism: parallelism
+            momoTotals: scalars.momoTotals, parallelism: parallelism
         )
     }
 
@@ -180,6 +184,7 @@ extension OptimizerSession {
                     states: states,
                     global: globalState,
                     loss: prepared.loss!,
+                    totals: prepared.momoTotals,
                     parallelism: parallelism
                 )
             )
@@ -233,6 +238,8 @@ public struct PreparedStep {
     let scales: [Float]
     let termWeights: [Double]
     let loss: Double?
+    /// The caller's session-wide MoMo sums (a sharded step), else nil.
+    let momoTotals: MomoTotals?
     let parallelism: Parallelism
 }
 

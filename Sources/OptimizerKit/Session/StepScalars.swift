@@ -12,7 +12,10 @@
 /// - the global gradient norm is √(left fold from 0.0 of `termSquaredNorms`), and term k's clip
 ///   coefficient is `min(1, clip_grad_norm / (√termSquaredNorms[k] + 1e-6))`;
 /// - `nonfinite` is the first tensor, terms first then parameter order, whose sum of squares is
-///   not finite (or `"loss"` when the loss of MoMo/MoMo-Adam is not).
+///   not finite (or `"loss"` when the loss of MoMo/MoMo-Adam is not);
+/// - MoMo's and MoMo-Adam's `momoTotals` (only from a caller whose session is spread over daemons)
+///   fold each tensor's ``MomoTotals`` from zero in the parameter order; without them a session
+///   folds its own tensors' values the same way.
 public struct StepScalars: Sendable, Equatable, Codable {
     /// Per loss term, the squared gradient norm over every parameter of the session (see above).
     public var termSquaredNorms: [Double]
@@ -24,17 +27,20 @@ public struct StepScalars: Sendable, Equatable, Codable {
     public var termWeights: [Double]?
     /// Divide every gradient by this first.
     public var gradScale: Double?
+    /// MoMo / MoMo-Adam over shards: the session-wide sums of the step size (nil: this session's own).
+    public var momoTotals: MomoTotals?
 
     /// Creates scalars.
     public init(
         termSquaredNorms: [Double], nonfinite: String? = nil, loss: Double? = nil, termWeights: [Double]? = nil,
-        gradScale: Double? = nil
+        gradScale: Double? = nil, momoTotals: MomoTotals? = nil
     ) {
         self.termSquaredNorms = termSquaredNorms
         self.nonfinite = nonfinite
         self.loss = loss
         self.termWeights = termWeights
         self.gradScale = gradScale
+        self.momoTotals = momoTotals
     }
 
     /// The JSON names of the members.
@@ -43,6 +49,7 @@ public struct StepScalars: Sendable, Equatable, Codable {
         case termSquaredNorms = "term_squared_norms"
         case termWeights = "term_weights"
         case gradScale = "grad_scale"
+        case momoTotals = "momo_totals"
     }
 
     /// The scalars of a step whose every gradient is at hand, in the contract's order.

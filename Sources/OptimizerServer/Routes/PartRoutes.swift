@@ -14,6 +14,7 @@ struct PartRoutes {
             middleware: SessionAuthMiddleware(registry: dependencies.sessions, admin: dependencies.admin))
         steps.put("{n}/parts/{part}", use: putPart)
         steps.post("{n}/commit", use: commit)
+        steps.post("{n}/momo-sums", use: momoSums)
         steps.delete("{n}", use: drop)
     }
 
@@ -48,6 +49,15 @@ struct PartRoutes {
         )
     }
 
+    /// `POST /v1/sessions/{id}/steps/{n}/momo-sums` (JSON: the commit's body without `momo_totals`) →
+    /// ``MomoSumsAnswer``.
+    @Sendable func momoSums(_ request: Request, context: Context) async throws -> Response {
+        let session = try context.requireSession()
+        let n = try Self.stepNumber(context)
+        let body = try await dependencies.bodies.readJSON(CommitBody.self, from: request)
+        return try JSONCoding.response(try await session.momoSums(step: n, scalars: body.scalars, parts: body.parts))
+    }
+
     /// `DELETE /v1/sessions/{id}/steps/{n}` → 204 (the staged parts dropped), 404 when none were staged.
     @Sendable func drop(_ request: Request, context: Context) async throws -> Response {
         let n = try Self.stepNumber(context)
@@ -68,14 +78,15 @@ struct PartRoutes {
 
 /// The JSON body of a commit: ``StepScalars`` with unknown members refused, and non-finite numbers
 /// accepted as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (a skipped step's loss), plus
-/// `parts`, the number of parts the caller staged (so parts lost in a restart are noticed).
+/// `parts`, the number of parts the caller staged (so parts lost in a restart are noticed). The same
+/// body asks `momo-sums` for a step's MoMo sums (without `momo_totals`).
 struct CommitBody: Decodable, Sendable {
     var scalars: StepScalars
     var parts: Int?
 
     init(from decoder: any Decoder) throws {
         let members = try decoder.container(keyedBy: MemberKey.self)
-        try members.rejectUnknownMembers(["term_squared_norms", "nonfinite", "loss", "term_weights", "grad_scale", "parts"])
+        try members.rejectUnknownMembers(["term_squared_norms", "nonfinite", "loss", "term_weights", "grad_scale", "parts", "momo_totals"])
         parts = try members.decodeIfPresent(Int.self, forKey: MemberKey("parts"))
         if let parts, parts < 0 {
             throw DecodingError.dataCorruptedError(
@@ -102,12 +113,29 @@ struct CommitBody: Decodable, Sendable {
             nonfinite: try container.decodeIfPresent(String.self, forKey: .nonfinite),
             loss: try Self.number(container, .loss),
             termWeights: termWeights,
-            gradScale: gradScale
+            gradScale: gradScale,
+            momoTotals: try Self.momoTotals(container)
         )
     }
 
+    /// `momo_totals`: an object of exactly the three sums, each a number or a non-finite string.
+    private static func momoTotals(_ container: KeyedDecodingContainer<StepScalars.CodingKeys>) throws -> MomoTotals? {
+        guard container.contains(.momoTotals), try !container.decodeNil(forKey: .momoTotals) else { return nil }
+        let members = try container.nestedContainer(keyedBy: MemberKey.self, forKey: .momoTotals)
+        try members.rejectUnknownMembers(Set(MomoTotals.CodingKeys.allCases.map(\.stringValue)))
+        let totals = try container.nestedContainer(keyedBy: MomoTotals.CodingKeys.self, forKey: .momoTotals)
+        func sum(_ key: MomoTotals.CodingKeys) throws -> Double {
+            guard let value = try number(totals, key) else {
+                throw DecodingError.keyNotFound(key, .init(codingPath: totals.codingPath, debugDescription: "momo_totals needs \(key.stringValue)"))
+            }
+            return value
+        }
+        return MomoTotals(
+            parameterDotAverage: try sum(.parameterDotAverage), gamma: try sum(.gamma), averageSquaredNorm: try sum(.averageSquaredNorm))
+    }
+
     /// A number, or one of the strings `NaN`, `Infinity`, `-Infinity`.
-    private static func number(_ container: KeyedDecodingContainer<StepScalars.CodingKeys>, _ key: StepScalars.CodingKeys) throws -> Double? {
+    private static func number<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, _ key: Key) throws -> Double? {
         if let value = try? container.decodeIfPresent(Double.self, forKey: key) { return value }
         guard let text = try container.decodeIfPresent(String.self, forKey: key) else { return nil }
         switch text {

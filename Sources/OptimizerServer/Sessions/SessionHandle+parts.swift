@@ -26,6 +26,14 @@ extension SessionHandle {
         }
     }
 
+    /// The MoMo sums of staged step `n` (see ``SessionState/momoSums(step:scalars:parts:parallelism:)``).
+    func momoSums(step n: Int, scalars: StepScalars, parts: Int?) async throws -> MomoSumsAnswer {
+        let parallelism = self.parallelism
+        return try await withState { state in
+            try state.momoSums(step: n, scalars: scalars, parts: parts, parallelism: parallelism)
+        }
+    }
+
     /// Drops the staged parts of step `n`; false when none were staged.
     func dropStagedStep(_ n: Int) async throws -> Bool {
         try await withState { state in state.dropStagedStep(n) }

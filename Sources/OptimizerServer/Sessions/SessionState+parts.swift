@@ -92,16 +92,7 @@ extension SessionState {
                 "commit of step \(n) but the session is at step \(current): commit step \(current + 1)\(current > 0 ? ", or \(current) to retry the last one" : "")"
             )
         }
-        let staged = stagedStep.flatMap { $0.staged.step == n && !$0.isStale(for: session) ? $0.staged : nil } ?? StagedStep(step: n, for: session)
-        let stagedParts = stagedStep?.staged === staged ? stagedStep?.order.count ?? 0 : 0
-        if let parts, parts != stagedParts {
-            throw ProblemError.unprocessable(
-                "missing-parts", "parts: the commit counts \(parts) part(s) of step \(n) but \(stagedParts) are staged; send the missing parts again")
-        }
-        if parts == nil, stagedParts == 0 {
-            throw ProblemError.unprocessable(
-                "missing-parts", "parts: no parts are staged for step \(n); send them (again), or commit with \"parts\": 0 for an empty step")
-        }
+        let staged = try stagedStep(n, parts: parts, purpose: "commit")
         var timing = ServerTiming()
         let start = ContinuousClock.now
         let prepared = try session.prepareStep(staged, scalars: scalars, parallelism: parallelism)
@@ -125,6 +116,26 @@ extension SessionState {
         lastStep = applied
         let body = try timing.measure("encode") { try response(for: applied, options: options) }
         return StepOutcome(body: body, telemetry: applied.telemetry, isRetry: false, timing: timing)
+    }
+
+    /// The staged step `n` (the session is at step `n` − 1), empty when nothing is staged.
+    ///
+    /// `parts` is how many parts the caller staged: when given it must match, and when not, at least
+    /// one part must be staged. `purpose` names the request in the errors ("commit").
+    ///
+    /// - Throws: ``ProblemError`` (422 missing-parts).
+    func stagedStep(_ n: Int, parts: Int?, purpose: String) throws -> StagedStep {
+        let staged = stagedStep.flatMap { $0.staged.step == n && !$0.isStale(for: session) ? $0.staged : nil } ?? StagedStep(step: n, for: session)
+        let stagedParts = stagedStep?.staged === staged ? stagedStep?.order.count ?? 0 : 0
+        if let parts, parts != stagedParts {
+            throw ProblemError.unprocessable(
+                "missing-parts", "parts: the \(purpose) counts \(parts) part(s) of step \(n) but \(stagedParts) are staged; send the missing parts again")
+        }
+        if parts == nil, stagedParts == 0 {
+            throw ProblemError.unprocessable(
+                "missing-parts", "parts: no parts are staged for step \(n); send them (again), or \(purpose) with \"parts\": 0 for an empty step")
+        }
+        return staged
     }
 
     /// Drops the staged parts of step `n`; false when none were staged for it.
