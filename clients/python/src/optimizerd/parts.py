@@ -23,7 +23,17 @@ from .errors import NotFound
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
-__all__ = ["DEFAULT_PART_BYTES", "body_limit", "split", "commit_scalars", "send_step", "stage", "commit"]
+__all__ = [
+    "DEFAULT_PART_BYTES",
+    "MOMO_SUMS",
+    "body_limit",
+    "split",
+    "commit_scalars",
+    "fold_momo_totals",
+    "send_step",
+    "stage",
+    "commit",
+]
 
 #: Parts are at most this large unless the daemon's body limit is smaller.
 DEFAULT_PART_BYTES = 64 << 20
@@ -31,6 +41,8 @@ DEFAULT_PART_BYTES = 64 << 20
 _HEADER_BYTES_PER_TENSOR = 160
 _HEADER_BYTES = 512
 _COUPLED = ("momo", "momo_adam")
+#: The members of a tensor's MoMo step size sums and of their fold (``momo_totals``).
+MOMO_SUMS = ("parameter_dot_average", "gamma", "average_squared_norm")
 
 
 def body_limit(session: Session, part_bytes: int) -> int:
@@ -123,11 +135,7 @@ def commit_scalars(
         value = float(sum(value)) if isinstance(value, list) else value
         if nonfinite is None and optimizer in _COUPLED and not math.isfinite(value):
             nonfinite = "loss"
-        body["loss"] = (
-            value
-            if math.isfinite(value)
-            else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
-        )
+        body["loss"] = _json_number(value)
     if nonfinite is not None:
         body["nonfinite"] = nonfinite
     if term_weights is not None:
@@ -135,6 +143,37 @@ def commit_scalars(
     if grad_scale is not None:
         body["grad_scale"] = float(grad_scale)
     return body
+
+
+def fold_momo_totals(sums: Mapping[str, Mapping[str, Any]], parameter_order: Sequence[str]) -> dict[str, Any]:
+    """The commit's ``momo_totals`` of a ``momo``/``momo_adam`` step sharded over daemons: each
+    parameter's sums (every daemon's :meth:`Session.momo_sums <optimizerd.Session.momo_sums>`
+    answer, merged) added member by member from 0.0 in ``parameter_order``, the session's global
+    parameter order. That is the order a daemon holding every tensor folds its own in, so every
+    shard computes its step size bit for bit. Non-finite totals are written as the strings the
+    daemon reads (``"NaN"``, ``"Infinity"``, ``"-Infinity"``).
+
+    Raises:
+        ValueError: a parameter of the order has no sums, or sums name a parameter not in it.
+    """
+    missing = [name for name in parameter_order if name not in sums]
+    unknown = sorted(set(sums) - set(parameter_order))
+    if missing or unknown:
+        raise ValueError(
+            f"momo sums must cover exactly the session's parameters: missing {missing[:5]}, unknown {unknown[:5]}"
+        )
+    totals = dict.fromkeys(MOMO_SUMS, 0.0)
+    for name in parameter_order:
+        for key in MOMO_SUMS:
+            totals[key] += float(sums[name][key])
+    return {key: _json_number(value) for key, value in totals.items()}
+
+
+def _json_number(value: float) -> Any:
+    """``value``, or the string the daemon reads for a non-finite one."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def send_step(

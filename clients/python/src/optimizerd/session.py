@@ -326,6 +326,41 @@ class Session:
         self.last_step = int(result.get("step", step_number))
         return (None if return_ == "none" else arrays), result
 
+    def momo_sums(self, step: int, scalars: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        """``POST /v1/sessions/{id}/steps/{step}/momo-sums``: this daemon's share of the step size
+        sums of a ``momo``/``momo_adam`` step whose tensors are spread over several daemons.
+
+        The second round of such a step, after its parts are staged on every daemon: ``scalars``
+        is the commit body without ``momo_totals`` (``term_squared_norms``, ``loss``,
+        ``grad_scale``, ``parts``, ... as :func:`optimizerd.parts.commit_scalars` folds them from
+        every daemon's part answers). Fold the answers of every daemon with
+        :func:`optimizerd.parts.fold_momo_totals` in the global parameter order, then commit on
+        every daemon with ``{**scalars, "momo_totals": totals}``: each computes the step size one
+        daemon holding every tensor would, bit for bit. Read-only: asking again answers the same.
+
+        Returns:
+            parameter name → ``{"parameter_dot_average": ⟨θ, d⟩, "gamma": γ,
+            "average_squared_norm": ‖d‖²}`` (MoMo-Adam: ⟨θ, m⟩ and ⟨m, m/P⟩), floats (a
+            non-finite one as ``nan``/``inf``), for every parameter this daemon holds.
+
+        Raises:
+            StepConflict: ``step`` is not this session's next step.
+            Unprocessable: not a MoMo session, parts or gradients missing, a skipped step
+                (``nonfinite`` given), or a bad scalar; the field is named.
+        """
+        body = Body(json.dumps(dict(scalars)).encode(), [])
+        answer, _ = self._exchange(
+            "POST",
+            f"/steps/{int(step)}/momo-sums",
+            _read_json,
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
+        return {
+            name: {key: float(value) for key, value in sums.items()}
+            for name, sums in answer["tensors"].items()
+        }
+
     def _next_step_number(
         self, tensors: Mapping[str, Any], meta: Mapping[str, str], dtype: str, return_: str
     ) -> int:
