@@ -13,6 +13,8 @@ let swiftSettings: [SwiftSetting] = [
 /// daemon refuses to start on a CPU without AVX2 with a message saying how to build for it:
 /// OPTIMIZERD_PORTABLE=1 swift build ... targets the baseline instead.
 /// (Swift never contracts a*b+c into an FMA, so results are the same bits with either target.)
+/// The C kernels in CVectorMath do not depend on this: each is compiled for AVX-512, AVX2 and the
+/// baseline with target attributes, and `KernelVariant` picks one at run time.
 let kernelSettings: [SwiftSetting] = {
     #if arch(x86_64)
     if Context.environment["OPTIMIZERD_PORTABLE"].map({ !$0.isEmpty && $0 != "0" }) != true {

@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import OptimizerKit
 import Prometheus
 
 /// Builds the daemon: routes, middleware, the compute pool and the HTTP server, ready to
@@ -87,6 +88,7 @@ public func buildApplication(
             "limits.max_memory.source": .string(memory.source),
             "memory.used": .stringConvertible(memory.used),
             "compute.threads": .stringConvertible(pool.threads),
+            "compute.kernels": .string(KernelVariant.active.rawValue),
             "store.directory": .string(configuration.dataDirectory ?? "(memory only)"),
             "store.fsync": .string(configuration.fsync.rawValue),
             "sessions.recovered": .stringConvertible(storage.recoveryReport.recovered),

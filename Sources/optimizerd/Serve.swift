@@ -15,7 +15,10 @@ struct Serve: AsyncParsableCommand {
             the command line wins. OPTIMIZERD_ADMIN_TOKEN may hold the admin token itself. \
             Every session is kept in --data-dir: a snapshot plus a write-ahead log of the requests \
             that changed it. A restarted daemon continues every session exactly where it was; with \
-            --fsync always, no step whose response was sent is ever lost, even to kill -9 or power loss.
+            --fsync always, no step whose response was sent is ever lost, even to kill -9 or power loss. \
+            The optimizer kernels use the widest instruction set this CPU runs (avx512, avx2 or \
+            baseline; logged at start, and `kernels` in GET /v1/limits); OPTIMIZERD_KERNELS=avx2 \
+            forces one (the results are the same bits, only the speed differs).
             """
     )
 
@@ -43,6 +46,11 @@ struct Serve: AsyncParsableCommand {
                 "this build's optimizer kernels need a CPU with \(KernelTarget.requiredInstructionSet ?? "?") (x86-64-v3), "
                     + "and this one lacks it; build a portable daemon with OPTIMIZERD_PORTABLE=1 swift build -c release"
             )
+        }
+        do {
+            _ = try KernelVariant.select(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.description)
         }
         let settings = Settings(command: self, environment: ProcessInfo.processInfo.environment)
         let configuration = try settings.configuration()

@@ -46,8 +46,4 @@ static inline __attribute__((always_inline)) optimizerd_float8 optimizerd_fma8(o
     return __builtin_elementwise_fma(a, b, c);
 }
 
-// 1 when this CPU runs AVX2 code (always 1 off x86-64). Compiled without AVX2 itself, so the
-// daemon can ask before it runs any kernel built for x86-64-v3.
-int optimizerd_cpu_supports_avx2(void);
-
 #endif

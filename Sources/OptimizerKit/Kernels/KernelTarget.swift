@@ -1,6 +1,5 @@
-import CVectorMath
-
-/// The instruction set the kernels were compiled for (see `kernelSettings` in Package.swift).
+/// The instruction set OptimizerKit's Swift kernels were compiled for (see `kernelSettings` in
+/// Package.swift); the C kernels pick theirs at run time (``KernelVariant``).
 public enum KernelTarget {
     /// "AVX2" when OptimizerKit was built for x86-64-v3, nil for a portable build.
     public static let requiredInstructionSet: String? = {
@@ -14,6 +13,6 @@ public enum KernelTarget {
     /// Whether this CPU can run the kernels. Ask before the first step: on a CPU without the
     /// instruction set the kernels stop with an illegal-instruction signal.
     public static var isSupportedByThisCPU: Bool {
-        requiredInstructionSet == nil || optimizerd_cpu_supports_avx2() != 0
+        requiredInstructionSet == nil || KernelVariant.avx2.isSupportedByThisCPU
     }
 }

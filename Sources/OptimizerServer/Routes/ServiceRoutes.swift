@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OptimizerKit
 import Prometheus
 
 /// `/healthz`, `/readyz`, `/v1/limits`, `/metrics` and `/openapi.yaml`: no authentication, no session work.
@@ -20,7 +21,8 @@ struct ServiceRoutes {
                 ServiceLimits(
                     maxBodyBytes: dependencies.bodies.maxBytes,
                     stagedStepTTLSeconds: Double(dependencies.stagedStepTTL.components.seconds)
-                        + Double(dependencies.stagedStepTTL.components.attoseconds) * 1e-18))
+                        + Double(dependencies.stagedStepTTL.components.attoseconds) * 1e-18,
+                    kernels: KernelVariant.active.rawValue))
         }
         router.get("readyz") { _, _ in
             let storage = dependencies.sessions.storage
@@ -60,10 +62,13 @@ struct ServiceRoutes {
         var maxBodyBytes: Int
         /// `--staged-step-ttl` in seconds.
         var stagedStepTTLSeconds: Double
+        /// The instruction-set variant of the optimizer kernels (``KernelVariant``).
+        var kernels: String
 
         enum CodingKeys: String, CodingKey {
             case maxBodyBytes = "max_body_bytes"
             case stagedStepTTLSeconds = "staged_step_ttl_seconds"
+            case kernels
         }
     }
 

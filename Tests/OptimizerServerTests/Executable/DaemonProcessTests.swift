@@ -9,12 +9,13 @@ struct DaemonProcessTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("optimizerd")
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary.path)), .timeLimit(.minutes(1)))
-    func servesAndShutsDownGracefullyOnSIGTERM() async throws {
+    /// Starts `optimizerd serve` on a free port with `environment` and returns it with its port and
+    /// the log up to "listening on".
+    static func start(environment: [String: String]) async throws -> (Process, Pipe, Int, String) {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = ["serve"]
-        process.environment = ["OPTIMIZERD_PORT": "0", "OPTIMIZERD_LOG_LEVEL": "info", "OPTIMIZERD_COMPUTE_THREADS": "1"]
+        process.environment = environment.merging(["OPTIMIZERD_PORT": "0"]) { $1 }
         let errors = Pipe()
         process.standardError = errors
         try process.run()
@@ -30,12 +31,34 @@ struct DaemonProcessTests {
             }
             return text
         }
-        let port = try #require(log.split(separator: "listening on 127.0.0.1:").last.flatMap { Int($0.prefix { $0.isNumber }) }, "\(log)")
-        let health = try await NIOThreadPool.singleton.runIfActive {
+        let port = log.split(separator: "listening on 127.0.0.1:").last.flatMap { Int($0.prefix { $0.isNumber }) }
+        guard let port else {
+            process.terminate()
+            process.waitUntilExit()
+            throw DaemonDidNotStart(log: log)
+        }
+        return (process, errors, port, log)
+    }
+
+    struct DaemonDidNotStart: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "optimizerd did not start: \(log)" }
+    }
+
+    /// Sends one GET and returns the raw response up to the end of its JSON object.
+    static func get(_ path: String, port: Int) async throws -> String {
+        try await NIOThreadPool.singleton.runIfActive {
             let socket = try RawSocket(port: port)
-            try socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            try socket.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
             return try socket.receive(until: "}", seconds: 5)
         }
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary.path)), .timeLimit(.minutes(1)))
+    func servesAndShutsDownGracefullyOnSIGTERM() async throws {
+        let (process, errors, port, _) = try await Self.start(
+            environment: ["OPTIMIZERD_LOG_LEVEL": "info", "OPTIMIZERD_COMPUTE_THREADS": "1"])
+        let health = try await Self.get("/healthz", port: port)
         #expect(health.hasPrefix("HTTP/1.1 200 OK"))
 
         process.terminate()  // SIGTERM

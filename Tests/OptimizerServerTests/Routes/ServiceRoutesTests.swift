@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import OptimizerKit
 import Testing
 
 /// Health, readiness, Prometheus metrics and the OpenAPI document.
@@ -14,6 +15,14 @@ struct ServiceRoutesTests {
             let ready = try jsonObject(try await client.execute(uri: "/readyz", method: .get))
             #expect(ready["status"] as? String == "ready")
             #expect(ready["durability"] is [String: Any], "the documented key (openapi.yaml ReadyStatus)")
+        }
+    }
+
+    @Test func limitsNameTheKernelVariantInUse() async throws {
+        try await makeApp().test(.router) { client in
+            let limits = try jsonObject(try await client.execute(uri: "/v1/limits", method: .get))
+            #expect(limits["kernels"] as? String == KernelVariant.active.rawValue)
+            #expect(KernelVariant.active.isSupportedByThisCPU)
         }
     }
 
