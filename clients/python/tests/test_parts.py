@@ -111,3 +111,25 @@ def test_commit_scalars_fold_in_parameter_order_with_grad_scale():
     )
     assert body["term_squared_norms"] == [0.0 + 0.1 * 0.25 * 0.25 + 2.0 * 0.25 * 0.25]
     assert body["nonfinite"] == "c" and body["grad_scale"] == 4.0
+
+
+def test_a_single_part_goes_as_a_plain_step(client, rng):
+    """One tensor past part_bytes would make a one-part step: no better than a plain step, which
+    needs less of the daemon's memory, so the client sends that."""
+    session = client.create_session("adam", lr=0.1)
+    session.upload_parameters({"w": rng.standard_normal(1000).astype(np.float32)})
+    calls = []
+    original = session._exchange
+
+    def exchange(method, subpath, reader, **kwargs):
+        calls.append(subpath)
+        return original(method, subpath, reader, **kwargs)
+
+    session._exchange = exchange
+    session.step({"w": rng.standard_normal(1000).astype(np.float32)}, part_bytes=300)
+    assert calls == ["/step"]
+    # Two tensors past part_bytes: two parts and a commit.
+    session.upload_parameters({"w": np.zeros(1000, np.float32), "v": np.zeros(1000, np.float32)})
+    calls.clear()
+    session.step({"w": np.ones(1000, np.float32), "v": np.ones(1000, np.float32)}, part_bytes=300)
+    assert [call.rsplit("/", 2)[-2:] for call in calls] == [["parts", "p0"], ["parts", "p1"], ["2", "commit"]]

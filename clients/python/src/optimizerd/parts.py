@@ -47,8 +47,14 @@ MOMO_SUMS = ("parameter_dot_average", "gamma", "average_squared_norm")
 
 def body_limit(session: Session, part_bytes: int) -> int:
     """The largest body to send: ``part_bytes``, or the daemon's ``max_body_bytes`` from
-    ``GET /v1/limits`` when smaller (learned once per client; a daemon without the route has
-    no advertised limit)."""
+    ``GET /v1/limits`` when smaller."""
+    advertised = daemon_body_limit(session)
+    return min(int(part_bytes), advertised) if advertised else int(part_bytes)
+
+
+def daemon_body_limit(session: Session) -> Optional[int]:
+    """The daemon's ``max_body_bytes`` from ``GET /v1/limits``, learned once per client; None for
+    a daemon without the route (no advertised limit)."""
     client = session.client
     limits = getattr(client, "_limits", None)
     if limits is None:
@@ -58,7 +64,7 @@ def body_limit(session: Session, part_bytes: int) -> int:
             limits = {}
         client._limits = limits
     advertised = limits.get("max_body_bytes")
-    return min(int(part_bytes), int(advertised)) if advertised else int(part_bytes)
+    return int(advertised) if advertised else None
 
 
 def split(tensors: Mapping[str, Any], limit: int, dtype: str) -> list[dict[str, Any]]:

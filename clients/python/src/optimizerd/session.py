@@ -295,12 +295,17 @@ class Session:
         body = build_body(tensors, meta, dtype=dtype, buffers=self._buffers)
         params = {"return": return_, "dtype": _dtype_query(response_dtype)}
         limit = _parts.body_limit(self, part_bytes)
+        groups = _parts.split(tensors, limit, dtype) if len(body) > limit else []
+        # One part (a single tensor past part_bytes) is no better than a plain step, which needs
+        # less of the daemon's memory (no staged copy): plain, unless the daemon's limit forbids it.
+        if len(groups) == 1 and len(body) <= (_parts.daemon_body_limit(self) or len(body)):
+            groups = []
         try:
-            if len(body) > limit:
+            if groups:
                 (arrays, raw), answer = _parts.send_step(
                     self,
                     step_number,
-                    _parts.split(tensors, limit, dtype),
+                    groups,
                     meta,
                     dtype=dtype,
                     params=params,
