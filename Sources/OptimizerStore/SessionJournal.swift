@@ -103,19 +103,21 @@ public final class SessionJournal {
             steps: step - logStep, logBytes: log.length, stateBytes: snapshotBytes, elapsed: now - snapshotBegan)
     }
 
-    /// Starts a background snapshot: `snapshot` is encoded now (a copy of the session, so the caller
-    /// may change the session as soon as this returns) and a new log starts at its step, so every
-    /// later record lands after it. Write it with ``SnapshotWrite/write()`` off the session's lock,
+    /// Starts a background snapshot: `snapshot`'s data is copied into `staging` now (a fresh one
+    /// when nil or of another size; pass one made off the session's lock so the copy runs at memcpy
+    /// speed), so the caller may change the session as soon as this returns, and a new log starts at
+    /// its step, so every later record lands after it. Write it with ``SnapshotWrite/write()`` off the session's lock,
     /// then report with ``finishSnapshot(_:error:)``. Until it is complete, recovery uses the previous
     /// snapshot and the logs that follow it, which still hold every step.
     ///
     /// - Precondition: no snapshot is being written, and `snapshot.step` is past ``logStep``.
     /// - Throws: ``StoreError`` when the new log cannot be created; nothing changed then.
-    public func beginSnapshot(_ snapshot: SessionSnapshot, now: ContinuousClock.Instant = .now) throws -> SnapshotWrite {
+    public func beginSnapshot(
+        _ snapshot: SessionSnapshot, staging: SnapshotStaging? = nil, now: ContinuousClock.Instant = .now
+    ) throws -> SnapshotWrite {
         precondition(inFlight == nil && snapshot.step > logStep, "a snapshot is being written, or no step since the last one")
         let write = SnapshotWrite(
-            step: snapshot.step, bytes: try snapshot.encoded(), path: directory + "/" + Self.snapshotName(snapshot.step),
-            directory: directory)
+            staged: try snapshot.stage(into: staging), path: directory + "/" + Self.snapshotName(snapshot.step), directory: directory)
         let newLog = try WriteAheadLog(path: directory + "/" + Self.logName(snapshot.step))
         do {
             try FileSystem.syncDirectory(directory)

@@ -6,40 +6,41 @@ import Glibc
 import Darwin
 #endif
 
-/// A snapshot taken under the session's lock and written without it (``SessionJournal/beginSnapshot(_:now:)``).
+/// A snapshot taken under the session's lock and written without it (``SessionJournal/beginSnapshot(_:staging:now:)``).
 ///
-/// ``write()`` touches only this snapshot's own file, so it runs on any thread while the session
+/// Under the lock the session's data was only copied into a ``SnapshotStaging``; ``write()`` makes
+/// the checksum and header and writes them and the staged data. It touches only this snapshot's own file, so it runs on any thread while the session
 /// steps on; the journal then learns the outcome through ``SessionJournal/finishSnapshot(_:error:)``
 /// under the session's lock again. A journal that replaces its files meanwhile (a checkpoint restore,
 /// the shutdown snapshot) cancels the write: it then never appears under its final name.
 ///
-/// `Sendable`: the encoded bytes are never changed after creation, and `cancelled` is behind a `Mutex`
+/// `Sendable`: the staged snapshot is never changed after creation, and `cancelled` is behind a `Mutex`
 /// that is also held across the rename, so a cancelled write can never publish its file.
 public final class SnapshotWrite: Sendable {
     /// The snapshot's session step.
-    public let step: Int
-    /// The encoded snapshot.
-    let bytes: [UInt8]
+    public var step: Int { staged.step }
+    let staged: StagedSnapshot
     let path: String
     let directory: String
     private let cancelled = Mutex(false)
 
-    init(step: Int, bytes: [UInt8], path: String, directory: String) {
-        self.step = step
-        self.bytes = bytes
+    init(staged: StagedSnapshot, path: String, directory: String) {
+        self.staged = staged
         self.path = path
         self.directory = directory
     }
 
-    /// The snapshot's size in bytes.
-    public var byteCount: Int { bytes.count }
+    /// The size of the snapshot's data section in bytes (its header adds a few hundred more).
+    public var byteCount: Int { staged.data.byteCount }
 
-    /// Writes the snapshot durably: a temporary file, fsynced, renamed into place, the directory fsynced.
+    /// Writes the snapshot durably: its header (checksummed now) and staged data to a temporary
+    /// file, fsynced, renamed into place, the directory fsynced.
     ///
     /// - Throws: ``StoreError`` (also when the write was cancelled); the session's log still holds
     ///   everything then, so nothing is lost.
     public func write() throws {
-        let temporary = try bytes.withUnsafeBytes { try FileSystem.writeTemporary($0, for: path) }
+        let header = try staged.header()
+        let temporary = try header.withUnsafeBytes { try FileSystem.writeTemporary([$0, staged.data.bytes], for: path) }
         try cancelled.withLock { cancelled in
             guard !cancelled else {
                 unlink(temporary)

@@ -41,4 +41,24 @@ struct SessionSnapshotTests {
         let headerLength = 8 + Int(bytes[0]) + Int(bytes[1]) << 8
         #expect(undetected.allSatisfy { $0 < headerLength && bytes[$0] == UInt8(ascii: " ") }, "undetected flips at \(undetected)")
     }
+
+    /// A background snapshot is staged (copied under the session's lock) and checksummed later: its
+    /// file is byte for byte the one `encoded()` makes, and it keeps the session as it was when staged.
+    @Test func aStagedSnapshotIsTheEncodedFileAsOfItsStaging() throws {
+        let session = try StoreFixtures.session()
+        let directory = TemporaryDirectory()
+        let store = try DataDirectory(configuration: StoreConfiguration(directory: directory.path, fsync: .always))
+        let journal = try store.create(SessionSnapshot(session: session, id: "s1", name: "demo", tokenHash: "abc"))
+        try StoreFixtures.run(2, session: session, journal: journal)
+        let snapshot = SessionSnapshot(session: session, id: "s1", name: "demo", tokenHash: "abc", durability: .log)
+        let expected = try snapshot.encoded()
+        let staging = SnapshotStaging(byteCount: snapshot.dataByteCount)
+        let staged = try snapshot.stage(into: staging)
+        #expect(staged.data === staging)
+        try StoreFixtures.run(1, session: session, journal: journal)
+        #expect(try staged.header() + Array(staged.data.bytes) == expected)
+        // A staging of another size (the session's shapes changed since it was made) is replaced.
+        let resized = try snapshot.stage(into: SnapshotStaging(byteCount: 3))
+        #expect(resized.data.byteCount == snapshot.dataByteCount)
+    }
 }

@@ -93,13 +93,16 @@ final class SessionHandle: Sendable {
         return result
     }
 
-    /// Takes and writes the scheduled snapshot (on the ``SnapshotWriter``'s thread): the session is
-    /// encoded under its lock, then written without it while its steps go on. Nil when there was
-    /// nothing to write.
+    /// Takes and writes the scheduled snapshot (on the ``SnapshotWriter``'s thread): memory for its
+    /// copy is allocated and faulted in without the session's lock, the session is copied into it
+    /// under the lock (all its steps wait for), then checksummed and written without the lock while
+    /// its steps go on. Nil when there was nothing to write.
     func writeScheduledSnapshot() -> SnapshotReport? {
+        guard let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
+        let staging = SnapshotStaging(byteCount: plan.byteCount)
         let start = ContinuousClock.now
-        guard let pending = state.withLock({ $0.beginSnapshot() }) else { return nil }
-        let encoded = ContinuousClock.now
+        guard let pending = state.withLock({ $0.beginSnapshot(plan, staging: staging) }) else { return nil }
+        let copied = ContinuousClock.now
         var failure: (any Error)?
         do {
             try pending.write.write()
@@ -112,6 +115,6 @@ final class SessionHandle: Sendable {
             progressSnapshot.withLock { $0 = state.progress }
         }
         return SnapshotReport(
-            step: pending.write.step, bytes: pending.write.byteCount, encode: encoded - start, write: written - encoded, error: failure)
+            step: pending.write.step, bytes: pending.write.byteCount, copy: copied - start, write: written - copied, error: failure)
     }
 }

@@ -53,7 +53,7 @@ struct SessionState: @unchecked Sendable {
     }
 
     /// Whether to schedule a background snapshot now (``SnapshotPolicy``): true at most once until
-    /// the snapshot ends (``beginSnapshot()``, ``finishSnapshot(_:error:)``). The caller hands the
+    /// the snapshot ends (``planSnapshot()``, ``beginSnapshot(_:staging:)``, ``finishSnapshot(_:error:)``). The caller hands the
     /// session to the ``SnapshotWriter``, so no step waits for the snapshot's disk writes.
     mutating func scheduleSnapshotIfDue() -> Bool {
         guard !isSnapshotPending, let journal, journal.wantsSnapshot(atStep: session.step) else { return false }
@@ -61,17 +61,25 @@ struct SessionState: @unchecked Sendable {
         return true
     }
 
-    /// A snapshot in the making: the encoded copy, and its room in the memory budget.
+    /// A snapshot in the making: its staged copy, and that copy's room in the memory budget.
     struct PendingSnapshot: Sendable {
         let write: SnapshotWrite
         let copy: MemoryReservation
     }
 
-    /// Takes the scheduled snapshot (on the snapshot writer's thread, under the lock): the session
-    /// is encoded, a copy as large as it is, and a new log starts at its step. Nil when there is
-    /// nothing to write (no step since the last snapshot) or no room in the memory budget for the
-    /// copy (then it is put off: the log keeps everything meanwhile).
-    mutating func beginSnapshot() -> PendingSnapshot? {
+    /// A scheduled snapshot about to be taken: the size of its copy, whose room in the memory
+    /// budget is reserved.
+    struct SnapshotPlan: Sendable {
+        let byteCount: Int
+        let copy: MemoryReservation
+    }
+
+    /// The first half of taking the scheduled snapshot (on the snapshot writer's thread, a short
+    /// stay under the lock): reserves room for its copy and says how large to make it, so that the
+    /// copy's memory is allocated and faulted in off the lock. Nil when there is nothing to write
+    /// (no step since the last snapshot) or no room in the memory budget for the copy (then it is
+    /// put off: the log keeps everything meanwhile).
+    mutating func planSnapshot() -> SnapshotPlan? {
         guard let journal, session.step > journal.logStep else {
             isSnapshotPending = false
             return nil
@@ -82,10 +90,22 @@ struct SessionState: @unchecked Sendable {
             isSnapshotPending = false
             return nil
         }
+        return SnapshotPlan(byteCount: snapshot.dataByteCount, copy: copy)
+    }
+
+    /// The second half (under the lock again): the session is copied into `staging` (memcpy speed;
+    /// steps wait only for that) and a new log starts at its step. Nil when the session went back
+    /// to its last snapshot's step meanwhile (a checkpoint restore), or the new log cannot be made.
+    mutating func beginSnapshot(_ plan: SnapshotPlan, staging: SnapshotStaging) -> PendingSnapshot? {
+        guard let journal, session.step > journal.logStep else {
+            plan.copy.release()
+            isSnapshotPending = false
+            return nil
+        }
         do {
-            return PendingSnapshot(write: try journal.beginSnapshot(snapshot), copy: copy)
+            return PendingSnapshot(write: try journal.beginSnapshot(snapshot, staging: staging), copy: plan.copy)
         } catch {
-            copy.release()
+            plan.copy.release()
             snapshotProblem = "\(error)"
             isSnapshotPending = false
             return nil

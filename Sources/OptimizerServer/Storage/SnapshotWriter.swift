@@ -7,8 +7,8 @@ import NIOPosix
 /// One thread: snapshots are written one at a time (they share the disk anyway), which also bounds
 /// the memory their encoded copies take to one session's size at a time. A session schedules itself
 /// when its journal wants a snapshot (``SessionState/scheduleSnapshotIfDue()``); the thread then
-/// takes the snapshot under the session's lock (encoding it, a copy) and writes it without the lock
-/// while the session steps on. At graceful shutdown ``drain()`` waits for the queue before the final
+/// copies the session into memory it prepared beforehand, under the session's lock, and checksums
+/// and writes the copy without the lock while the session steps on. At graceful shutdown ``drain()`` waits for the queue before the final
 /// snapshots are written.
 final class SnapshotWriter: Sendable {
     private let pool = NIOThreadPool(numberOfThreads: 1)
@@ -34,7 +34,7 @@ final class SnapshotWriter: Sendable {
                     metadata: [
                         "session.id": .string(session.id), "snapshot.step": .stringConvertible(report.step),
                         "snapshot.bytes": .stringConvertible(report.bytes),
-                        "snapshot.encode_ms": .stringConvertible(report.encode.milliseconds),
+                        "snapshot.copy_ms": .stringConvertible(report.copy.milliseconds),
                         "snapshot.write_ms": .stringConvertible(report.write.milliseconds),
                     ])
             }
@@ -56,9 +56,9 @@ final class SnapshotWriter: Sendable {
 struct SnapshotReport: Sendable {
     var step: Int
     var bytes: Int
-    /// Time under the session's lock: encoding the session (the copy steps wait for).
-    var encode: Duration
-    /// Time without the lock: writing, fsyncing and renaming the file.
+    /// Time under the session's lock: copying the session (what its steps may wait for).
+    var copy: Duration
+    /// Time without the lock: checksumming, writing, fsyncing and renaming the file.
     var write: Duration
     var error: (any Error)?
 }

@@ -22,10 +22,15 @@ enum FileSystem {
     /// The first half of ``writeAtomically(_:to:directory:)``: `bytes` written and fsynced to
     /// `<path>.tmp`, whose path is returned. Recovery deletes `.tmp` files.
     static func writeTemporary(_ bytes: UnsafeRawBufferPointer, for path: String) throws -> String {
+        try writeTemporary([bytes], for: path)
+    }
+
+    /// ``writeTemporary(_:for:)`` of `parts` written one after the other (not joined in memory first).
+    static func writeTemporary(_ parts: [UnsafeRawBufferPointer], for path: String) throws -> String {
         let temporary = path + ".tmp"
         do {
             let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-            try file.writeAll(bytes)
+            for part in parts { try file.writeAll(part) }
             try file.sync()
         } catch {
             unlink(temporary)

@@ -6,6 +6,29 @@ import OptimizerWire
 extension SessionSnapshot {
     /// Encodes the snapshot as one safetensors buffer with its checksum.
     public func encoded() throws -> [UInt8] {
+        var metadata = try metadataWithoutChecksum()
+        var writer = SafetensorsWriter()
+        var index: [(name: String, dtype: String, shape: [Int])] = []
+        var dataCRC: UInt32 = 0
+        for (tensorName, value) in dataEntries() {
+            switch value {
+            case .scalar(let scalar):
+                try writer.add(tensorName, shape: [], doubles: [scalar])
+                index.append((tensorName, "F64", []))
+                dataCRC = withUnsafeBytes(of: scalar.bitPattern.littleEndian) { optimizerd_crc32c(dataCRC, $0.baseAddress, 8) }
+            case .tensor(let tensor):
+                try writer.add(tensorName, shape: tensor.shape.dimensions, floats: tensor.readOnly)
+                index.append((tensorName, "F32", tensor.shape.dimensions))
+                dataCRC = optimizerd_crc32c(dataCRC, tensor.pointer, tensor.count * 4)
+            }
+        }
+        metadata["checksum"] = Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC)
+        writer.metadata = metadata
+        return writer.bytes()
+    }
+
+    /// Every metadata entry of the file except `checksum`, which covers them.
+    func metadataWithoutChecksum() throws -> [String: String] {
         var metadata: [String: String] = [
             "format": Self.format,
             "format_version": Self.formatVersion,
@@ -23,34 +46,21 @@ extension SessionSnapshot {
         if let tokenHash { metadata["token_sha256"] = tokenHash }
         if let createdAt { metadata["created_at"] = String(createdAt) }
         if let durability { metadata["durability"] = durability.rawValue }
+        return metadata
+    }
 
-        var writer = SafetensorsWriter()
-        var index: [(name: String, dtype: String, shape: [Int])] = []
-        var dataCRC: UInt32 = 0
-        func add(_ tensorName: String, _ value: StateSlot.Value) throws {
-            switch value {
-            case .scalar(let scalar):
-                try writer.add(tensorName, shape: [], doubles: [scalar])
-                index.append((tensorName, "F64", []))
-                dataCRC = withUnsafeBytes(of: scalar.bitPattern.littleEndian) { optimizerd_crc32c(dataCRC, $0.baseAddress, 8) }
-            case .tensor(let tensor):
-                try writer.add(tensorName, shape: tensor.shape.dimensions, floats: tensor.readOnly)
-                index.append((tensorName, "F32", tensor.shape.dimensions))
-                dataCRC = optimizerd_crc32c(dataCRC, tensor.pointer, tensor.count * 4)
-            }
-        }
-        // Scalars (8-byte) first so every tensor stays naturally aligned for readers.
-        for slot in global { try add("global/\(slot.name)", slot.value) }
+    /// The file's tensors in data-section order: scalars (8-byte) first so every tensor stays
+    /// naturally aligned for readers, then the parameters, then the tensor state slots.
+    func dataEntries() -> [(name: String, value: StateSlot.Value)] {
+        var entries = global.map { ("global/\($0.name)", $0.value) }
         for (name, slots) in zip(parameterNames, states) {
-            for slot in slots where !slot.isTensor { try add("state/\(name)/\(slot.name)", slot.value) }
+            entries += slots.filter { !$0.isTensor }.map { ("state/\(name)/\($0.name)", $0.value) }
         }
-        for (name, tensor) in zip(parameterNames, parameters) { try add("param/\(name)", .tensor(tensor)) }
+        entries += zip(parameterNames, parameters).map { ("param/\($0)", StateSlot.Value.tensor($1)) }
         for (name, slots) in zip(parameterNames, states) {
-            for slot in slots where slot.isTensor { try add("state/\(name)/\(slot.name)", slot.value) }
+            entries += slots.filter(\.isTensor).map { ("state/\(name)/\($0.name)", $0.value) }
         }
-        metadata["checksum"] = Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC)
-        writer.metadata = metadata
-        return writer.bytes()
+        return entries
     }
 
     /// Decodes and verifies a snapshot or checkpoint.

@@ -211,6 +211,15 @@ public struct SafetensorsWriter {
         return total
     }
 
+    /// The bytes before the data section: the 8-byte little-endian header length, then the padded
+    /// header. Written before data laid out as the tensors were added (back to back, in order), it
+    /// makes the same file as ``write(into:)``, so data staged elsewhere can be written without
+    /// copying it into one buffer first.
+    public func headerBytes() -> [UInt8] {
+        let header = headerJSON()
+        return withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header
+    }
+
     /// Returns the safetensors buffer as a new array.
     public func bytes() -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
