@@ -73,7 +73,7 @@ enum ServeFlag: String, CaseIterable {
         case .snapshotInterval: return "30s"
         case .durability: return "log"
         case .maxBodyBytes: return "1GiB"
-        case .maxMemory: return "80 % of the smaller of the machine's memory and the cgroup's limit"
+        case .maxMemory: return "80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB"
         case .idleTimeout: return "60s"
         case .stagedStepTTL: return "10m"
         case .adminTokenFile: return "none: no admin token"

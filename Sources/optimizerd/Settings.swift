@@ -71,7 +71,7 @@ struct Settings {
         return configuration
     }
 
-    /// `--max-memory`, else `OPTIMIZERD_MAX_MEMORY`, else 80 % of the machine's or the cgroup's
+    /// `--max-memory`, else `OPTIMIZERD_MAX_MEMORY`, else 80 % of the machine's, the cgroup's or the address space's
     /// memory. `OPTIMIZERD_CGROUP_ROOT` points the cgroup lookup elsewhere than `/sys/fs/cgroup` (tests).
     func memoryLimit() throws -> MemoryLimit {
         guard let text = try string(command.maxMemory, .maxMemory) else {

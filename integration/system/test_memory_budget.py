@@ -154,6 +154,34 @@ def test_unlimited_cgroup_falls_back_to_the_machine(binary, tmp_path):
         assert abs(machine - total) < 0.01 * total
 
 
+def test_an_address_space_limit_sets_the_budget_and_the_daemon_refuses_instead_of_crashing(binary, tmp_path):
+    """The issue's repro: under `prlimit --as` the daemon crashed on the session that passed the
+    limit. Now 80 % of the address space less 1 GiB is the default budget: the sessions past it are
+    507 and every admitted one steps."""
+    limit = 2 << 30
+    wrapper = tmp_path / "optimizerd-under-prlimit"
+    wrapper.write_text(f'#!/bin/sh\nexec prlimit --as={limit} {binary} "$@"\n')
+    wrapper.chmod(0o755)
+    with LocalDaemon(wrapper, args=["--fsync", "never"]) as daemon:
+        assert metric(daemon.url, "optimizerd_memory_budget_bytes") == int((limit - (1 << 30)) * 0.8)
+        assert "address-space limit (RLIMIT_AS) 2.0 GiB" in daemon.log()
+        n = 12_500_000  # 50 MB of parameters, 150 MB with Adam's moments
+        admitted, refused = [], 0
+        for _ in range(7):
+            session = RawSession(daemon.url, "adam", {"lr": 0.01})
+            answer = session.upload({"w": np.full(n, 0.5, np.float32)})
+            if answer.status_code == 200:
+                admitted.append(session)
+            else:
+                assert answer.status_code == 507 and answer.json()["type"] == PROBLEM, answer.text
+                refused += 1
+        assert len(admitted) >= 2 and refused >= 1
+        for step in (1, 2):
+            for session in admitted:
+                assert session.step(step, {"w": np.full(n, 0.1, np.float32)}).status_code == 200
+        assert requests.get(f"{daemon.url}/healthz", timeout=10).status_code == 200
+
+
 def test_a_snapshot_without_room_is_put_off_and_the_log_keeps_every_step(binary, tmp_path):
     """A snapshot is encoded in memory (a copy of the session): with no room for it in the budget
     it is put off, the steps go on, and a restart replays them from the log."""

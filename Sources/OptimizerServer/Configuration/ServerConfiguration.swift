@@ -61,7 +61,7 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// The memory budget (`--max-memory`) that sessions' parameters and state, request bodies and
     /// transient copies are admitted against; nil: ``MemoryLimit/defaultBudget(cgroupRoot:physicalMemory:)``,
-    /// 80 % of the smaller of the machine's memory and the cgroup's limit.
+    /// 80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB.
     public var maxMemory: MemoryLimit?
     /// How long the parts of a step in parts stay staged without a new part or the commit.
     public var stagedStepTTL: Duration

@@ -21,29 +21,54 @@ public struct MemoryLimit: Sendable, Equatable {
     /// v1 reports "no limit" as a huge number (`9223372036854771712`): anything from 2^60 bytes (1 EiB) up.
     static let cgroupV1Unlimited = 1 << 60
 
-    /// The default budget: ``defaultFraction`` of the smaller of the machine's memory and the
-    /// cgroup's limit.
+    /// What an address-space limit (`ulimit -v`, `prlimit --as`) must leave for the process's own
+    /// mappings before any session exists: the binary and its libraries, thread stacks and the
+    /// allocator's arenas reserve about 0.75 GiB of address space in an idle daemon.
+    static let addressSpaceOverhead = 1 << 30
+
+    /// The default budget: ``defaultFraction`` of the smallest of the machine's memory, the
+    /// cgroup's limit and the address-space limit (less ``addressSpaceOverhead``).
     ///
     /// - Parameters:
     ///   - cgroupRoot: Where the cgroup file system is mounted (`/sys/fs/cgroup`; tests point it at a
     ///     directory of their own).
     ///   - physicalMemory: The machine's memory in bytes.
+    ///   - addressSpaceLimit: The process's `RLIMIT_AS` in bytes, nil when unlimited.
     public static func defaultBudget(
         cgroupRoot: String = "/sys/fs/cgroup",
-        physicalMemory: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        physicalMemory: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory),
+        addressSpaceLimit: Int? = currentAddressSpaceLimit()
     ) -> MemoryLimit {
-        let available = available(cgroupRoot: cgroupRoot, physicalMemory: physicalMemory)
+        let available = available(cgroupRoot: cgroupRoot, physicalMemory: physicalMemory, addressSpaceLimit: addressSpaceLimit)
         let percent = Int((defaultFraction * 100).rounded())
         return MemoryLimit(bytes: Int(Double(available.bytes) * defaultFraction), source: "\(percent) % of \(available.source)")
     }
 
-    /// The smaller of the machine's memory and the cgroup's limit, and which one it is.
-    static func available(cgroupRoot: String, physicalMemory: Int) -> MemoryLimit {
-        let machine = MemoryLimit(bytes: physicalMemory, source: "the machine's memory, \(ByteCount(physicalMemory))")
-        guard let cgroup = cgroupLimit(root: cgroupRoot), cgroup.bytes < physicalMemory else {
-            return machine
+    /// The smallest of the machine's memory, the cgroup's limit and the usable address space, and
+    /// which one it is.
+    static func available(cgroupRoot: String, physicalMemory: Int, addressSpaceLimit: Int? = nil) -> MemoryLimit {
+        var tightest = MemoryLimit(bytes: physicalMemory, source: "the machine's memory, \(ByteCount(physicalMemory))")
+        if let cgroup = cgroupLimit(root: cgroupRoot), cgroup.bytes < tightest.bytes {
+            tightest = cgroup
         }
-        return cgroup
+        if let addressSpaceLimit {
+            let usable = max(addressSpaceLimit - addressSpaceOverhead, 0)
+            if usable < tightest.bytes {
+                tightest = MemoryLimit(
+                    bytes: usable,
+                    source: "the address-space limit (RLIMIT_AS) \(ByteCount(addressSpaceLimit)) less \(ByteCount(addressSpaceOverhead)) for the process itself"
+                )
+            }
+        }
+        return tightest
+    }
+
+    /// This process's address-space limit (`RLIMIT_AS`, set by `ulimit -v` or `prlimit --as`) in
+    /// bytes; nil when there is none.
+    public static func currentAddressSpaceLimit() -> Int? {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return Int(clamping: limit.rlim_cur)
     }
 
     /// The tightest memory limit of this process's cgroup and its ancestors (from `membership`,

@@ -3,7 +3,7 @@ import Testing
 
 @testable import OptimizerServer
 
-/// The default budget: 80 % of the smaller of the machine's memory and the cgroup's limit, read
+/// The default budget: 80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB, read
 /// from a cgroup directory made here (v2 `memory.max`, v1 `memory/memory.limit_in_bytes`).
 struct MemoryLimitTests {
     static let gib = 1 << 30
@@ -23,7 +23,7 @@ struct MemoryLimitTests {
 
     @Test func cgroupV2LimitBelowTheMachine() throws {
         try withCgroup(["memory.max": "1073741824\n"]) { root in
-            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib)
+            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: nil)
             #expect(limit.bytes == Int(Double(Self.gib) * 0.8))
             #expect(limit.source == "80 % of the cgroup v2 limit 1.0 GiB (\(root)/memory.max)")
         }
@@ -31,7 +31,7 @@ struct MemoryLimitTests {
 
     @Test func cgroupV1LimitBelowTheMachine() throws {
         try withCgroup(["memory/memory.limit_in_bytes": "2147483648"]) { root in
-            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib)
+            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: nil)
             #expect(limit.bytes == Int(Double(2 * Self.gib) * 0.8))
             #expect(limit.source.contains("cgroup v1 limit 2.0 GiB"))
         }
@@ -45,7 +45,7 @@ struct MemoryLimitTests {
     ])
     func noLimitMeansTheMachine(files: [String: String]) throws {
         try withCgroup(files) { root in
-            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib)
+            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: nil)
             #expect(limit.bytes == Int(Double(16 * Self.gib) * 0.8))
             #expect(limit.source == "80 % of the machine's memory, 16 GiB")
         }
@@ -53,7 +53,8 @@ struct MemoryLimitTests {
 
     @Test func aCgroupLimitAboveTheMachineMeansTheMachine() throws {
         try withCgroup(["memory.max": "\(64 * Self.gib)"]) { root in
-            #expect(MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib).bytes == Int(Double(16 * Self.gib) * 0.8))
+            #expect(
+                MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: nil).bytes == Int(Double(16 * Self.gib) * 0.8))
         }
     }
 
@@ -90,5 +91,18 @@ struct MemoryLimitTests {
             let membership = "9:memory:/docker/0123abcd\n0::/\n"
             #expect(MemoryLimit.cgroupLimit(root: root, membership: membership)?.bytes == Self.gib)
         }
+    }
+
+    /// `prlimit --as` / `ulimit -v`: the address space, less what the process maps for itself, when it is the tightest.
+    @Test func anAddressSpaceLimitBelowTheOthersWins() throws {
+        try withCgroup(["memory.max": "\(6 * Self.gib)"]) { root in
+            let limit = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: 4 * Self.gib)
+            #expect(limit.bytes == Int(Double(3 * Self.gib) * 0.8))
+            #expect(limit.source == "80 % of the address-space limit (RLIMIT_AS) 4.0 GiB less 1.0 GiB for the process itself")
+            let loose = MemoryLimit.defaultBudget(cgroupRoot: root, physicalMemory: 16 * Self.gib, addressSpaceLimit: 64 * Self.gib)
+            #expect(loose.bytes == Int(Double(6 * Self.gib) * 0.8))
+        }
+        // A limit smaller than the process's own mappings leaves nothing: every session is refused, none crashes it.
+        #expect(MemoryLimit.available(cgroupRoot: "/nonexistent", physicalMemory: Self.gib, addressSpaceLimit: Self.gib / 2).bytes == 0)
     }
 }
