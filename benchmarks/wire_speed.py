@@ -2,7 +2,7 @@
 
     swift build -c release --product optimizerd
     python3 benchmarks/wire_speed.py step  [--parameters 8M] [--requests 30]
-    python3 benchmarks/wire_speed.py large [--parameters 200M] [--tensors 8] [--steps 3]
+    python3 benchmarks/wire_speed.py large [--parameters 200M] [--tensors 8] [--steps 3] [--curl]
 
 `step`: one Adam step of an f32 model (gradients up, parameters down, 4 bytes per parameter each
 way) sent with curl — a C client on one keep-alive connection per server, so the client is not
@@ -18,7 +18,8 @@ Reports median and p99 of each, the ratios, and the daemon's `Server-Timing` pha
 parameters, `out=`, as RemoteOptimizer does): the parameter upload
 (f32) in MB/s next to the same bytes sent with the same client to the echo server's sink, steps
 with bf16 gradients and a bf16 answer end to end, and the daemon's peak resident memory (VmHWM)
-next to what it must hold: parameters + Adam's state + one request + one answer.
+next to what it must hold: parameters + Adam's state + one request + one answer. With `--curl`, as
+many steps again sent with curl (bf16 both ways), which leaves the Python client's share out.
 
 Benchmarks, not tests: read the ratios; absolute times drift on a shared machine.
 """
@@ -242,6 +243,7 @@ def large_benchmark(
     data_root: Path,
     extra: List[str],
     log: Callable[[str], None],
+    with_curl: bool = False,
 ) -> Dict[str, Any]:
     rng = np.random.default_rng(1)
     size = count // tensors
@@ -269,6 +271,7 @@ def large_benchmark(
                 session.step(grads, dtype="bf16", response_dtype="bf16", out=params)
                 step_seconds.append(time.perf_counter() - start)
             peak = rss_bytes(pid, "VmHWM")
+            curl_seconds = curl_steps(running.url, session, grads, steps) if with_curl else []
             session.delete()
     held = parameter_bytes * 3 + 2 * (2 * size * tensors)  # θ, m, v + a bf16 request and answer
     row = {
@@ -282,6 +285,7 @@ def large_benchmark(
         "peak_rss_bytes": peak,
         "must_hold_bytes": held,
         "peak_over_held": peak / held,
+        "curl_steps": curl_seconds,
     }
     log(
         f"{count / 1e6:.0f}M params in {tensors} tensors: upload {row['upload_mb_per_s']:.0f} MB/s"
@@ -292,7 +296,40 @@ def large_benchmark(
         f"  | daemon peak RSS {peak / 2**20:.0f} MiB = {row['peak_over_held']:.2f}x"
         f" (θ + m + v + bf16 request + answer = {held / 2**20:.0f} MiB; target ≤ 1.2)"
     )
+    for seconds, timing in curl_seconds:
+        log(f"the same step sent with curl: {seconds:.2f} s  Server-Timing: {timing}")
     return row
+
+
+def curl_steps(url: str, session: Any, grads: Dict[str, np.ndarray], steps: int) -> List[Any]:
+    """`steps` more steps of `session`, the bf16 body sent with curl (a C client, so the Python
+    client's share is left out) and a bf16 answer; returns (seconds, Server-Timing) per step."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="wire-speed-") as folder:
+        body = Path(folder) / "gradient.safetensors"
+        for _ in range(steps):
+            step = requests.get(
+                f"{url}/v1/sessions/{session.id}",
+                headers={"Authorization": f"Bearer {session.token}"},
+                timeout=60,
+            ).json()["step"]
+            body.write_bytes(
+                wire.encode(grads, dtype="bf16", keep_order=True, metadata={"step": str(step + 1)})
+            )
+            finished = subprocess.run(
+                [
+                    "curl", "--silent", "--show-error", "--fail", "--output", "/dev/null",
+                    "--header", f"Authorization: Bearer {session.token}",
+                    "--header", "Content-Type: application/octet-stream",
+                    "--data-binary", f"@{body}",
+                    "--write-out", "%{time_total} %header{server-timing}",
+                    f"{url}/v1/sessions/{session.id}/step?dtype=bf16",
+                ],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            seconds, _, timing = finished.stdout.partition(" ")
+            results.append((float(seconds), timing))
+    return results
 
 
 # MARK: - Main
@@ -309,6 +346,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="step: timed requests per server")
     parser.add_argument("--tensors", type=int, default=8, help="large: tensors the parameters are split into")
     parser.add_argument("--steps", type=int, default=3, help="large: timed steps")
+    parser.add_argument(
+        "--curl",
+        action="store_true",
+        help="large: then as many steps again sent with curl (the daemon's share alone)",
+    )
     parser.add_argument(
         "--data-root", type=Path, default=Path(tempfile.gettempdir()), help="where the daemon keeps its data"
     )
@@ -341,7 +383,7 @@ def main() -> None:
         count = parse_count(args.parameters or "200M")
         log(f"== {count / 1e6:g}M parameters with the project's client: upload, bf16 steps, peak memory ==")
         results["large"] = large_benchmark(
-            args.binary, count, args.tensors, args.steps, args.data_root, args.daemon_arg, log
+            args.binary, count, args.tensors, args.steps, args.data_root, args.daemon_arg, log, args.curl
         )
     log(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared)")
     if args.json:
