@@ -19,6 +19,9 @@ struct SessionFingerprint: Equatable {
                 switch slot.value {
                 case .tensor(let tensor): Self.combine(tensor, into: &hasher)
                 case .scalar(let value): hasher.combine(value.bitPattern)
+                case .packed(let tensor):
+                    hasher.combine(tensor.shape)
+                    hasher.combine(bytes: tensor.bytes)
                 }
             }
         }

@@ -65,6 +65,7 @@ enum StoreFixtures {
                 switch slot.value {
                 case .tensor(let tensor): bits += tensor.values.map(\.bitPattern)
                 case .scalar(let value): bits += [UInt32(truncatingIfNeeded: value.bitPattern), UInt32(value.bitPattern >> 32)]
+                case .packed(let tensor): bits += tensor.bytes.map(UInt32.init)
                 }
             }
         }

@@ -7,9 +7,14 @@ import Foundation
 /// The float operations are bitsandbytes' (docs/lowbit-state.md): m = fma(g, 1−β1, m·β1),
 /// v = fma((1−β2)·g, g, v·β2), θ = θ·(1 − lr·wd), θ = θ + (−lr/(1−β1^t))·m / (√v/√(1−β2^t) + ε).
 /// The SIMD and scalar versions perform the same IEEE operations lane by lane (bit-identical).
-enum Int8AdamKernel {
+public enum Int8AdamKernel {
     /// Elements per quantization block (bitsandbytes' CPU optimizer block size).
     static let blockSize = 256
+    /// bitsandbytes' `min_8bit_size`: smaller tensors keep float32 moments (``float32(parameter:gradient:expAvg:expAvgSq:count:_:epsTimesSqrtBiasCorrection2:stepSize:)``).
+    public static let minimumSize = 4096
+
+    /// The number of blocks (absmax values per moment) of a tensor of `count` elements.
+    public static func blockCount(_ count: Int) -> Int { (count + blockSize - 1) / blockSize }
 
     /// Per-step constants, computed in Double and rounded once to Float, as torch passes them.
     struct Coefficients {

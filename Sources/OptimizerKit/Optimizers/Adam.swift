@@ -15,13 +15,18 @@ struct Adam: TensorOptimizer {
     let amsgrad: Bool
     let maximize: Bool
     let decoupled: Bool
+    /// How the moments are stored (Adam+lowbit.swift).
+    let stateDType: StateDType
 
     init(_ reader: inout HyperparameterReader, terms: Int) throws {
         try self.init(&reader, adamW: false)
     }
 
     /// Reads Adam's hyperparameters; AdamW differs only in its defaults (decay 1e-2, always decoupled).
-    init(_ reader: inout HyperparameterReader, adamW: Bool) throws {
+    ///
+    /// - Throws: ``OptimizerError`` for a bad hyperparameter, or naming `state_dtype` for an option
+    ///   the compact state cannot follow (``checkStateDType(_:amsgrad:l2Decay:)``).
+    init(_ reader: inout HyperparameterReader, adamW: Bool, stateDType: StateDType = .f32) throws {
         lr = try reader.double("lr", default: 1e-3, .atLeast(0))
         let betas = try reader.doubles("betas", default: [0.9, 0.999], [.halfOpen(0, 1), .halfOpen(0, 1)])
         beta1 = betas[0]
@@ -31,6 +36,8 @@ struct Adam: TensorOptimizer {
         amsgrad = try reader.bool("amsgrad", default: false)
         maximize = try reader.bool("maximize", default: false)
         decoupled = adamW ? true : try reader.bool("decoupled_weight_decay", default: false)
+        self.stateDType = stateDType
+        try Self.checkStateDType(stateDType, amsgrad: amsgrad, l2Decay: !decoupled && weightDecay > 0)
     }
 
     /// `exp_avg` and `exp_avg_sq`, and `max_exp_avg_sq` with amsgrad.
@@ -40,10 +47,7 @@ struct Adam: TensorOptimizer {
         let parameter = input.parameter
         let t = (state.scalar("step") ?? 0) + 1
         state.setScalar("step", t)
-        let expAvg = state.tensor("exp_avg", shape: parameter.shape)
-        let expAvgSq = state.tensor("exp_avg_sq", shape: parameter.shape)
-        let maxExpAvgSq = amsgrad ? state.tensor("max_exp_avg_sq", shape: parameter.shape) : nil
-
+        if stateDType == .int8 { return stepInt8(input, state: state, t: t) }
         let biasCorrection1 = 1 - pow(beta1, t)
         let biasCorrection2 = 1 - pow(beta2, t)
         let coefficients = AdamKernel.Coefficients(
@@ -58,6 +62,10 @@ struct Adam: TensorOptimizer {
             l2: decoupled ? 0 : Float(weightDecay),
             gradientScale: maximize ? -input.gradientScales[0] : input.gradientScales[0]
         )
+        if stateDType == .bf16 { return stepBF16(input, state: state, coefficients: coefficients) }
+        let expAvg = state.tensor("exp_avg", shape: parameter.shape)
+        let expAvgSq = state.tensor("exp_avg_sq", shape: parameter.shape)
+        let maxExpAvgSq = amsgrad ? state.tensor("max_exp_avg_sq", shape: parameter.shape) : nil
         let update = AdamKernel.run(
             AdamKernel.Buffers(
                 parameter: parameter.pointer,
@@ -82,7 +90,14 @@ struct AdamW: TensorOptimizer {
         adam = try Adam(&reader, adamW: true)
     }
 
+    /// AdamW with its moments stored as `stateDType`.
+    init(_ reader: inout HyperparameterReader, stateDType: StateDType) throws {
+        adam = try Adam(&reader, adamW: true, stateDType: stateDType)
+    }
+
     func stateElements(for shape: TensorShape, terms: Int) -> Int { adam.stateElements(for: shape, terms: terms) }
+
+    func stateBytes(for shape: TensorShape, terms: Int) -> Int { adam.stateBytes(for: shape, terms: terms) }
 
     func step(_ input: TensorStepInput, state: StateSlots) -> TensorStepResult {
         adam.step(input, state: state)

@@ -41,4 +41,12 @@ protocol TensorOptimizer: Sendable {
     /// The float elements of the tensor slots a step creates for a parameter of `shape`, with
     /// `terms` loss terms: what the session's memory budget admits before the first step.
     func stateElements(for shape: TensorShape, terms: Int) -> Int
+    /// The bytes of those slots (compact state counts its compact size); 4 per element by default.
+    func stateBytes(for shape: TensorShape, terms: Int) -> Int
+}
+
+extension TensorOptimizer {
+    /// The bytes of the tensor slots a step creates for a parameter of `shape`: float32 elements
+    /// unless the optimizer keeps compact state (Adam with `state_dtype`).
+    func stateBytes(for shape: TensorShape, terms: Int) -> Int { 4 * stateElements(for: shape, terms: terms) }
 }

@@ -12,45 +12,51 @@ extension OptimizerSession {
     /// `configuration` (the current one unless given) and the parameters of `additions` that do not
     /// exist yet added.
     ///
-    /// For each parameter: its float32 values, plus the larger of the state it holds and the state
-    /// `configuration`'s optimizer creates for it (an optimizer never creates more), plus
-    /// ``tensorOverheadBytes``. Names of `additions` that already exist add nothing (an upload
-    /// overwrites them in place).
+    /// For each parameter: its float32 values, plus the larger of the state bytes it holds and the
+    /// state `configuration`'s optimizer creates for it (an optimizer never creates more; compact
+    /// state counts its compact bytes, DESIGN §10), plus ``tensorOverheadBytes``. Names of `additions`
+    /// that already exist add nothing (an upload overwrites them in place).
     public func memoryFootprint(configuration: SessionConfiguration? = nil, adding additions: [PlannedParameter] = []) -> Int {
         let configuration = configuration ?? self.configuration
-        var elements = 0
+        var bytes = 0
         for (index, name) in parameterNames.enumerated() {
-            let held = states[index].tensorElements
-            let planned = configuration.stateElements(forParameter: name, shape: parameters[index].shape)
-            elements += max(parameters[index].count, 1) + max(held, planned)
+            let held = states[index].tensorBytes
+            let planned = configuration.stateBytes(forParameter: name, shape: parameters[index].shape)
+            bytes += max(parameters[index].count, 1) * 4 + max(held, planned)
         }
         var added = 0
         var seen = Set<String>()
         for addition in additions where parameterIndex(named: addition.name) == nil && seen.insert(addition.name).inserted {
-            elements += max(addition.shape.elementCount, 1) + configuration.stateElements(forParameter: addition.name, shape: addition.shape)
+            bytes += max(addition.shape.elementCount, 1) * 4 + configuration.stateBytes(forParameter: addition.name, shape: addition.shape)
             added += 1
         }
-        return elements * MemoryLayout<Float>.stride + (parameterNames.count + added) * Self.tensorOverheadBytes
+        return bytes + (parameterNames.count + added) * Self.tensorOverheadBytes
     }
+
+    /// The bytes of optimizer state the session holds now (tensor slots, compact ones at their size).
+    public var stateBytes: Int { states.reduce(0) { $0 + $1.tensorBytes } }
 }
 
 extension SessionConfiguration {
-    /// The float elements of the tensor slots this configuration's optimizer creates for parameter
-    /// `name` of `shape` (its group's hyperparameters decide, e.g. Adam's `amsgrad`).
-    public func stateElements(forParameter name: String, shape: TensorShape) -> Int {
+    /// The bytes of the tensor slots this configuration's optimizer creates for parameter `name` of
+    /// `shape` (its group's hyperparameters and the session's state dtype decide).
+    public func stateBytes(forParameter name: String, shape: TensorShape) -> Int {
         switch algorithm {
-        case .perTensor(let rules): return rules[groupIndex(ofParameter: name)].stateElements(for: shape, terms: terms)
-        case .coupled(let optimizer): return optimizer.stateElements(for: shape)
+        case .perTensor(let rules): return rules[groupIndex(ofParameter: name)].stateBytes(for: shape, terms: terms)
+        case .coupled(let optimizer): return 4 * optimizer.stateElements(for: shape)
         }
     }
 }
 
 extension StateSlots {
-    /// The float elements allocated by the tensor slots (a buffer holds at least one element).
-    public var tensorElements: Int {
+    /// The bytes allocated by the tensor slots (a buffer holds at least one element).
+    public var tensorBytes: Int {
         all.reduce(0) { total, slot in
-            guard case .tensor(let tensor) = slot.value else { return total }
-            return total + max(tensor.count, 1)
+            switch slot.value {
+            case .tensor(let tensor): return total + 4 * max(tensor.count, 1)
+            case .packed(let tensor): return total + max(tensor.byteCount, 1)
+            case .scalar: return total
+            }
         }
     }
 }

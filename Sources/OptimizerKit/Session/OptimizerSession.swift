@@ -101,13 +101,16 @@ public final class OptimizerSession {
 
     /// Replaces the configuration (a hyperparameter change mid-run); state is kept.
     ///
-    /// - Throws: ``OptimizerError`` if the optimizer or the number of terms would change.
+    /// - Throws: ``OptimizerError`` if the optimizer, the number of terms or the state dtype would change.
     public func reconfigure(_ newConfiguration: SessionConfiguration) throws {
         guard newConfiguration.optimizer == configuration.optimizer else {
             throw OptimizerError.invalidConfiguration(field: "optimizer", "the optimizer of a session cannot change")
         }
         guard newConfiguration.terms == configuration.terms else {
             throw OptimizerError.invalidHyperparameter(field: "hyperparameters.terms", "the number of loss terms cannot change")
+        }
+        guard newConfiguration.stateDType == configuration.stateDType else {
+            throw OptimizerError.invalidConfiguration(field: "state_dtype", "the state dtype of a session cannot change")
         }
         configuration = newConfiguration
         groupOfParameter = parameterNames.map(newConfiguration.groupIndex(ofParameter:))

@@ -29,6 +29,8 @@ public struct SessionConfiguration: Sendable {
     public let termWeights: [Double]
     /// Effective hyperparameters with defaults filled in: the session's, then one per group.
     public let effectiveHyperparameters: [Hyperparameters]
+    /// How the optimizer's moments are stored (DESIGN §10); fixed for the session's lifetime.
+    public let stateDType: StateDType
 
     let algorithm: Algorithm
 
@@ -43,10 +45,23 @@ public struct SessionConfiguration: Sendable {
     /// Validates a configuration.
     ///
     /// - Throws: ``OptimizerError`` naming the field: an unknown optimizer or hyperparameter, a value
-    ///   out of range, a group that sets a session-level option, groups for MoMo (one group only).
-    public init(optimizer name: String, hyperparameters: Hyperparameters = [:], groups: [ParameterGroup] = []) throws {
+    ///   out of range, a group that sets a session-level option, groups for MoMo (one group only),
+    ///   a `state_dtype` the optimizer (or its options) cannot keep.
+    public init(
+        optimizer name: String,
+        hyperparameters: Hyperparameters = [:],
+        groups: [ParameterGroup] = [],
+        stateDType: StateDType = .f32
+    ) throws {
         let kind = try OptimizerKind(name: name)
         optimizer = kind
+        guard stateDType.optimizers.contains(kind) else {
+            throw OptimizerError.invalidConfiguration(
+                field: "state_dtype",
+                "\(name) keeps its state in f32 only; state_dtype \(stateDType.rawValue) is for \(stateDType.optimizers.map(\.rawValue).joined(separator: " and "))"
+            )
+        }
+        self.stateDType = stateDType
         self.hyperparameters = hyperparameters
         self.groups = groups
 
@@ -85,7 +100,7 @@ public struct SessionConfiguration: Sendable {
             return
         }
 
-        var rules = [try Self.makeTensorOptimizer(kind, &reader, terms: terms)]
+        var rules = [try Self.makeTensorOptimizer(kind, &reader, terms: terms, stateDType: stateDType)]
         try reader.finish()
         sessionEffective.merge(reader.effective) { $1 }
         var effective = [sessionEffective]
@@ -105,7 +120,7 @@ public struct SessionConfiguration: Sendable {
                 optimizer: name,
                 fieldPrefix: prefix + "hyperparameters."
             )
-            rules.append(try Self.makeTensorOptimizer(kind, &groupReader, terms: terms))
+            rules.append(try Self.makeTensorOptimizer(kind, &groupReader, terms: terms, stateDType: stateDType))
             try groupReader.finish()
             effective.append(groupReader.effective)
         }
@@ -114,10 +129,12 @@ public struct SessionConfiguration: Sendable {
     }
 
     /// A copy with `changes` merged into the session's hyperparameters (and groups replaced if given),
-    /// validated again. The number of loss terms cannot change.
+    /// validated again. The number of loss terms and the state dtype cannot change.
     public func patched(hyperparameters changes: Hyperparameters, groups newGroups: [ParameterGroup]? = nil) throws -> SessionConfiguration {
         let merged = hyperparameters.merging(changes) { $1 }
-        let result = try SessionConfiguration(optimizer: optimizer.rawValue, hyperparameters: merged, groups: newGroups ?? groups)
+        let result = try SessionConfiguration(
+            optimizer: optimizer.rawValue, hyperparameters: merged, groups: newGroups ?? groups, stateDType: stateDType
+        )
         guard result.terms == terms else {
             throw OptimizerError.invalidHyperparameter(
                 field: "hyperparameters.terms",
@@ -136,11 +153,12 @@ public struct SessionConfiguration: Sendable {
     private static func makeTensorOptimizer(
         _ kind: OptimizerKind,
         _ reader: inout HyperparameterReader,
-        terms: Int
+        terms: Int,
+        stateDType: StateDType
     ) throws -> any TensorOptimizer {
         switch kind {
-        case .adam: return try Adam(&reader, terms: terms)
-        case .adamw: return try AdamW(&reader, terms: terms)
+        case .adam: return try Adam(&reader, adamW: false, stateDType: stateDType)
+        case .adamw: return try AdamW(&reader, stateDType: stateDType)
         case .sgd: return try SGD(&reader, terms: terms)
         case .adafactor: return try Adafactor(&reader, terms: terms)
         case .mtadam: return try MTAdam(&reader, terms: terms)

@@ -10,6 +10,7 @@ public final class StateSlots {
     /// Slot names in creation order.
     public private(set) var names: [String] = []
     private var tensors: [String: TensorBuffer] = [:]
+    private var packed: [String: PackedTensor] = [:]
     private var scalars: [String: Double] = [:]
 
     /// Creates an empty set of slots.
@@ -30,6 +31,19 @@ public final class StateSlots {
         return created
     }
 
+    /// The compact tensor slot `name` (8-bit codes or bfloat16), created zero-filled if it does not
+    /// exist yet.
+    public func packed(_ name: String, shape: TensorShape, element: PackedTensor.Element) -> PackedTensor {
+        if let existing = packed[name] {
+            precondition(existing.shape == shape && existing.element == element, "slot \(name) is \(existing.element) \(existing.shape)")
+            return existing
+        }
+        let created = PackedTensor(zeros: shape, element: element)
+        packed[name] = created
+        names.append(name)
+        return created
+    }
+
     /// The tensor slot `name` if it exists.
     public func existingTensor(_ name: String) -> TensorBuffer? { tensors[name] }
 
@@ -38,13 +52,14 @@ public final class StateSlots {
 
     /// Sets the scalar slot `name`.
     public func setScalar(_ name: String, _ value: Double) {
-        if scalars.updateValue(value, forKey: name) == nil, tensors[name] == nil { names.append(name) }
+        if scalars.updateValue(value, forKey: name) == nil, tensors[name] == nil, packed[name] == nil { names.append(name) }
     }
 
     /// Every slot, in creation order.
     public var all: [StateSlot] {
         names.map { name in
             if let tensor = tensors[name] { return StateSlot(name: name, value: .tensor(tensor)) }
+            if let tensor = packed[name] { return StateSlot(name: name, value: .packed(tensor)) }
             return StateSlot(name: name, value: .scalar(scalars[name]!))
         }
     }
@@ -53,10 +68,12 @@ public final class StateSlots {
     public func replace(with slots: [StateSlot]) {
         names = []
         tensors = [:]
+        packed = [:]
         scalars = [:]
         for slot in slots {
             switch slot.value {
             case .tensor(let tensor): tensors[slot.name] = tensor.copy()
+            case .packed(let tensor): packed[slot.name] = tensor.copy()
             case .scalar(let value): scalars[slot.name] = value
             }
             names.append(slot.name)
@@ -77,6 +94,8 @@ public struct StateSlot {
     public enum Value {
         /// A tensor (its shape may differ from the parameter's, e.g. Adafactor's row statistics).
         case tensor(TensorBuffer)
+        /// A compact tensor (8-bit codes or bfloat16 moments, DESIGN §10).
+        case packed(PackedTensor)
         /// A scalar, kept in Double as the references keep Python floats.
         case scalar(Double)
     }
@@ -92,10 +111,12 @@ public struct StateSlot {
         self.value = value
     }
 
-    /// The L2 norm of a tensor slot, or the absolute value of a scalar.
+    /// The L2 norm of a tensor slot (bfloat16 slots included), or the absolute value of a scalar.
+    /// 8-bit codes need their block scales: NaN here, ``StateSlots/norm(of:)`` knows them.
     public var norm: Double {
         switch value {
         case .tensor(let tensor): return tensor.norm
+        case .packed(let tensor): return tensor.norm
         case .scalar(let value): return abs(value)
         }
     }

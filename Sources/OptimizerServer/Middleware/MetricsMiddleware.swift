@@ -46,10 +46,12 @@ struct MetricsMiddleware: RouterMiddleware {
             metrics.bySession.remove(id: id)
             return
         }
+        let progress = session.progress
         metrics.bySession.record(
             .init(
                 sessionID: session.id, sessionName: session.name, optimizer: session.optimizer.rawValue,
-                step: session.progress.step, status: status.code, duration: duration, bytesIn: meter.bytesIn,
+                stateDType: session.stateDType.rawValue, step: progress.step, stateBytes: progress.stateBytes,
+                status: status.code, duration: duration, bytesIn: meter.bytesIn,
                 bytesOut: bytesOut ?? 0, steps: meter.steps
             )
         )

@@ -19,9 +19,11 @@ import Synchronization
 ///   to the response, as the trainer waits for it minus the network)
 /// - `optimizerd_session_request_body_bytes`, `optimizerd_session_response_body_bytes` (counters,
 ///   bytes on the wire: compressed when the body is)
-/// - `optimizerd_session_step` (gauge: the session's current step) and `optimizerd_session_info`
-///   (gauge, always 1, also `session_name` and `session_optimizer`, to show names in legends);
-///   neither exists for `other`.
+/// - `optimizerd_session_step` (gauge: the session's current step),
+///   `optimizerd_session_state_bytes` (gauge: the bytes its optimizer state holds, compact state at
+///   its compact size) and `optimizerd_session_info` (gauge, always 1, also `session_name`,
+///   `session_optimizer` and `session_state_dtype`, to show names in legends); none exists for
+///   `other`.
 ///
 /// Thread-safety: one `Mutex` over the label table; the series themselves are swift-metrics
 /// handles, safe to update from any thread.
@@ -46,8 +48,12 @@ final class SessionMetrics: Sendable {
         var sessionID: String
         var sessionName: String?
         var optimizer: String
+        /// `f32`, `bf16` or `int8`.
+        var stateDType: String
         /// The session's step after the request.
         var step: Int
+        /// The bytes of its optimizer state after the request.
+        var stateBytes: Int
         var status: Int
         var duration: Duration
         var bytesIn: Int
@@ -68,7 +74,10 @@ final class SessionMetrics: Sendable {
             if table.labelled.count < limit {
                 let created = SessionSeries(
                     factory: factory, label: observation.sessionID,
-                    info: (name: String((observation.sessionName ?? "").prefix(Self.maxNameLength)), optimizer: observation.optimizer)
+                    info: (
+                        name: String((observation.sessionName ?? "").prefix(Self.maxNameLength)), optimizer: observation.optimizer,
+                        stateDType: observation.stateDType
+                    )
                 )
                 table.labelled[observation.sessionID] = created
                 return created
@@ -109,11 +118,12 @@ private final class SessionSeries: Sendable {
     let bytesIn: Counter
     let bytesOut: Counter
     let step: Gauge?
+    let stateBytes: Gauge?
     let info: Gauge?
     private let factory: any MetricsFactory
     private let errors = Mutex<[Int: Counter]>([:])
 
-    init(factory: any MetricsFactory, label: String, info: (name: String, optimizer: String)?) {
+    init(factory: any MetricsFactory, label: String, info: (name: String, optimizer: String, stateDType: String)?) {
         self.factory = factory
         self.label = label
         let dimensions = [("session.id", label)]
@@ -125,15 +135,19 @@ private final class SessionSeries: Sendable {
         bytesOut = Counter(label: "optimizerd.session.response.body.bytes", dimensions: dimensions, factory: factory)
         if let info {
             step = Gauge(label: "optimizerd.session.step", dimensions: dimensions, factory: factory)
+            stateBytes = Gauge(label: "optimizerd.session.state.bytes", dimensions: dimensions, factory: factory)
             let infoGauge = Gauge(
                 label: "optimizerd.session.info",
-                dimensions: dimensions + [("session.name", info.name), ("session.optimizer", info.optimizer)],
+                dimensions: dimensions + [
+                    ("session.name", info.name), ("session.optimizer", info.optimizer), ("session.state_dtype", info.stateDType),
+                ],
                 factory: factory
             )
             infoGauge.record(1)
             self.info = infoGauge
         } else {
             step = nil
+            stateBytes = nil
             self.info = nil
         }
     }
@@ -147,6 +161,7 @@ private final class SessionSeries: Sendable {
             stepDuration.record(duration: observation.duration)
         }
         step?.record(observation.step)
+        stateBytes?.record(observation.stateBytes)
         if observation.status >= 400 {
             let counter = errors.withLock { all in
                 if let existing = all[observation.status] { return existing }
@@ -170,6 +185,7 @@ private final class SessionSeries: Sendable {
         bytesIn.destroy()
         bytesOut.destroy()
         step?.destroy()
+        stateBytes?.destroy()
         info?.destroy()
         for counter in errors.withLock({ Array($0.values) }) { counter.destroy() }
     }

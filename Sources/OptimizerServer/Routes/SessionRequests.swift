@@ -1,7 +1,8 @@
 import OptimizerKit
 import OptimizerStore
 
-/// `POST /v1/sessions` body: `{"optimizer", "hyperparameters"?, "groups"?, "name"?, "durability"?}`.
+/// `POST /v1/sessions` body: `{"optimizer", "hyperparameters"?, "groups"?, "name"?, "durability"?,
+/// "state_dtype"?}`.
 struct CreateSessionRequest: Decodable, Sendable {
     var optimizer: String
     var hyperparameters: Hyperparameters
@@ -9,26 +10,32 @@ struct CreateSessionRequest: Decodable, Sendable {
     var name: String?
     /// `"log"` or `"snapshot"`; nil takes the daemon's `--durability`.
     var durability: DurabilityMode?
+    /// `"f32"` (default), `"bf16"` or `"int8"` (DESIGN §10).
+    var stateDType: StateDType
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: MemberKey.self)
-        try container.rejectUnknownMembers(["optimizer", "hyperparameters", "groups", "name", "durability"])
+        try container.rejectUnknownMembers(["optimizer", "hyperparameters", "groups", "name", "durability", "state_dtype"])
         optimizer = try container.decode(String.self, forKey: MemberKey("optimizer"))
         hyperparameters = try container.decodeIfPresent(Hyperparameters.self, forKey: MemberKey("hyperparameters")) ?? [:]
         groups = try container.decodeIfPresent([GroupRequest].self, forKey: MemberKey("groups"))?.map(\.group) ?? []
         name = try container.decodeIfPresent(String.self, forKey: MemberKey("name"))
         durability = try container.decodeIfPresent(DurabilityMode.self, forKey: MemberKey("durability"))
+        stateDType = try container.decodeIfPresent(String.self, forKey: MemberKey("state_dtype")).map(StateDType.init(option:)) ?? .f32
     }
 }
 
-/// `PATCH /v1/sessions/{id}` body: `{"hyperparameters"?, "groups"?}`, merged into the configuration.
+/// `PATCH /v1/sessions/{id}` body: `{"hyperparameters"?, "groups"?, "state_dtype"?}`, merged into the
+/// configuration; `state_dtype` may only repeat the session's own (it cannot change).
 struct PatchSessionRequest: Decodable, Sendable {
     var hyperparameters: Hyperparameters
     var groups: [ParameterGroup]?
+    var stateDType: StateDType?
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: MemberKey.self)
-        try container.rejectUnknownMembers(["hyperparameters", "groups"])
+        try container.rejectUnknownMembers(["hyperparameters", "groups", "state_dtype"])
+        stateDType = try container.decodeIfPresent(String.self, forKey: MemberKey("state_dtype")).map(StateDType.init(option:))
         hyperparameters = try container.decodeIfPresent(Hyperparameters.self, forKey: MemberKey("hyperparameters")) ?? [:]
         groups = try container.decodeIfPresent([GroupRequest].self, forKey: MemberKey("groups"))?.map(\.group)
     }
@@ -58,6 +65,12 @@ struct SessionCreated: Encodable {
     var hyperparameters: Hyperparameters
     var groups: [SessionSummary.Group]
     var step: Int
+    var stateDType: StateDType
+
+    enum CodingKeys: String, CodingKey {
+        case id, token, name, optimizer, hyperparameters, groups, step
+        case stateDType = "state_dtype"
+    }
 }
 
 /// One entry of `GET /v1/sessions`.

@@ -25,7 +25,7 @@ struct SessionRoutes {
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let body = try await dependencies.bodies.readJSON(CreateSessionRequest.self, from: request)
         let configuration = try SessionConfiguration(
-            optimizer: body.optimizer, hyperparameters: body.hyperparameters, groups: body.groups)
+            optimizer: body.optimizer, hyperparameters: body.hyperparameters, groups: body.groups, stateDType: body.stateDType)
         let (session, token) = try await dependencies.sessions.create(configuration: configuration, name: body.name, durability: body.durability)
         dependencies.metrics.setSessionCount(dependencies.sessions.count)
         context.logger.info(
@@ -41,7 +41,8 @@ struct SessionRoutes {
             groups: configuration.groups.enumerated().map { index, group in
                 .init(parameters: group.parameters, hyperparameters: configuration.effectiveHyperparameters[index + 1], members: [])
             },
-            step: 0
+            step: 0,
+            stateDType: configuration.stateDType
         )
         return try JSONCoding.response(created, status: .created, headers: [.location: "/v1/sessions/\(session.id)"])
     }
@@ -69,7 +70,7 @@ struct SessionRoutes {
     @Sendable func patch(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
         let body = try await dependencies.bodies.readJSON(PatchSessionRequest.self, from: request)
-        let summary = try await session.reconfigure(hyperparameters: body.hyperparameters, groups: body.groups)
+        let summary = try await session.reconfigure(hyperparameters: body.hyperparameters, groups: body.groups, stateDType: body.stateDType)
         context.logger.info(
             "session reconfigured",
             metadata: ["session.id": .string(session.id), "session.hyperparameters": .string(body.hyperparameters.keys.sorted().joined(separator: ","))]

@@ -50,8 +50,9 @@ extension SessionHandle {
     /// - Throws: ``OptimizerError`` (400) naming the field, ``MemoryBudgetExceeded`` (507: the
     ///   optimizer state the new hyperparameters create does not fit, e.g. Adam's `amsgrad`).
     ///   Nothing changes on error.
-    func reconfigure(hyperparameters: Hyperparameters, groups: [ParameterGroup]?) async throws -> SessionSummary {
+    func reconfigure(hyperparameters: Hyperparameters, groups: [ParameterGroup]?, stateDType: StateDType? = nil) async throws -> SessionSummary {
         try await withState { [self] state in
+            try state.session.configuration.checkStateDType(unchangedBy: stateDType)
             let configuration = try state.session.configuration.patched(hyperparameters: hyperparameters, groups: groups)
             try admitting(state.memoryFootprint(configuration: configuration), stepBytes: nil, for: "this change") {
                 try state.reconfigure(ConfigurationChange(hyperparameters: hyperparameters, groups: groups))

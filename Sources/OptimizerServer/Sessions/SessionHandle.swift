@@ -17,6 +17,8 @@ final class SessionHandle: Sendable {
     let name: String?
     /// The optimizer (fixed for the session's life).
     let optimizer: OptimizerKind
+    /// How the optimizer's moments are stored (fixed for the session's life).
+    let stateDType: StateDType
     /// When the session was created.
     let createdAt: Date
 
@@ -38,6 +40,8 @@ final class SessionHandle: Sendable {
         var durableStep = 0
         var parameterTensors = 0
         var parameterCount = 0
+        /// The bytes the optimizer state holds (compact slots at their size).
+        var stateBytes = 0
         var lastTelemetry: StepTelemetry?
     }
 
@@ -47,6 +51,7 @@ final class SessionHandle: Sendable {
         self.id = identity.id
         self.name = identity.name
         self.optimizer = state.session.configuration.optimizer
+        stateDType = state.session.configuration.stateDType
         self.createdAt = identity.createdAt
         self.token = identity.token
         self.pool = pool

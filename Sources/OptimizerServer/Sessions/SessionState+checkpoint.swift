@@ -4,7 +4,8 @@ import OptimizerStore
 
 extension SessionState {
     /// Replaces the session with a checkpoint's, after checking all of it; `admit` sees the restored
-    /// session before anything changes (the memory budget), and may refuse it by throwing.
+    /// session before anything changes (the memory budget), and may refuse it by throwing. The
+    /// session keeps its state dtype: moments saved in another one are converted (DESIGN §10).
     mutating func restore(checkpoint body: ByteBuffer, admit: (OptimizerSession) throws -> Void) throws {
         let snapshot = try body.withUnsafeReadableBytes { try SessionSnapshot(decoding: Array($0), origin: "checkpoint") }
         let current = session.configuration
@@ -12,7 +13,7 @@ extension SessionState {
             throw StoreError.corrupt(
                 "checkpoint", "is for optimizer \(snapshot.optimizer), this session uses \(current.optimizer.rawValue)")
         }
-        let restored = try snapshot.makeSession()
+        let restored = try snapshot.makeSession(stateDType: current.stateDType)
         guard restored.configuration.terms == current.terms else {
             throw StoreError.corrupt("checkpoint", "has \(restored.configuration.terms) loss terms, this session has \(current.terms)")
         }

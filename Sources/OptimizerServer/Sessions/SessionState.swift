@@ -127,6 +127,7 @@ struct SessionState: @unchecked Sendable {
             durableStep: durableStep,
             parameterTensors: session.parameters.count,
             parameterCount: session.parameterCount,
+            stateBytes: session.stateBytes,
             lastTelemetry: session.lastTelemetry
         )
     }

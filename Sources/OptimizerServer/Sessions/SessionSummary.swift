@@ -19,6 +19,10 @@ struct SessionSummary: Encodable, Sendable {
     var durability: DurabilityMode
     /// Total number of parameter elements.
     var parameterCount: Int
+    /// How the optimizer's moments are stored: `f32`, `bf16` or `int8` (DESIGN §10).
+    var stateDType: StateDType
+    /// The bytes the optimizer state holds now (compact slots at their compact size).
+    var stateBytes: Int
     /// What the session holds in the memory budget: parameters, optimizer state (also the state its
     /// next step creates) and a delta kept for a retry.
     var memoryBytes: Int
@@ -50,16 +54,24 @@ struct SessionSummary: Encodable, Sendable {
         var name: String
         /// Tensor slots: the shape. Scalar slots: absent.
         var shape: [Int]?
-        /// L2 norm (tensor) or absolute value (scalar).
+        /// Tensor slots: how the elements are stored, `f32`, `bf16` or `u8` (8-bit codes, whose
+        /// block scales are the slot `<name>_absmax`).
+        var dtype: String?
+        /// L2 norm (tensor, 8-bit codes dequantized) or absolute value (scalar).
         var norm: Double
         /// Scalar slots: the value (e.g. `step`).
         var value: Double?
 
-        init(_ slot: StateSlot) {
+        init(_ slot: StateSlot, in slots: StateSlots) {
             name = slot.name
-            norm = slot.norm
+            norm = slots.norm(of: slot)
             switch slot.value {
-            case .tensor(let tensor): shape = tensor.shape.dimensions
+            case .tensor(let tensor):
+                shape = tensor.shape.dimensions
+                dtype = "f32"
+            case .packed(let tensor):
+                shape = tensor.shape.dimensions
+                dtype = tensor.element == .code8 ? "u8" : "bf16"
             case .scalar(let scalar): value = scalar
             }
         }
@@ -77,6 +89,8 @@ struct SessionSummary: Encodable, Sendable {
         case createdAt = "created_at"
         case durableStep = "durable_step"
         case parameterCount = "parameter_count"
+        case stateDType = "state_dtype"
+        case stateBytes = "state_bytes"
         case memoryBytes = "memory_bytes"
         case lastStep = "last_step"
         case stagedStep = "staged_step"
@@ -92,14 +106,18 @@ extension SessionState {
         var parameters: [SessionSummary.Parameter] = []
         for (index, name) in session.parameterNames.enumerated() {
             let tensor = session.parameters[index]
-            let slots = session.states[index].all
-            for slot in slots {
-                if case .tensor = slot.value { squaredNorms[slot.name, default: 0] += slot.norm * slot.norm }
+            let state = session.states[index]
+            let slots = state.all
+            // Tensor slots, 8-bit codes dequantized (their absmax slots are scales, not state).
+            for slot in slots where !slot.name.hasSuffix("_absmax") {
+                if case .scalar = slot.value { continue }
+                let norm = state.norm(of: slot)
+                squaredNorms[slot.name, default: 0] += norm * norm
             }
             parameters.append(
                 .init(
                     name: name, shape: tensor.shape.dimensions, numel: tensor.count, norm: tensor.norm,
-                    group: groupOf[index], state: slots.map(SessionSummary.Slot.init)
+                    group: groupOf[index], state: slots.map { SessionSummary.Slot($0, in: state) }
                 )
             )
         }
@@ -121,10 +139,12 @@ extension SessionState {
             durableStep: durableStep,
             durability: durability,
             parameterCount: session.parameterCount,
+            stateDType: configuration.stateDType,
+            stateBytes: session.stateBytes,
             memoryBytes: handle.memory.bytes,
             parameters: parameters,
             state: .init(
-                global: session.globalState.all.map(SessionSummary.Slot.init),
+                global: session.globalState.all.map { SessionSummary.Slot($0, in: session.globalState) },
                 norms: squaredNorms.mapValues { $0.squareRoot() }
             ),
             lastStep: session.lastTelemetry,

@@ -20,6 +20,11 @@ extension SessionSnapshot {
                 try writer.add(tensorName, shape: tensor.shape.dimensions, floats: tensor.readOnly)
                 index.append((tensorName, "F32", tensor.shape.dimensions))
                 dataCRC = optimizerd_crc32c(dataCRC, tensor.pointer, tensor.count * 4)
+            case .packed(let tensor):
+                let dtype = tensor.dtype
+                try writer.add(tensorName, shape: tensor.shape.dimensions, bytes: tensor.bytes, as: dtype)
+                index.append((tensorName, dtype.rawValue, tensor.shape.dimensions))
+                dataCRC = optimizerd_crc32c(dataCRC, tensor.pointer, tensor.byteCount)
             }
         }
         metadata["checksum"] = Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC)
@@ -31,7 +36,7 @@ extension SessionSnapshot {
     func metadataWithoutChecksum() throws -> [String: String] {
         var metadata: [String: String] = [
             "format": Self.format,
-            "format_version": Self.formatVersion,
+            "format_version": stateDType == .f32 ? Self.formatVersion : Self.compactFormatVersion,
             "optimizer": optimizer,
             "hyperparameters": try json(hyperparameters),
             "groups": try json(groups),
@@ -46,19 +51,23 @@ extension SessionSnapshot {
         if let tokenHash { metadata["token_sha256"] = tokenHash }
         if let createdAt { metadata["created_at"] = String(createdAt) }
         if let durability { metadata["durability"] = durability.rawValue }
+        if stateDType != .f32 { metadata["state_dtype"] = stateDType.rawValue }
         return metadata
     }
 
     /// The file's tensors in data-section order: scalars (8-byte) first so every tensor stays
-    /// naturally aligned for readers, then the parameters, then the tensor state slots.
+    /// naturally aligned for readers, then the parameters, then the tensor state slots by element
+    /// width (float32, then bfloat16, then 8-bit codes).
     func dataEntries() -> [(name: String, value: StateSlot.Value)] {
         var entries = global.map { ("global/\($0.name)", $0.value) }
         for (name, slots) in zip(parameterNames, states) {
             entries += slots.filter { !$0.isTensor }.map { ("state/\(name)/\($0.name)", $0.value) }
         }
         entries += zip(parameterNames, parameters).map { ("param/\($0)", StateSlot.Value.tensor($1)) }
-        for (name, slots) in zip(parameterNames, states) {
-            entries += slots.filter(\.isTensor).map { ("state/\(name)/\($0.name)", $0.value) }
+        for width in [4, 2, 1] {
+            for (name, slots) in zip(parameterNames, states) {
+                entries += slots.filter { $0.elementWidth == width }.map { ("state/\(name)/\($0.name)", $0.value) }
+            }
         }
         return entries
     }
@@ -76,7 +85,8 @@ extension SessionSnapshot {
         guard metadata["format"] == Self.format else {
             throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \(metadata["format"] ?? "missing"))")
         }
-        guard metadata["format_version"] == Self.formatVersion else {
+        let version = metadata["format_version"]
+        guard version == Self.formatVersion || version == Self.compactFormatVersion else {
             throw StoreError.corrupt(origin, "unsupported format_version \(metadata["format_version"] ?? "missing")")
         }
         guard let stored = metadata.removeValue(forKey: "checksum") else { throw StoreError.corrupt(origin, "no checksum") }
@@ -110,6 +120,12 @@ extension SessionSnapshot {
         name = metadata["name"]
         tokenHash = metadata["token_sha256"]
         createdAt = metadata["created_at"].flatMap(Double.init)
+        if let dtype = metadata["state_dtype"] {
+            guard version == Self.compactFormatVersion, let stateDType = StateDType(rawValue: dtype) else {
+                throw StoreError.corrupt(origin, "unknown state_dtype \(dtype) for format_version \(version ?? "")")
+            }
+            self.stateDType = stateDType
+        }
         if let mode = metadata["durability"] {
             guard let durability = DurabilityMode(rawValue: mode) else { throw StoreError.corrupt(origin, "unknown durability \(mode)") }
             self.durability = durability
@@ -121,6 +137,13 @@ extension SessionSnapshot {
                 let values = try file.doubles(named: tensorName)
                 guard entry.shape.isEmpty, values.count == 1 else { throw StoreError.corrupt(origin, "scalar \(tensorName) is not rank 0") }
                 return .scalar(values[0])
+            }
+            if entry.dtype == .U8 || entry.dtype == .BF16, version == Self.compactFormatVersion, tensorName.hasPrefix("state/") {
+                let bytes = bytes.withUnsafeBytes {
+                    PackedTensor(
+                        shape: TensorShape(entry.shape), element: entry.dtype == .U8 ? .code8 : .bfloat16, copying: file.header.bytes(of: entry, in: $0))
+                }
+                return .packed(bytes)
             }
             return .tensor(TensorBuffer(shape: TensorShape(entry.shape), values: try file.floats(named: tensorName)))
         }
@@ -151,9 +174,20 @@ extension SessionSnapshot {
     }
 }
 
+extension PackedTensor {
+    /// The safetensors dtype of the elements: `U8` codes or `BF16` bits.
+    var dtype: DType { element == .code8 ? .U8 : .BF16 }
+}
+
 extension StateSlot {
-    var isTensor: Bool {
-        if case .tensor = value { return true }
-        return false
+    /// Bytes per element of a tensor slot (0 for a scalar).
+    var elementWidth: Int {
+        switch value {
+        case .scalar: 0
+        case .tensor: 4
+        case .packed(let tensor): tensor.element.size
+        }
     }
+
+    var isTensor: Bool { elementWidth > 0 }
 }

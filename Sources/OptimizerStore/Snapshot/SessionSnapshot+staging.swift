@@ -65,6 +65,8 @@ public struct StagedSnapshot: Sendable {
             let start = data.base + entry.offset
             if entry.dtype == .F64 {
                 try writer.add(entry.name, shape: entry.shape, doubles: [start.loadUnaligned(as: Double.self)])
+            } else if entry.dtype != .F32 {
+                try writer.add(entry.name, shape: entry.shape, bytes: UnsafeRawBufferPointer(start: start, count: entry.byteCount), as: entry.dtype)
             } else {
                 let floats = UnsafeBufferPointer(start: start.assumingMemoryBound(to: Float.self), count: entry.byteCount / 4)
                 try writer.add(entry.name, shape: entry.shape, floats: floats)
@@ -75,7 +77,8 @@ public struct StagedSnapshot: Sendable {
 }
 
 extension SessionSnapshot {
-    /// The size of the file's data section: 8 bytes per scalar, 4 per tensor element.
+    /// The size of the file's data section: 8 bytes per scalar, 4 per float32 tensor element, 2 or 1
+    /// per compact one.
     public var dataByteCount: Int { Self.byteCount(of: dataEntries()) }
 
     private static func byteCount(of entries: [(name: String, value: StateSlot.Value)]) -> Int {
@@ -83,6 +86,7 @@ extension SessionSnapshot {
             switch entry.value {
             case .scalar: total + 8
             case .tensor(let tensor): total + tensor.count * 4
+            case .packed(let tensor): total + tensor.byteCount
             }
         }
     }
@@ -105,6 +109,9 @@ extension SessionSnapshot {
                 let byteCount = tensor.count * 4
                 (data.base + offset).copyMemory(from: tensor.pointer, byteCount: byteCount)
                 index.append(.init(name: name, dtype: .F32, shape: tensor.shape.dimensions, offset: offset, byteCount: byteCount))
+            case .packed(let tensor):
+                (data.base + offset).copyMemory(from: tensor.pointer, byteCount: tensor.byteCount)
+                index.append(.init(name: name, dtype: tensor.dtype, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.byteCount))
             }
             offset = index.last!.offset + index.last!.byteCount
         }

@@ -9,8 +9,10 @@ import OptimizerWire
 /// The same format serves as the durable snapshot (with ``id`` and ``tokenHash``) and as the
 /// user-facing checkpoint of `GET /v1/sessions/{id}/checkpoint` (without them).
 ///
-/// Tensors: `param/<name>` (F32), `state/<name>/<slot>` (F32 tensors; F64 rank-0 for scalar slots),
-/// `global/<slot>`. `__metadata__`: `format` (`optimizerd-checkpoint`), `format_version` (`1`),
+/// Tensors: `param/<name>` (F32), `state/<name>/<slot>` (F32 tensors; F64 rank-0 for scalar slots;
+/// with compact state also `U8` 8-bit codes and `BF16` moments), `global/<slot>`. `__metadata__`:
+/// `format` (`optimizerd-checkpoint`), `format_version` (`1`; `2` for compact state, which adds
+/// `state_dtype` — `bf16` or `int8` — and the U8/BF16 slots; both versions load),
 /// `optimizer`, `hyperparameters` and `groups` (JSON as given at creation or by PATCH), `terms`,
 /// `step`, `parameters` (JSON list, session order), `slots` (JSON object: parameter → slot names in
 /// order), `global_slots`, `last_telemetry` (JSON), optional `id`, `name`, `token_sha256`, `created_at`,
@@ -47,9 +49,13 @@ public struct SessionSnapshot {
     public var states: [[StateSlot]]
     /// Session-wide state slots.
     public var global: [StateSlot]
+    /// How the moments are stored (`f32` in version-1 files).
+    public var stateDType: StateDType = .f32
 
     static let format = "optimizerd-checkpoint"
     static let formatVersion = "1"
+    /// The version of files with compact state (`state_dtype` bf16 or int8, DESIGN §10).
+    static let compactFormatVersion = "2"
 
     /// Captures a session's current content. Buffers are referenced, not copied: encode before the
     /// session changes again.
@@ -66,6 +72,7 @@ public struct SessionSnapshot {
         optimizer = configuration.optimizer.rawValue
         hyperparameters = configuration.hyperparameters
         groups = configuration.groups
+        stateDType = configuration.stateDType
         step = session.step
         lastTelemetry = session.lastTelemetry
         parameterNames = session.parameterNames
@@ -74,19 +81,23 @@ public struct SessionSnapshot {
         global = session.globalState.all
     }
 
-    /// Builds a new session from the snapshot.
+    /// Builds a new session from the snapshot, keeping its moments as `stateDType` (the snapshot's own
+    /// unless given; others are converted, ``MomentConversion``).
     ///
-    /// - Throws: ``OptimizerError`` if the configuration is no longer valid, or ``StoreError`` if a
-    ///   state slot does not fit its parameter.
-    public func makeSession() throws -> OptimizerSession {
-        let configuration = try SessionConfiguration(optimizer: optimizer, hyperparameters: hyperparameters, groups: groups)
+    /// - Throws: ``OptimizerError`` if the configuration is no longer valid (or not with
+    ///   `stateDType`), or ``StoreError`` if a state slot does not fit its parameter.
+    public func makeSession(stateDType: StateDType? = nil) throws -> OptimizerSession {
+        let configuration = try SessionConfiguration(
+            optimizer: optimizer, hyperparameters: hyperparameters, groups: groups, stateDType: stateDType ?? self.stateDType
+        )
         let session = OptimizerSession(configuration: configuration)
         try restore(into: session)
         return session
     }
 
     /// Replaces `session`'s configuration, step, parameters and state with the snapshot's (a
-    /// checkpoint restore), after checking all of it; on error nothing changes.
+    /// checkpoint restore), after checking all of it; on error nothing changes. The session keeps its
+    /// state dtype: moments saved in another one are converted (``MomentConversion``).
     ///
     /// - Throws: ``StoreError`` (`corrupt`) when the optimizer or the number of loss terms differs
     ///   from the session's, or a tensor does not fit; ``OptimizerError`` for invalid hyperparameters.
@@ -94,7 +105,9 @@ public struct SessionSnapshot {
         guard session.configuration.optimizer.rawValue == optimizer else {
             throw StoreError.corrupt("checkpoint", "is for optimizer \(optimizer), the session uses \(session.configuration.optimizer.rawValue)")
         }
-        let configuration = try SessionConfiguration(optimizer: optimizer, hyperparameters: hyperparameters, groups: groups)
+        let configuration = try SessionConfiguration(
+            optimizer: optimizer, hyperparameters: hyperparameters, groups: groups, stateDType: session.configuration.stateDType
+        )
         guard configuration.terms == session.configuration.terms else {
             throw StoreError.corrupt("checkpoint", "has \(configuration.terms) loss terms, the session has \(session.configuration.terms)")
         }
@@ -104,7 +117,15 @@ public struct SessionSnapshot {
         for (name, tensor) in zip(parameterNames, parameters) where !tensor.readOnly.allSatisfy(\.isFinite) {
             throw StoreError.corrupt("checkpoint", "parameter \(name) contains non-finite values")
         }
-        for (index, slots) in states.enumerated() {
+        let converted: [[StateSlot]]
+        do {
+            converted = try zip(states, parameters).map { slots, parameter in
+                try MomentConversion.convert(slots, shape: parameter.shape, to: configuration.stateDType)
+            }
+        } catch let error as OptimizerError {
+            throw StoreError.corrupt("checkpoint", error.message)
+        }
+        for (index, slots) in converted.enumerated() {
             for slot in slots {
                 if let problem = SlotRules.problem(slot: slot, parameter: parameters[index].shape) {
                     throw StoreError.corrupt("checkpoint", "state slot \(parameterNames[index])/\(slot.name) \(problem)")
@@ -112,14 +133,14 @@ public struct SessionSnapshot {
             }
         }
         for slot in global {
-            if case .tensor = slot.value { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) must be a scalar") }
+            guard case .scalar = slot.value else { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) must be a scalar") }
             if slot.norm.isNaN || slot.norm.isInfinite { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) is not finite") }
         }
         try session.reconfigure(configuration)
         session.restore(
             step: step,
             parameters: zip(parameterNames, parameters).map { ($0, $1) },
-            states: states,
+            states: converted,
             global: global,
             lastTelemetry: lastTelemetry
         )
@@ -127,12 +148,21 @@ public struct SessionSnapshot {
 }
 
 /// What a restored state slot may look like: tensors shaped like the parameter (Adafactor's row and
-/// column statistics drop the last or second-to-last axis), finite scalars.
+/// column statistics drop the last or second-to-last axis; 8-bit absmax slots hold one finite,
+/// non-negative float per block of 256), compact tensors shaped like the parameter, finite scalars.
 enum SlotRules {
     static func problem(slot: StateSlot, parameter shape: TensorShape) -> String? {
         switch slot.value {
         case .scalar(let value):
             return value.isFinite ? nil : "is not finite"
+        case .packed(let tensor):
+            guard MomentConversion.moments.contains(slot.name) else { return "is compact, which only exp_avg and exp_avg_sq may be" }
+            guard tensor.shape == shape else { return "has shape \(tensor.shape), expected \(shape)" }
+            return tensor.element == .code8 || tensor.norm.isFinite ? nil : "contains non-finite values"
+        case .tensor(let tensor) where slot.name.hasSuffix("_absmax"):
+            let blocks = [Int8AdamKernel.blockCount(shape.elementCount)]
+            guard tensor.shape.dimensions == blocks else { return "has shape \(tensor.shape), expected \(TensorShape(blocks))" }
+            return tensor.readOnly.allSatisfy { $0.isFinite && $0 >= 0 } ? nil : "holds a negative or non-finite scale"
         case .tensor(let tensor):
             var expected = shape.dimensions
             if slot.name == "exp_avg_sq_row", expected.count >= 2 {

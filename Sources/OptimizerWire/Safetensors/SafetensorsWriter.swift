@@ -26,6 +26,7 @@ public struct SafetensorsWriter {
         case doubles([Double])
         case int64s([Int64])
         case int32s([Int32])
+        case raw(UnsafeRawBufferPointer)
     }
 
     private struct Tensor {
@@ -109,6 +110,19 @@ public struct SafetensorsWriter {
     /// - Throws: ``SafetensorsError`` when the name is taken or reserved or the shape does not match.
     public mutating func add(_ name: String, shape: [Int], integers: [Int32]) throws {
         try add(name, shape: shape, count: integers.count, dtype: .I32, floatsOnly: false, source: .int32s(integers))
+    }
+
+    /// Adds a tensor from little-endian element bytes the caller owns, copied as they are (such as
+    /// `U8` codes or `BF16` bit patterns). Nothing is copied now: `bytes` must stay valid and
+    /// unchanged until the last ``write(into:)`` or ``bytes()`` call.
+    ///
+    /// - Throws: ``SafetensorsError`` when the name is taken or reserved, or `bytes` does not hold
+    ///   exactly the elements of `shape` in `dtype`.
+    public mutating func add(_ name: String, shape: [Int], bytes: UnsafeRawBufferPointer, as dtype: DType) throws {
+        guard let size = dtype.byteSize, bytes.count % size == 0 else {
+            throw SafetensorsError(.sizeMismatch, tensor: name, "tensor '\(name)': \(bytes.count) bytes are not whole \(dtype.rawValue) elements")
+        }
+        try add(name, shape: shape, count: bytes.count / size, dtype: dtype, floatsOnly: false, source: .raw(bytes))
     }
 
     private mutating func add(
@@ -206,6 +220,8 @@ public struct SafetensorsWriter {
                 Self.writeLittleEndian(values, into: target)
             case .int32s(let values):
                 Self.writeLittleEndian(values, into: target)
+            case .raw(let bytes):
+                if let base = bytes.baseAddress, !bytes.isEmpty { target.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
             }
         }
         return total

@@ -48,7 +48,7 @@ struct MemoryFootprintTests {
         let loss: Double? = testCase.optimizer.hasPrefix("momo") ? 1 : nil
         try session.step(gradients, loss: loss)
         try session.step(gradients, loss: loss)
-        #expect(session.states.reduce(0) { $0 + $1.tensorElements } == testCase.stateElements)
+        #expect(session.states.reduce(0) { $0 + $1.tensorBytes } == 4 * testCase.stateElements)
         #expect(session.memoryFootprint() == admitted)
     }
 

@@ -17,6 +17,7 @@ struct OptimizerSessionTests {
                 switch slot.value {
                 case .tensor(let tensor): result.append(tensor.values.map(\.bitPattern))
                 case .scalar(let value): result.append([UInt32(truncatingIfNeeded: value.bitPattern), UInt32(value.bitPattern >> 32)])
+                case .packed(let tensor): result.append(tensor.bytes.map(UInt32.init))
                 }
             }
         }

@@ -45,7 +45,7 @@ struct SessionMetricsTests {
             #expect(text.contains(#"optimizerd_session_errors{\#(id),http_response_status_code="401"} 1"#))
             #expect(text.contains(#"optimizerd_session_errors{\#(id),http_response_status_code="409"} 1"#))
             #expect(text.contains(#"optimizerd_session_request_body_bytes{\#(id)} \#(bodyBytes)"#))
-            #expect(text.contains(#"optimizerd_session_info{\#(id),session_name="run-a",session_optimizer="sgd"} 1"#))
+            #expect(text.contains(#"optimizerd_session_info{\#(id),session_name="run-a",session_optimizer="sgd",session_state_dtype="f32"} 1"#))
             let responseBytes = try #require(Self.value(of: "optimizerd_session_response_body_bytes{\(id)}", in: text))
             #expect(responseBytes > 0)
             #expect(text.contains(#"optimizerd_session_requests{session_id="\#(other.id)"} 1"#))

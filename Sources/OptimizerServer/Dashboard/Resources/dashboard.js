@@ -452,6 +452,7 @@
       ["durable_step", "Durable step", summary && summary.durable_step != null ? integer(summary.durable_step) : "—"],
       ["last_loss", "Last loss", last && finite(last.loss) != null ? precise(last.loss) : "—"],
       ["parameters", "Parameters", summary ? integer(summary.parameter_count) + " in " + plural((summary.parameters || []).length, "tensor") : "…"],
+      ["state", "Optimizer state", summary && summary.state_dtype ? summary.state_dtype + " · " + integer(summary.state_bytes) + " bytes" : "…"],
       ["skipped", "Skipped steps", integer(skipped)],
       [
         "history",

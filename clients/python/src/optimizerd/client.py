@@ -109,6 +109,7 @@ class Client:
         hyperparameters: Optional[Mapping[str, Any]] = None,
         groups: Optional[Sequence[Mapping[str, Any]]] = None,
         name: Optional[str] = None,
+        state_dtype: Optional[str] = None,
         **options: Any,
     ) -> Session:
         """``POST /v1/sessions``: a new session.
@@ -120,6 +121,9 @@ class Client:
             groups: parameter groups, e.g.
                 ``[{"parameters": ["*.bias"], "hyperparameters": {"weight_decay": 0}}]``.
             name: an optional label.
+            state_dtype: how the daemon stores the optimizer moments: ``"f32"`` (default),
+                ``"bf16"`` or ``"int8"`` (bitsandbytes' ``Adam8bit``/``AdamW8bit``; adam and
+                adamw only). Fixed for the session's life.
             **options: merged into ``hyperparameters``: any hyperparameter (``lr=1e-3``) and the
                 session options ``clip_grad_norm``, ``nonfinite`` (``"reject"``/``"skip"``),
                 ``terms`` and ``term_weights`` (MTAdam).
@@ -135,6 +139,8 @@ class Client:
             body["groups"] = [dict(group) for group in groups]
         if name is not None:
             body["name"] = name
+        if state_dtype is not None:
+            body["state_dtype"] = state_dtype
         created = self.transport.request(
             "POST", "/v1/sessions", token=self.admin_token, json_body=body, idempotent=False
         ).json()

@@ -83,6 +83,9 @@ class RemoteOptimizer(Optimizer):
             the local parameters (resuming); otherwise the local values are uploaded.
         client: a :class:`~optimizerd.Client` to use instead of creating one.
         name: a label for the new session.
+        state_dtype: how the daemon stores the moments of a new session: ``None``/``"f32"``,
+            ``"bf16"``, or ``"int8"`` (bitsandbytes' ``Adam8bit``/``AdamW8bit`` on CPU, for
+            ``adam``/``adamw``: about a quarter of the float32 state).
         wire_dtype: dtype of the gradients on the wire: ``"f32"``, or ``"bf16"``/``"f16"`` to halve
             the upload (the daemon keeps float32 state and parameters either way).
         response_dtype: dtype of the returned parameters (keep ``"f32"`` unless bandwidth
@@ -124,6 +127,7 @@ class RemoteOptimizer(Optimizer):
         session: Union[Session, str, None] = None,
         client: Optional[Client] = None,
         name: Optional[str] = None,
+        state_dtype: Optional[str] = None,
         wire_dtype: str = "f32",
         response_dtype: str = "f32",
         compress: Compress = False,
@@ -138,6 +142,7 @@ class RemoteOptimizer(Optimizer):
             hyperparameters.pop(flag, None)
         self.session_options = {k: hyperparameters.pop(k) for k in SESSION_OPTIONS if k in hyperparameters}
         self.optimizer_name = optimizer
+        self.state_dtype = state_dtype
         self.wire_dtype = wire_dtype
         self.response_dtype = response_dtype
         self.compress = compress
@@ -199,6 +204,7 @@ class RemoteOptimizer(Optimizer):
             {**_given_hyperparameters(first), **self.session_options},
             groups=groups or None,
             name=name,
+            state_dtype=self.state_dtype,
         )
         try:
             effective = _effective_hyperparameters(session.info)

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@testable import OptimizerKit
+
+/// The bfloat16-state Adam kernel against a float64 reference that rounds at the same points: each
+/// step starts from the kernel's own state (bfloat16 moments, float32 θ), updates in Double, and
+/// rounds the moments to the nearest bfloat16 (ties to even) with a search of its own.
+struct BF16AdamKernelTests {
+    /// The bfloat16 value nearest to `x` (ties to even), found by comparing the two neighbours.
+    static func referenceBF16(_ x: Double) -> UInt16 {
+        let f = Float(x)
+        let truncated = f.bitPattern & 0xFFFF_0000
+        let lower = Float(bitPattern: truncated), upper = Float(bitPattern: truncated &+ 0x1_0000)
+        let dl = abs(x - Double(lower)), du = abs(x - Double(upper))
+        if dl < du { return UInt16(truncated >> 16) }
+        if du < dl { return UInt16((truncated &+ 0x1_0000) >> 16) }
+        return (truncated >> 16) & 1 == 0 ? UInt16(truncated >> 16) : UInt16((truncated &+ 0x1_0000) >> 16)
+    }
+
+    @Test func roundingMatchesTheReferenceSearch() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<100_000 {
+            let x = Float(bitPattern: UInt32.random(in: 0..<0x7F7F_0000, using: &rng)) * (Bool.random(using: &rng) ? 1 : -1)
+            #expect(BFloat16.bits(x) == Self.referenceBF16(Double(x)), "\(x)")
+        }
+        #expect(BFloat16.bits(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie, even stays
+        #expect(BFloat16.bits(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie, odd rounds up
+        #expect(BFloat16.bits(.nan) == 0x7FC0)
+        let lanes = SIMD8<Float>(1, -2.5, 3.0e38, .infinity, 1e-40, -0, Float(bitPattern: 0x3F81_8000), .nan)
+        let vector = BFloat16.bits(lanes)
+        for lane in 0..<8 { #expect(vector[lane] == BFloat16.bits(lanes[lane])) }
+    }
+
+    @Test(arguments: [(0.0, 0.0), (0.01, 0.0), (0.0, 0.05)])
+    func stepsFollowTheFloat64Reference(weightDecayL2: Double, decoupled: Double) {
+        let count = 1003
+        let lr = 1e-2, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
+        var parameter = (0..<count).map { Float(sin(Double($0))) }
+        var m = [UInt16](repeating: 0, count: count), v = m
+        var identical = 0, compared = 0
+        for t in 1...10 {
+            let gradient = (0..<count).map { Float(cos(Double($0 * t)) * 0.1) }
+            let bc1 = 1 - pow(beta1, Double(t)), bc2 = 1 - pow(beta2, Double(t))
+            let c = AdamKernel.Coefficients(
+                beta1: Float(beta1), beta2: Float(beta2), oneMinusBeta1: Float(1 - beta1), oneMinusBeta2: Float(1 - beta2),
+                stepSize: Float(lr / bc1), sqrtBiasCorrection2: Float(bc2.squareRoot()), eps: Float(eps),
+                decay: decoupled != 0 ? Float(1 - lr * decoupled) : 1, l2: Float(weightDecayL2), gradientScale: 1
+            )
+            let before = (parameter, m, v)
+            var scalarCopy = (parameter, m, v)
+            runKernel(&parameter, &m, &v, gradient, c, simd: true)
+            runKernel(&scalarCopy.0, &scalarCopy.1, &scalarCopy.2, gradient, c, simd: false)
+            #expect(parameter.map(\.bitPattern) == scalarCopy.0.map(\.bitPattern) && m == scalarCopy.1 && v == scalarCopy.2)
+            for i in 0..<count {
+                let p0 = Double(before.0[i])
+                let g = Double(gradient[i]) + weightDecayL2 * p0
+                let m0 = Double(BFloat16.float(before.1[i])), v0 = Double(BFloat16.float(before.2[i]))
+                let mNew = m0 + (1 - beta1) * (g - m0)
+                let vNew = v0 * beta2 + (1 - beta2) * g * g
+                let p = p0 * (1 - lr * decoupled) - lr / bc1 * mNew / (vNew.squareRoot() / bc2.squareRoot() + eps)
+                #expect(abs(Double(parameter[i]) - p) <= 4e-7 * max(1, abs(p)), "step \(t) θ[\(i)]")
+                for (got, want) in [(m[i], Self.referenceBF16(mNew)), (v[i], Self.referenceBF16(vNew))] {
+                    compared += 1
+                    if got == want { identical += 1 }
+                    #expect(abs(Int(got) - Int(want)) <= 1, "step \(t) element \(i): bfloat16 \(got) vs \(want)")
+                }
+            }
+        }
+        // float32 arithmetic vs float64 only decides a rounding differently right at a tie.
+        #expect(Double(identical) >= 0.999 * Double(compared), "\(compared - identical) of \(compared) moments differ by one bfloat16 ulp")
+    }
+
+    private func runKernel(
+        _ parameter: inout [Float], _ m: inout [UInt16], _ v: inout [UInt16], _ gradient: [Float], _ c: AdamKernel.Coefficients, simd: Bool
+    ) {
+        let count = parameter.count
+        parameter.withUnsafeMutableBufferPointer { p in
+            m.withUnsafeMutableBufferPointer { m in
+                v.withUnsafeMutableBufferPointer { v in
+                    gradient.withUnsafeBufferPointer { g in
+                        let b = BF16AdamKernel.Buffers(parameter: p.baseAddress!, gradient: g.baseAddress!, expAvg: m.baseAddress!, expAvgSq: v.baseAddress!)
+                        _ = simd ? BF16AdamKernel.simd(b, count: count, c) : BF16AdamKernel.scalar(b, count: count, c)
+                    }
+                }
+            }
+        }
+    }
+}
