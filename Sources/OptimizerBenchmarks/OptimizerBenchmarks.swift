@@ -35,9 +35,13 @@ struct OptimizerBenchmarks: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: "Instead of the suite: Adam with f32, bf16 and int8 state at these sizes (e.g. '1M,8M').")
+    var lowbit: String?
+
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try threads.map { try Self.integers($0) } ?? Array(Set([1, cores])).sorted()
+        if let lowbit { return try LowBitSuite.main(sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, json: json) }
         var models = try Self.integers(sizes).map { BenchmarkModel.matrix(parameters: $0) }
         if transformer != "none" {
             let parts = transformer.split(separator: "x").compactMap { Int($0) }
