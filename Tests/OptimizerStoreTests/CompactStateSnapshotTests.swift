@@ -49,6 +49,18 @@ struct CompactStateSnapshotTests {
         #expect(StoreFixtures.fingerprint(rebuilt) == StoreFixtures.fingerprint(session))
     }
 
+    /// The background snapshot path (staged under the lock, header made later) writes the same file.
+    @Test(arguments: [StateDType.bf16, .int8])
+    func aStagedSnapshotIsTheEncodedFile(dtype: StateDType) throws {
+        let session = try Self.session(dtype)
+        let snapshot = SessionSnapshot(session: session, id: "s", name: nil, tokenHash: nil, durability: .log)
+        let expected = try snapshot.encoded()
+        let staged = try snapshot.stage(into: nil)
+        #expect(staged.data.byteCount == snapshot.dataByteCount)
+        try Self.step(session)
+        #expect(try staged.header() + Array(staged.data.bytes) == expected)
+    }
+
     @Test func float32SessionsStillWriteVersionOne() throws {
         let bytes = try SessionSnapshot(session: try Self.session(.f32), id: nil, name: nil, tokenHash: nil).encoded()
         let file = try SafetensorsFile(bytes: bytes)
