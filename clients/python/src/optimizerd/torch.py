@@ -204,7 +204,8 @@ class RemoteOptimizer(Optimizer):
             {**_given_hyperparameters(first), **self.session_options},
             groups=groups or None,
             name=name,
-            state_dtype=self.state_dtype,
+            # only when given: a sharded client's create_session does not take it (yet)
+            **({"state_dtype": self.state_dtype} if self.state_dtype is not None else {}),
         )
         try:
             effective = _effective_hyperparameters(session.info)
