@@ -2,47 +2,38 @@
 
 #include <stdbool.h>
 
+#include "kernel_lanes.h"
 #include "kernel_variant.h"
 
 // Every operation below is rounded on its own, as Swift's `AdamKernel.scalar` rounds it: an a·b + c
 // contracted into one FMA would change the bits (and differ between variants with and without FMA).
 #pragma STDC FP_CONTRACT OFF
 
-typedef float adam_f16 __attribute__((ext_vector_type(16)));
-typedef float adam_f8 __attribute__((ext_vector_type(8)));
-typedef double adam_d8 __attribute__((ext_vector_type(8)));
-// Unaligned views: the tensors are float-aligned only.
-typedef adam_f16 adam_uf16 __attribute__((aligned(4)));
-typedef adam_f8 adam_uf8 __attribute__((aligned(4)));
-
 // One element-wise step on any vector width (a macro so the 16- and 8-wide blocks share it):
 // torch's order — lerp for m, mul/addcmul for v, sqrt(s)/sqrt(bc2) + eps, addcdiv for θ.
-#define ADAM_VECTOR_STEP(V, UV, i)                                                                 \
+#define ADAM_VECTOR_STEP(V, UV, i, gradient_in)                                                    \
     do {                                                                                           \
-        V g = *(const UV *)(b.gradient + (i)) * (V)(c.gradient_scale);                             \
-        V old = *(const UV *)(b.parameter + (i));                                                  \
+        V g = (gradient_in) * (V)(c.gradient_scale);                                               \
+        V old = *(const UV *)(parameter + (i));                                                    \
         V p = old;                                                                                 \
         if (l2) g = g + (V)(c.l2) * p;                                                             \
         if (decay) p = p * (V)(c.decay);                                                           \
-        V m = *(const UV *)(b.exp_avg + (i));                                                      \
+        V m = *(const UV *)(exp_avg + (i));                                                        \
         m = m + (V)(c.one_minus_beta1) * (g - m);                                                  \
-        V v = *(const UV *)(b.exp_avg_sq + (i)) * (V)(c.beta2) + (V)(c.one_minus_beta2) * (g * g); \
+        V v = *(const UV *)(exp_avg_sq + (i)) * (V)(c.beta2) + (V)(c.one_minus_beta2) * (g * g);   \
         V s = v;                                                                                   \
         if (amsgrad) {                                                                             \
-            V x = *(const UV *)(b.max_exp_avg_sq + (i));                                           \
+            V x = *(const UV *)(max_exp_avg_sq + (i));                                             \
             s = x < v ? v : x;                                                                     \
-            *(UV *)(b.max_exp_avg_sq + (i)) = s;                                                   \
+            *(UV *)(max_exp_avg_sq + (i)) = s;                                                     \
         }                                                                                          \
         V denom = __builtin_elementwise_sqrt(s) / (V)(c.sqrt_bias_correction2) + (V)(c.eps);       \
         p = p - (V)(c.step_size) * (m / denom);                                                    \
-        *(UV *)(b.exp_avg + (i)) = m;                                                              \
-        *(UV *)(b.exp_avg_sq + (i)) = v;                                                           \
-        *(UV *)(b.parameter + (i)) = p;                                                            \
+        *(UV *)(exp_avg + (i)) = m;                                                                \
+        *(UV *)(exp_avg_sq + (i)) = v;                                                             \
+        *(UV *)(parameter + (i)) = p;                                                              \
         delta = p - old;                                                                           \
     } while (0)
-
-// (Δθ)² of 8 lanes in Double (the conversion is exact).
-#define ADAM_SQUARE8(x) (__builtin_convertvector((x), adam_d8) * __builtin_convertvector((x), adam_d8))
 
 // The whole loop for one combination of the options (constants at every call site, so each
 // combination is its own loop without per-element tests): 16 elements at a time, then 8, then
@@ -50,42 +41,34 @@ typedef adam_f8 adam_uf8 __attribute__((aligned(4)));
 static inline __attribute__((always_inline)) double adam_loop(struct optimizerd_adam_buffers b, size_t count,
                                                                struct optimizerd_adam_coefficients c, bool l2,
                                                                bool decay, bool amsgrad) {
-    adam_d8 lanes = 0;
+    float *parameter = b.parameter;
+    const float *gradient = b.gradient;
+    float *exp_avg = b.exp_avg;
+    float *exp_avg_sq = b.exp_avg_sq;
+    float *max_exp_avg_sq = b.max_exp_avg_sq;
     size_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        adam_f16 delta;
-        ADAM_VECTOR_STEP(adam_f16, adam_uf16, i);
-        lanes += ADAM_SQUARE8(delta.lo);
-        lanes += ADAM_SQUARE8(delta.hi);
-    }
-    if (i + 8 <= count) {
-        adam_f8 delta;
-        ADAM_VECTOR_STEP(adam_f8, adam_uf8, i);
-        lanes += ADAM_SQUARE8(delta);
-        i += 8;
-    }
-    double update = 0;
-    for (int lane = 0; lane < 8; lane++) update += lanes[lane];
+    double update;
+    KERNEL_VECTOR_LOOP(ADAM_VECTOR_STEP, gradient, i, count, update);
     double tail = 0;
     for (; i < count; i++) {
-        float g = b.gradient[i] * c.gradient_scale;
-        float old = b.parameter[i];
+        float g = gradient[i] * c.gradient_scale;
+        float old = parameter[i];
         float p = old;
         if (l2) g = g + c.l2 * p;
         if (decay) p = p * c.decay;
-        float m = b.exp_avg[i] + c.one_minus_beta1 * (g - b.exp_avg[i]);
-        float v = b.exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * (g * g);
+        float m = exp_avg[i] + c.one_minus_beta1 * (g - exp_avg[i]);
+        float v = exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * (g * g);
         float s = v;
         if (amsgrad) {
             // Swift's max(x, v): v when v >= x.
-            s = v >= b.max_exp_avg_sq[i] ? v : b.max_exp_avg_sq[i];
-            b.max_exp_avg_sq[i] = s;
+            s = v >= max_exp_avg_sq[i] ? v : max_exp_avg_sq[i];
+            max_exp_avg_sq[i] = s;
         }
         float denom = __builtin_elementwise_sqrt(s) / c.sqrt_bias_correction2 + c.eps;
         p = p - c.step_size * (m / denom);
-        b.exp_avg[i] = m;
-        b.exp_avg_sq[i] = v;
-        b.parameter[i] = p;
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        parameter[i] = p;
         double d = (double)(p - old);
         tail += d * d;
     }

@@ -42,7 +42,7 @@ enum AdamKernel {
         }
     }
 
-    /// The plain scalar loop; the reference for ``simd(_:count:_:)``.
+    /// The plain scalar loop; the reference for ``simd(_:count:_:variant:)``.
     static func scalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
         var update = 0.0
         for i in 0..<count {

@@ -68,31 +68,43 @@ struct SGDTests {
         }
     }
 
-    @Test(arguments: [0, 1, 7, 8, 9, 1003])
-    func simdMatchesScalarBitForBit(count: Int) {
+    /// Every option combination through every kernel variant this CPU runs: parameters and buffer bit
+    /// for bit as the scalar loop's, ‖Δθ‖² bit for bit the same in every variant.
+    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 1003])
+    func everyVariantMatchesScalarBitForBit(count: Int) {
         var random = SeededRandom(seed: UInt64(count) + 100)
         let gradient = random.floats(count)
         let initial = [random.floats(count), random.floats(count)]
-        for (first, nesterov, momentum) in [(true, false, Float(0.9)), (false, true, 0.9), (false, false, 0)] {
-            let c = SGDKernel.Coefficients(
-                lr: 0.05, weightDecay: 0.01, momentum: momentum, oneMinusDampening: 0.8, nesterov: nesterov,
-                firstStep: first, gradientScale: 2
-            )
-            func run(_ kernel: (SGDKernel.Buffers, Int, SGDKernel.Coefficients) -> Double) -> [[Float]] {
-                let buffers = initial.map { TensorBuffer(shape: TensorShape([count]), values: $0) }
-                let g = TensorBuffer(shape: TensorShape([count]), values: gradient)
-                _ = kernel(
-                    SGDKernel.Buffers(
-                        parameter: buffers[0].pointer,
-                        gradient: UnsafePointer(g.pointer),
-                        momentumBuffer: momentum == 0 ? nil : buffers[1].pointer
-                    ), count, c)
-                return buffers.map(\.values)
+        let options: [(Bool, Bool, Float)] = [(true, false, 0.9), (true, true, 0.9), (false, true, 0.9), (false, false, 0.9), (false, false, 0)]
+        for (first, nesterov, momentum) in options {
+            for weightDecay in [Float(0), 0.01] {
+                let c = SGDKernel.Coefficients(
+                    lr: 0.05, weightDecay: weightDecay, momentum: momentum, oneMinusDampening: 0.8, nesterov: nesterov,
+                    firstStep: first, gradientScale: 2
+                )
+                func run(_ kernel: (SGDKernel.Buffers, Int, SGDKernel.Coefficients) -> Double) -> ([[Float]], Double) {
+                    let buffers = initial.map { TensorBuffer(shape: TensorShape([count]), values: $0) }
+                    let g = TensorBuffer(shape: TensorShape([count]), values: gradient)
+                    let update = kernel(
+                        SGDKernel.Buffers(
+                            parameter: buffers[0].pointer,
+                            gradient: UnsafePointer(g.pointer),
+                            momentumBuffer: momentum == 0 ? nil : buffers[1].pointer
+                        ), count, c)
+                    return (buffers.map(\.values), update)
+                }
+                let scalar = run(SGDKernel.scalar)
+                let variants = KernelVariant.supported.map { variant in
+                    (variant, run { SGDKernel.simd($0, count: $1, $2, variant: variant) })
+                }
+                for (variant, (state, update)) in variants {
+                    let label = "\(variant), first \(first), nesterov \(nesterov), momentum \(momentum), wd \(weightDecay)"
+                    #expect(scalar.0[0].map(\.bitPattern) == state[0].map(\.bitPattern), "\(label)")
+                    #expect(scalar.0[1].map(\.bitPattern) == state[1].map(\.bitPattern), "\(label)")
+                    #expect(update.bitPattern == variants[0].1.1.bitPattern, "\(label)")
+                    #expect(abs(update - scalar.1) <= 1e-12 * max(1, scalar.1))
+                }
             }
-            let scalar = run(SGDKernel.scalar)
-            let simd = run(SGDKernel.simd)
-            #expect(scalar[0].map(\.bitPattern) == simd[0].map(\.bitPattern))
-            #expect(scalar[1].map(\.bitPattern) == simd[1].map(\.bitPattern))
         }
     }
 }

@@ -1,0 +1,11 @@
+#ifndef OPTIMIZERD_CVECTORMATH_H
+#define OPTIMIZERD_CVECTORMATH_H
+
+// The module's umbrella header: every header Swift sees (an explicit list, so adding a header
+// changes this file and invalidates cached module builds).
+#include "adam_kernel.h"
+#include "kernel_variant.h"
+#include "sgd_kernel.h"
+#include "vector_math.h"
+
+#endif
