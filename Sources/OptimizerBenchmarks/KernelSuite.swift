@@ -39,6 +39,7 @@ struct KernelSuite {
     var cases: [BenchmarkCase]
     var threadCounts: [Int]
     var repeats: Int
+    var clock: BenchmarkClock
     var log: (String) -> Void
 
     func run() throws -> [KernelResult] {
@@ -46,12 +47,12 @@ struct KernelSuite {
         for model in models {
             var baseline = BaselineAdam(count: model.parameterCount)
             for threads in threadCounts {
-                var baselineTime = Timings.measure(repeats: repeats) { baseline.run(threads: threads) }.best
+                var baselineTime = Timings.measure(repeats: repeats, clock: clock) { baseline.run(threads: threads) }.best
                 for benchmark in cases {
                     let (step, kernel) = try time(benchmark, on: model, threads: threads)
                     // Re-measure the yardstick between rows: the machine is shared and its speed drifts;
                     // the best seen so far is the honest bandwidth figure.
-                    baselineTime = min(baselineTime, Timings.measure(repeats: 2, warmup: 0) { baseline.run(threads: threads) }.best)
+                    baselineTime = min(baselineTime, Timings.measure(repeats: 2, warmup: 0, clock: clock) { baseline.run(threads: threads) }.best)
                     let result = KernelResult(
                         model: model.label, parameters: model.parameterCount, tensors: model.tensors.count,
                         optimizer: benchmark.label, threads: threads, stepBest: step.best, stepMedian: step.median,
@@ -98,11 +99,11 @@ struct KernelSuite {
         let parallelism = Parallelism(threads: threads)
         var kernelSamples: [Double] = []
         var warm = false
-        let steps = try Timings.measure(repeats: repeats) {
+        let steps = try Timings.measure(repeats: repeats, clock: clock) {
             let prepared = try session.prepareStep(input, parallelism: parallelism)
-            let start = ContinuousClock.now
+            let start = clock.now()
             session.apply(prepared)
-            if warm { kernelSamples.append(Timings.seconds(ContinuousClock.now - start)) }
+            if warm { kernelSamples.append(clock.now() - start) }
             warm = true
         }
         withExtendedLifetime(keep) {}

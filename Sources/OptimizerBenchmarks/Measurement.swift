@@ -1,4 +1,21 @@
+import ArgumentParser
 import Foundation
+
+/// What a timing measures.
+enum BenchmarkClock: String, ExpressibleByArgument {
+    /// Elapsed (monotonic) time.
+    case wall
+    /// This process's CPU time: on a machine shared with other work, the time the benchmark ran
+    /// rather than waited for a core. Meaningful with one thread only (threads' times add up).
+    case cpu
+
+    /// Now in seconds on this clock.
+    func now() -> Double {
+        var time = timespec()
+        clock_gettime(self == .wall ? CLOCK_MONOTONIC : CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
+}
 
 /// Times of repeated runs of one piece of work, in seconds.
 struct Timings {
@@ -10,20 +27,17 @@ struct Timings {
         return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
     }
 
-    /// Runs `body` `warmup` times untimed (state allocation, page faults), then `repeats` times timed.
-    static func measure(repeats: Int, warmup: Int = 1, _ body: () throws -> Void) rethrows -> Timings {
+    /// Runs `body` `warmup` times untimed (state allocation, page faults), then `repeats` times timed
+    /// on `clock`.
+    static func measure(repeats: Int, warmup: Int = 1, clock: BenchmarkClock = .wall, _ body: () throws -> Void) rethrows -> Timings {
         for _ in 0..<warmup { try body() }
         var samples: [Double] = []
         for _ in 0..<repeats {
-            let start = ContinuousClock.now
+            let start = clock.now()
             try body()
-            samples.append(seconds(ContinuousClock.now - start))
+            samples.append(clock.now() - start)
         }
         return Timings(samples: samples)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }
 

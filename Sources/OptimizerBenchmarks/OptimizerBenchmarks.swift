@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OptimizerKit
 
 /// `optimizerd-bench`: every optimizer's step on large tensors and a multi-tensor model, next to a
 /// plain C fused Adam loop (-O3 -march=native) timed in the same run.
@@ -32,6 +33,14 @@ struct OptimizerBenchmarks: ParsableCommand {
     @Option(help: "Timed steps per row (the best one is reported, the median is in the JSON).")
     var repeats: Int = 5
 
+    @Option(
+        help: """
+            What the times measure: 'wall' (elapsed) or 'cpu' (this process's CPU time, for one thread on \
+            a machine busy with other work: the time the step ran, not the time it waited for a core).
+            """
+    )
+    var clock: BenchmarkClock = .wall
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -41,6 +50,9 @@ struct OptimizerBenchmarks: ParsableCommand {
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try threads.map { try Self.integers($0) } ?? Array(Set([1, cores])).sorted()
+        guard clock == .wall || lowbit == nil else {
+            throw ValidationError("--clock cpu times the kernel suite; --lowbit rows are wall clock")
+        }
         if let lowbit { return try LowBitSuite.main(sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, json: json) }
         var models = try Self.integers(sizes).map { BenchmarkModel.matrix(parameters: $0) }
         if transformer != "none" {
@@ -48,15 +60,20 @@ struct OptimizerBenchmarks: ParsableCommand {
             guard parts.count == 2 else { throw ValidationError("--transformer expects WIDTHxLAYERS, e.g. 768x4") }
             models.append(.transformer(width: parts[0], layers: parts[1], vocabulary: 8192))
         }
+        guard clock == .wall || threadCounts == [1] else {
+            throw ValidationError("--clock cpu adds up the threads' times: use it with --threads 1")
+        }
         var cases = BenchmarkCase.all(terms: try Self.integers(terms))
         if let only {
             let wanted = Set(only.split(separator: ",").map(String.init))
             cases = cases.filter { wanted.contains($0.label) || wanted.contains($0.optimizer) }
         }
-        print("optimizerd-bench: \(cores) cores, best of \(repeats) steps per row; C Adam = plain fused C loop at the same size and thread count")
+        print(
+            "optimizerd-bench: \(cores) cores, \(clock) clock, kernels \(KernelVariant.active), best of \(repeats) steps per row; C Adam = plain fused C loop at the same size and thread count"
+        )
         print("x bound = step time / (bound bytes per parameter ÷ the C loop's bandwidth); 1.00 = at the memory limit")
         print(KernelSuite.header)
-        let suite = KernelSuite(models: models, cases: cases, threadCounts: threadCounts, repeats: repeats) { line in
+        let suite = KernelSuite(models: models, cases: cases, threadCounts: threadCounts, repeats: repeats, clock: clock) { line in
             // Unbuffered, so a long run shows its progress through a pipe too.
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
