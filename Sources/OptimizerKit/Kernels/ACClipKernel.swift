@@ -1,3 +1,4 @@
+import CVectorMath
 import Foundation
 
 /// The fused ACClip element loop: one pass reads θ, g, m, T and writes θ, m, T.
@@ -5,7 +6,8 @@ import Foundation
 /// Per element: g ← scale·g (+ wd·θ); m ← β1·m + (1−β1)·g; T ← β2·T + (1−β2)·|g|^α; τ = T^(1/α);
 /// f = τ/(|m| + eps), capped at 1 by a compare-and-select; θ ← θ − (lr·f)·m.
 /// |x| clears the sign bit in both versions, α = 1 needs no power, α = 2 squares and takes √, and other
-/// α call `powf` lane by lane, so the SIMD and scalar versions are bit-identical; tests rely on that.
+/// α call `powf` lane by lane, so the vector (every ``KernelVariant``) and scalar versions are
+/// bit-identical; tests rely on that.
 enum ACClipKernel {
     /// How |g|^α and T^(1/α) are computed.
     enum Power: Equatable {
@@ -53,7 +55,7 @@ enum ACClipKernel {
         }
     }
 
-    /// The plain scalar loop; the reference for ``simd(_:count:_:)``.
+    /// The plain scalar loop; the reference for ``simd(_:count:_:variant:)``.
     static func scalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
         var update = 0.0
         for i in 0..<count {
@@ -86,66 +88,22 @@ enum ACClipKernel {
         return update
     }
 
-    /// The SIMD loop (8 lanes), with the scalar loop for the tail.
-    static func simd(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
-        typealias V = SIMD8<Float>
-        let lr = V(repeating: c.lr)
-        let beta1 = V(repeating: c.beta1)
-        let beta2 = V(repeating: c.beta2)
-        let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
-        let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
-        let eps = V(repeating: c.eps)
-        let l2 = V(repeating: c.l2)
-        let scale = V(repeating: c.gradientScale)
-        let one = V(repeating: 1)
-        let hasL2 = c.l2 != 0
-        let p0 = UnsafeMutableRawPointer(b.parameter)
-        let g0 = UnsafeRawPointer(b.gradient)
-        let m0 = UnsafeMutableRawPointer(b.expAvg)
-        let t0 = UnsafeMutableRawPointer(b.tauAlpha)
-        var lanes = SIMD8<Double>()
-        var i = 0
-        while i + 8 <= count {
-            let offset = i * 4
-            let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-            var g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
-            if hasL2 { g = g + l2 * old }
-            let m = beta1 * m0.loadUnaligned(fromByteOffset: offset, as: V.self) + oneMinusBeta1 * g
-            let previous = t0.loadUnaligned(fromByteOffset: offset, as: V.self)
-            let tau: V
-            let tauAlpha: V
-            switch c.power {
-            case .one:
-                tauAlpha = beta2 * previous + oneMinusBeta2 * magnitude(g)
-                tau = tauAlpha
-            case .two:
-                tauAlpha = beta2 * previous + oneMinusBeta2 * (g * g)
-                tau = squareRoot(tauAlpha)
-            case .general(let alpha, let inverse):
-                let absG = magnitude(g)
-                var powered = V()
-                for lane in 0..<8 { powered[lane] = pow(absG[lane], alpha) }
-                tauAlpha = beta2 * previous + oneMinusBeta2 * powered
-                var root = V()
-                for lane in 0..<8 { root[lane] = pow(tauAlpha[lane], inverse) }
-                tau = root
-            }
-            var factor = tau / (magnitude(m) + eps)
-            factor.replace(with: one, where: factor .> one)
-            let p = old - lr * factor * m
-            m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
-            t0.storeBytes(of: tauAlpha, toByteOffset: offset, as: V.self)
-            p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-            let delta = widen(p - old)
-            lanes += delta * delta
-            i += 8
+    /// The vector loop, `optimizerd_acclip` in C (`Sources/CVectorMath/acclip_kernel.c`), compiled
+    /// for every ``KernelVariant`` (see ``AdamKernel/simd(_:count:_:variant:)`` for why C): the same
+    /// operations as ``scalar(_:count:_:)`` on 8 or 16 lanes, ‖Δθ‖² in 8 Double lanes and the tail.
+    static func simd(_ b: Buffers, count: Int, _ c: Coefficients, variant: KernelVariant = .active) -> Double {
+        var coefficients = optimizerd_acclip_coefficients(
+            lr: c.lr, beta1: c.beta1, beta2: c.beta2, one_minus_beta1: c.oneMinusBeta1, one_minus_beta2: c.oneMinusBeta2,
+            eps: c.eps, l2: c.l2, gradient_scale: c.gradientScale, power: 0, alpha: 0, inverse: 0
+        )
+        switch c.power {
+        case .one: coefficients.power = Int32(OPTIMIZERD_ACCLIP_POWER_ONE)
+        case .two: coefficients.power = Int32(OPTIMIZERD_ACCLIP_POWER_TWO)
+        case .general(let alpha, let inverse):
+            coefficients.power = Int32(OPTIMIZERD_ACCLIP_POWER_GENERAL)
+            coefficients.alpha = alpha
+            coefficients.inverse = inverse
         }
-        return lanes.sum() + scalar(b.offset(by: i), count: count - i, c)
-    }
-
-    /// |x| lane by lane, by clearing the sign bit (exactly `Float.magnitude`).
-    @inline(__always)
-    static func magnitude(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7fff_ffff, to: SIMD8<Float>.self)
+        return optimizerd_acclip(variant.code, b.parameter, b.gradient, b.expAvg, b.tauAlpha, count, &coefficients)
     }
 }

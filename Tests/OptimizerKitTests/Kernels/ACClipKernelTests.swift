@@ -3,7 +3,7 @@ import Testing
 @testable import OptimizerKit
 
 struct ACClipKernelTests {
-    static let lengths = [0, 1, 7, 8, 9, 16, 1003]
+    static let lengths = [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 1003]
     static let powers: [ACClipKernel.Power] = [.one, .two, .general(alpha: 1.5, inverse: Float(1 / 1.5))]
 
     /// Runs `kernel` on fresh copies of seeded random state and returns θ, m, T and ‖Δθ‖².
@@ -49,34 +49,37 @@ struct ACClipKernelTests {
         return (buffers.map(\.values), update)
     }
 
+    /// Every power and L2 choice through every kernel variant this CPU runs (gradients include 0 and
+    /// −0): the state bit for bit as the scalar loop's, ‖Δθ‖² bit for bit the same in every variant.
     @Test(arguments: lengths)
-    func simdMatchesScalarBitForBit(count: Int) {
+    func everyVariantMatchesScalarBitForBit(count: Int) {
         for power in Self.powers {
             for l2: Float in [0, 0.01] {
                 let scalar = Self.run(count: count, power: power, l2: l2, seed: UInt64(count), ACClipKernel.scalar)
-                let simd = Self.run(count: count, power: power, l2: l2, seed: UInt64(count), ACClipKernel.simd)
-                for slot in 0..<3 {
-                    #expect(
-                        scalar.0[slot].map(\.bitPattern) == simd.0[slot].map(\.bitPattern),
-                        "slot \(slot), \(power), l2 \(l2)"
-                    )
+                let variants = KernelVariant.supported.map { variant in
+                    (variant, Self.run(count: count, power: power, l2: l2, seed: UInt64(count)) { ACClipKernel.simd($0, count: $1, $2, variant: variant) })
                 }
-                #expect(abs(scalar.1 - simd.1) <= 1e-12 * max(1, scalar.1))
+                for (variant, (state, update)) in variants {
+                    for slot in 0..<3 {
+                        #expect(
+                            scalar.0[slot].map(\.bitPattern) == state[slot].map(\.bitPattern),
+                            "slot \(slot), \(power), l2 \(l2), \(variant)"
+                        )
+                    }
+                    #expect(update.bitPattern == variants[0].1.1.bitPattern, "\(power), l2 \(l2), \(variant)")
+                    #expect(abs(scalar.1 - update) <= 1e-12 * max(1, scalar.1))
+                }
             }
         }
-    }
-
-    @Test func vectorMagnitudeClearsTheSignBit() {
-        let x = SIMD8<Float>(-0.0, 0, -1.5, 2, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, 3)
-        let y = ACClipKernel.magnitude(x)
-        for lane in 0..<8 { #expect(y[lane].bitPattern == x[lane].magnitude.bitPattern) }
     }
 
     @Test func generalPowerMatchesTheClosedForms() {
         // α = 2 through pow must agree with the square/√ fast path to within rounding.
         let count = 64
-        let fast = Self.run(count: count, power: .two, l2: 0, seed: 3, ACClipKernel.simd)
-        let general = Self.run(count: count, power: .general(alpha: 2, inverse: 0.5), l2: 0, seed: 3, ACClipKernel.simd)
+        let fast = Self.run(count: count, power: .two, l2: 0, seed: 3) { ACClipKernel.simd($0, count: $1, $2) }
+        let general = Self.run(count: count, power: .general(alpha: 2, inverse: 0.5), l2: 0, seed: 3) {
+            ACClipKernel.simd($0, count: $1, $2)
+        }
         for i in 0..<count {
             #expect(abs(fast.0[0][i] - general.0[0][i]) <= 1e-6)
             #expect(abs(fast.0[2][i] - general.0[2][i]) <= 1e-6 * max(1, fast.0[2][i]))
