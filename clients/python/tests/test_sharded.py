@@ -133,3 +133,22 @@ def test_a_tensor_of_no_parameter_is_refused_before_anything_is_sent(urls, rng):
     with pytest.raises(ValueError, match="'nope'"):
         sharded.step({"w": np.ones(3, np.float32), "nope": np.ones(2, np.float32)})
     assert sharded.summary()["step"] == 0
+
+
+def test_fewer_tensors_than_shards_leaves_a_shard_out_of_the_steps(urls, rng, tmp_path):
+    params = {"a": rng.standard_normal(8).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32)}
+    single, sharded = _pair(urls, "adam", {"lr": 0.1, "clip_grad_norm": 0.5})
+    for session in (single, sharded):
+        session.upload_parameters(params)
+    assert sharded.holding() == [0, 1]
+    for _ in range(2):
+        expected, _ = single.step(params)
+        got, telemetry = sharded.step(params)
+        assert_same_bits(got, expected)
+    assert [s["step"] for s in sharded.summary()["shards"]] == [2, 2, 0] and sharded.last_step == 2
+    saved = sharded.checkpoint().save(tmp_path / "ckpt")
+    again = ShardedSession.create(urls[::-1], "adam", {"lr": 0.1, "clip_grad_norm": 0.5})
+    assert again.restore(saved)["step"] == 2
+    expected, _ = single.step(params)
+    got, _ = again.step(params)
+    assert_same_bits(got, expected)

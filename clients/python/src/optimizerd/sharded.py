@@ -185,7 +185,8 @@ class ShardedSession(ShardedSteps):
             for i, (shard, s) in enumerate(zip(self.placement.shards, summaries))
         ]
         self.info = merged
-        self.last_step = int(merged["step"])
+        self.last_step = int(summaries[self.holding()[0]]["step"] if self.holding() else merged["step"])
+        merged["step"] = self.last_step
         return merged
 
     def sync(self) -> int:
@@ -334,7 +335,9 @@ class ShardedSession(ShardedSteps):
         return self.summary()
 
     def _require_agreement(self, steps: Mapping[int, int]) -> None:
-        if len(set(steps.values())) > 1:
+        """Raises :class:`ShardsDisagree` unless the shards holding parameters are at one step."""
+        holding = set(self.holding())
+        if len({step for shard, step in steps.items() if shard in holding}) > 1:
             raise ShardsDisagree(f"the shards are at different steps: {dict(steps)}", steps)
 
 

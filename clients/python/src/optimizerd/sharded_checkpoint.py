@@ -59,8 +59,11 @@ class ShardedCheckpoint:
 def reshard(checkpoint: ShardedCheckpoint, target: Placement) -> list[bytes]:
     """One daemon checkpoint per shard of ``target``, made from ``checkpoint`` (any shard count):
     each parameter's value and state go to the shard ``target`` places it on; session-wide state
-    (``step``, global slots, configuration) is copied from the first source shard."""
+    (``step``, global slots, configuration) is copied from the first source shard holding
+    parameters."""
     files = [_read(content) for content in checkpoint.shards]
+    # A shard that holds no parameters takes no part in the steps (its step stays behind).
+    files = [file for file in files if json.loads(file[0]["parameters"])] or files[:1]
     steps = {meta["step"] for meta, _ in files}
     if len(steps) != 1:
         raise ValueError(f"the checkpoint's shards are at different steps: {sorted(steps)}")

@@ -47,11 +47,20 @@ class ShardedSteps:
         self, tensors: Mapping[str, Any], dtype: str = "f32", part_bytes: int = parts.DEFAULT_PART_BYTES
     ) -> list[list[dict[str, Any]]]:
         """Per shard, its tensors of a step (:meth:`route`) in parts under ``part_bytes`` and the
-        shard's body limit; a shard with none gets one empty part, so every shard commits."""
+        shard's body limit; a shard holding parameters but no gradient of this step gets one
+        empty part (so that it commits the step too), a shard holding none gets no parts."""
+        holding = set(self.holding())
         return [
-            parts.split(routed, parts.body_limit(self.sessions[i], part_bytes), dtype) if routed else [{}]
+            parts.split(routed, parts.body_limit(self.sessions[i], part_bytes), dtype)
+            if routed
+            else ([{}] if i in holding else [])
             for i, routed in enumerate(self.route(tensors))
         ]
+
+    def holding(self) -> list[int]:
+        """The shards that hold parameters: the ones that step (a shard placed nothing, when
+        there are fewer tensors than shards, keeps step 0 and takes no part)."""
+        return sorted(set(self.placement.tensors.values()))
 
     def stage_shards(
         self,
@@ -63,7 +72,8 @@ class ShardedSteps:
         shards: Optional[Sequence[int]] = None,
     ) -> Sums:
         """Stages each shard's parts of ``step`` (``splits[i]``, for the given shards, default
-        all) in parallel; returns every staged tensor's ``(sum_of_squares, finite)``."""
+        :meth:`holding`) in parallel; returns every staged tensor's ``(sum_of_squares, finite)``."""
+        shards = self.holding() if shards is None else shards
         results = self._each(
             lambda i, session: parts.stage(session, step, splits[i], dtype=dtype, compress=compress), shards
         )
@@ -97,12 +107,12 @@ class ShardedSteps:
         compress: Compress = False,
         shards: Optional[Sequence[int]] = None,
     ) -> list[tuple[tuple[dict[str, np.ndarray], dict[str, str]], Any]]:
-        """Commits ``step`` on the given shards (default all) in parallel and brings each to it:
+        """Commits ``step`` on the given shards (default :meth:`holding`) in parallel and brings each to it:
         a shard that lost its staged parts (a restart) gets them again, a shard that already
         applied the step answers it again. A refused step (e.g. ``nonfinite: reject``) is
         dropped from every shard and raised. Returns each shard's ``(arrays, raw metadata),
         answer``."""
-        indices = list(range(len(self.sessions))) if shards is None else list(shards)
+        indices = self.holding() if shards is None else list(shards)
 
         def commit(index: int, session: Session) -> Any:
             reader = session._tensor_reader(_subset(out, self.placement.on_shard(index)))
