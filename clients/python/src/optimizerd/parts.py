@@ -40,7 +40,8 @@ DEFAULT_PART_BYTES = 64 << 20
 # Room kept in each part for the safetensors header (per tensor: name, dtype, shape, offsets).
 _HEADER_BYTES_PER_TENSOR = 160
 _HEADER_BYTES = 512
-_COUPLED = ("momo", "momo_adam")
+#: The optimizers whose step size couples every tensor (MoMo, MoMo-Adam).
+COUPLED = ("momo", "momo_adam")
 #: The members of a tensor's MoMo step size sums and of their fold (``momo_totals``).
 MOMO_SUMS = ("parameter_dot_average", "gamma", "average_squared_norm")
 
@@ -139,7 +140,7 @@ def commit_scalars(
     if loss is not None:
         value = json.loads(loss) if loss.lstrip().startswith("[") else float(loss)
         value = float(sum(value)) if isinstance(value, list) else value
-        if nonfinite is None and optimizer in _COUPLED and not math.isfinite(value):
+        if nonfinite is None and optimizer in COUPLED and not math.isfinite(value):
             nonfinite = "loss"
         body["loss"] = _json_number(value)
     if nonfinite is not None:

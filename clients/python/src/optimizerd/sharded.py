@@ -21,7 +21,7 @@ import numpy as np
 
 from . import parts
 from .client import Client
-from .errors import Unprocessable
+from .errors import OptimizerdError
 from .placement import Placement, Shard
 from .session import Compress, Session, _request_digest, step_request
 from .sharded_checkpoint import ShardedCheckpoint, reshard
@@ -30,7 +30,6 @@ from .sharded_steps import ShardedSteps, ShardsDisagree, _quietly, _subset
 __all__ = ["ShardedSession", "ShardsDisagree"]
 
 Sums = dict[str, tuple[Optional[float], bool]]
-_COUPLED = ("momo", "momo_adam")
 
 
 class ShardedSession(ShardedSteps):
@@ -50,7 +49,6 @@ class ShardedSession(ShardedSteps):
     """
 
     def __init__(self, sessions: Sequence[Session], placement: Placement, attempts: int = 4) -> None:
-        _refuse_coupled(placement.optimizer, len(sessions))
         self.sessions = list(sessions)
         self.placement = placement
         self.attempts = int(attempts)
@@ -80,7 +78,6 @@ class ShardedSession(ShardedSteps):
         :class:`Client` (``timeout``, ``retries``, ``backoff``, ...)."""
         if not urls:
             raise ValueError("a sharded session needs at least one daemon URL")
-        _refuse_coupled(optimizer, len(urls))
         settings = {**dict(hyperparameters or {}), **options}
         created: list[Session] = []
         try:
@@ -281,7 +278,8 @@ class ShardedSession(ShardedSteps):
         Raises:
             ShardsDisagree: some shards applied the step and others could not be brought to it
                 after :attr:`attempts` rounds; retrying ``step`` with the same arguments resumes.
-            Unprocessable: the daemons refused the step (nothing applied anywhere).
+            OptimizerdError: every shard refused the step (e.g. :class:`Unprocessable`,
+                :class:`InsufficientStorage`); nothing was applied anywhere.
         """
         tensors, meta = step_request(gradients, loss, term_weights, grad_scale, sparse, metadata)
         params = {"return": return_, "dtype": str(response_dtype).lower()}
@@ -295,13 +293,17 @@ class ShardedSession(ShardedSteps):
             number = self.last_step + 1
             splits = self.split_shards(tensors, dtype, part_bytes)
             scalars = self.fold(self.stage_shards(number, splits, dtype=dtype, compress=compress), meta)
+            totals = self.momo_totals(number, scalars, splits)
+            if totals is not None:
+                scalars["momo_totals"] = totals
         self._pending = (number, digest, splits, scalars)
         try:
             answers = self.commit_shards(
                 number, scalars, splits, params=params, out=out, dtype=dtype, compress=compress
             )
-        except Unprocessable:
-            self._pending = None  # refused on every shard: nothing was applied
+        except OptimizerdError as error:
+            if error.status is not None:
+                self._pending = None  # refused by every shard: nothing was applied
             raise
         self._pending = None
         arrays, telemetry = self.merge(answers)
@@ -339,14 +341,6 @@ class ShardedSession(ShardedSteps):
         holding = set(self.holding())
         if len({step for shard, step in steps.items() if shard in holding}) > 1:
             raise ShardsDisagree(f"the shards are at different steps: {dict(steps)}", steps)
-
-
-def _refuse_coupled(optimizer: str, shards: int) -> None:
-    if optimizer in _COUPLED and shards > 1:
-        raise ValueError(
-            f"{optimizer} over {shards} shards needs the daemons' MoMo sums route "
-            "(POST …/steps/{n}/momo-sums), which this client does not use yet: use one shard"
-        )
 
 
 def _parameter_of(name: str, placed: Mapping[str, int]) -> Optional[str]:

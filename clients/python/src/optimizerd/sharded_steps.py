@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from . import parts
-from .errors import ConnectionFailed, NotFound, Unprocessable
+from .errors import ConnectionFailed, NotFound, OptimizerdError, Unprocessable
 from .session import Compress, Session, parse_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,6 +95,29 @@ class ShardedSteps:
             grad_scale=meta.get("grad_scale"),
         )
 
+    def momo_totals(
+        self,
+        step: int,
+        scalars: Mapping[str, Any],
+        splits: Sequence[Sequence[Mapping[str, Any]]],
+        shards: Optional[Sequence[int]] = None,
+    ) -> Optional[dict[str, Any]]:
+        """MoMo/MoMo-Adam over several shards: the second round of global sums. Asks the given
+        shards (default :meth:`holding`) for their step size sums of the staged ``step``
+        (:meth:`Session.momo_sums`) and folds them in the global parameter order
+        (:func:`parts.fold_momo_totals`), the commit's ``momo_totals``. ``None`` when not needed:
+        another optimizer, one shard holding every parameter (it folds its own), or a skipped
+        step (``nonfinite`` in ``scalars``)."""
+        shards = self.holding() if shards is None else list(shards)
+        if self.optimizer not in parts.COUPLED or len(self.holding()) < 2 or "nonfinite" in scalars:
+            return None
+        answers = self._each(
+            lambda i, session: session.momo_sums(step, {**scalars, "parts": len(splits[i])}), shards
+        )
+        return parts.fold_momo_totals(
+            {name: sums for answer in answers for name, sums in answer.items()}, self.placement.parameters
+        )
+
     def commit_shards(
         self,
         step: int,
@@ -109,8 +132,8 @@ class ShardedSteps:
     ) -> list[tuple[tuple[dict[str, np.ndarray], dict[str, str]], Any]]:
         """Commits ``step`` on the given shards (default :meth:`holding`) in parallel and brings each to it:
         a shard that lost its staged parts (a restart) gets them again, a shard that already
-        applied the step answers it again. A refused step (e.g. ``nonfinite: reject``) is
-        dropped from every shard and raised. Returns each shard's ``(arrays, raw metadata),
+        applied the step answers it again. A step every shard refused (an error answer, e.g.
+        ``nonfinite: reject`` or a memory budget) is dropped from every shard and raised. Returns each shard's ``(arrays, raw metadata),
         answer``."""
         indices = self.holding() if shards is None else list(shards)
 
@@ -151,8 +174,8 @@ class ShardedSteps:
                 errors[index] = error
         if not errors:
             return [answers[index] for index in indices]
-        refused = [e for e in errors.values() if isinstance(e, Unprocessable)]
-        if refused and not answers:
+        refused = [e for e in errors.values() if isinstance(e, OptimizerdError) and e.status is not None]
+        if not answers and len(refused) == len(errors):
             for index in indices:  # nothing applied anywhere: give the staged memory back
                 _quietly(lambda i=index: self.sessions[i]._request("DELETE", f"/steps/{step}"))
             raise refused[0]
