@@ -12,7 +12,8 @@ from shard_support import Case, assert_same_bits
 
 
 @pytest.mark.parametrize(
-    ("name", "before", "after"), [("adam_amsgrad_l2", 3, 2), ("adafactor", 1, 3), ("mtadam", 3, 1)]
+    ("name", "before", "after"),
+    [("adam_amsgrad_l2", 3, 2), ("adafactor", 1, 3), ("mtadam", 3, 1), ("momo_wd_fstar_bc", 3, 2)],
 )
 def test_checkpoint_restores_onto_another_number_of_daemons(urls, tmp_path, name, before, after):
     case = Case(name)

@@ -17,7 +17,7 @@ def _pair(urls, optimizer, options, groups=None):
     return single, sharded
 
 
-@pytest.mark.parametrize("name", [case for case in CASES if Case(case).optimizer not in COUPLED])
+@pytest.mark.parametrize("name", CASES)
 def test_conformance_case_over_three_daemons_is_bit_identical(urls, name):
     case = Case(name)
     single, sharded = _pair(urls, case.optimizer, case.options())
@@ -39,16 +39,17 @@ def test_conformance_case_over_three_daemons_is_bit_identical(urls, name):
         sharded.delete()
 
 
-@pytest.mark.parametrize("name", [case for case in CASES if Case(case).optimizer not in COUPLED])
+@pytest.mark.parametrize("name", CASES)
 def test_every_option_over_three_daemons_is_bit_identical(urls, name):
-    """Global-norm clipping, a group with its own hyperparameters, a non-finite gradient skipped
-    at step 3, and a PATCH of the clipping threshold and the learning rate at step 5."""
+    """Global-norm clipping, a group with its own hyperparameters (not for MoMo, which takes
+    none), a non-finite gradient skipped at step 3, and a PATCH of the clipping threshold and the
+    learning rate at step 5."""
     case = Case(name)
     options = {**case.options(), "clip_grad_norm": 0.05, "nonfinite": "skip"}
     group = (
         {"lr": case.hyperparameters["lr"] * 0.5} if "lr" in case.hyperparameters else {"clip_threshold": 1.5}
     )
-    groups = [{"parameters": ["layer1.*"], "hyperparameters": group}]
+    groups = None if case.optimizer in COUPLED else [{"parameters": ["layer1.*"], "hyperparameters": group}]
     single, sharded = _pair(urls, case.optimizer, options, groups)
     try:
         for session in (single, sharded):
@@ -115,16 +116,17 @@ def test_reattach_from_the_placement_continues_the_trajectory(urls, rng):
     assert again.summary()["step"] == 4
 
 
-def test_momo_over_several_shards_is_refused_clearly_and_runs_on_one(urls, rng):
-    with pytest.raises(ValueError, match="momo over 3 shards"):
-        ShardedSession.create(urls, "momo", lr=0.5)
-    params = {"w": rng.standard_normal(6).astype(np.float32)}
-    single, sharded = _pair(urls[:1], "momo", {"lr": 0.5})
+def test_momo_with_a_non_finite_loss_is_skipped_on_every_shard(urls, rng):
+    params = {f"t{i}": rng.standard_normal(4 + i).astype(np.float32) for i in range(4)}
+    single, sharded = _pair(urls, "momo_adam", {"lr": 0.05, "nonfinite": "skip"})
     for session in (single, sharded):
         session.upload_parameters(params)
-    expected, _ = single.step(params, loss=0.7)
-    got, _ = sharded.step(params, loss=0.7)
-    assert_same_bits(got, expected)
+    for loss in (0.8, float("nan"), 0.6):
+        expected, plain = single.step(params, loss=loss)
+        got, telemetry = sharded.step(params, loss=loss)
+        assert telemetry["skipped"] == plain["skipped"] == (loss != loss)
+        assert telemetry["lr"] == plain["lr"]
+        assert_same_bits(got, expected)
 
 
 def test_a_tensor_of_no_parameter_is_refused_before_anything_is_sent(urls, rng):

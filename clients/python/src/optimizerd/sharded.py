@@ -205,8 +205,9 @@ class ShardedSession(ShardedSteps):
         return self.summary()
 
     def delete(self) -> None:
-        """Deletes the session on every shard."""
+        """Deletes the session on every shard (and ends this object's worker threads)."""
         self._each(lambda _, session: _quietly(session.delete))
+        self._pool.shutdown(wait=False)
 
     def history(self, since: int = 0, limit: Optional[int] = None) -> dict[str, Any]:
         """The first shard's step telemetry (global values: loss, lr, grad_norm, clipping,
