@@ -143,14 +143,15 @@ def main() -> None:
     )
     parser.add_argument("--binary", default=str(REPO / ".build-release" / "release" / "optimizerd"))
     parser.add_argument("--parameters", default="16M")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="0: no timing (with --largest)")
     parser.add_argument("--largest", action="store_true")
     parser.add_argument("--max-memory", default="512MiB")
     options = parser.parse_args()
     common = ["--log-level", "warning", "--fsync", "never"]
     with ExitStack() as stack:
         daemons = [stack.enter_context(LocalDaemon(options.binary, args=common)) for _ in range(3)]
-        timing([d.url for d in daemons], count(options.parameters), options.repeats)
+        if options.repeats > 0:
+            timing([d.url for d in daemons], count(options.parameters), options.repeats)
     if options.largest:
         with ExitStack() as stack:
             limited = [*common, "--max-memory", options.max_memory]
