@@ -38,6 +38,7 @@ from .sharded_checkpoint import ShardedCheckpoint
 from .sharded_client import ShardedClient
 from .torch_support import (
     _MISSING,
+    _closure_and_loss,
     _effective_hyperparameters,
     _given_hyperparameters,
     _jsonable,
@@ -317,12 +318,7 @@ class RemoteOptimizer(Optimizer):
         Returns:
             The closure's result, if a closure was given.
         """
-        result = None
-        if closure is not None:
-            with torch.enable_grad():
-                result = closure()
-        if loss is None:
-            loss = result
+        result, loss = _closure_and_loss(closure, loss)
         if self.optimizer_name == "mtadam" and self._terms() > 1:
             raise ValueError(
                 f"this mtadam session has {self._terms()} loss terms: call step_terms([loss_0, ...])"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -101,3 +101,13 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _zeros_like(tensor: torch.Tensor) -> np.ndarray:
     return np.zeros(tuple(tensor.shape), dtype=np.float32)
+
+
+def _closure_and_loss(closure: Optional[Callable[[], Any]], loss: Any) -> tuple[Any, Any]:
+    """A step's closure result (the closure run with grad enabled, if given) and the loss to send:
+    ``loss``, or else that result."""
+    result = None
+    if closure is not None:
+        with torch.enable_grad():
+            result = closure()
+    return result, (result if loss is None else loss)
