@@ -5,6 +5,7 @@ request cannot be the exact step."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 
@@ -123,6 +124,38 @@ def test_fallbacks_keep_the_trajectory_exact(daemon, between, backwards):
         assert streamed._stream.streamed == 0
     if between is freeze_first_layer_sometimes:
         assert 0 < streamed._stream.streamed < STEPS - 1
+
+
+def test_an_upload_abandoned_before_its_thread_connects_leaves_the_next_one_working(daemon):
+    """abandon() can close the connection before the sender thread opens it; the thread then opens
+    a fresh one, writes the request head and stops. That connection must not be kept mid-request
+    (the next streamed step's request was refused with CannotSendRequest, falling back)."""
+    models, (_, plain, streamed) = three(daemon, {"lr": 0.01})
+    run(models[2], streamed, steps=1)  # learns the order
+    stream = streamed._stream
+    connection = stream.connection
+    closed, opened = threading.Event(), connection.open
+
+    def open_after_the_close():
+        closed.wait(10)
+        return opened()
+
+    def close_and_tell():
+        type(connection).close(connection)
+        closed.set()
+
+    connection.open, connection.close = open_after_the_close, close_and_tell
+    stream._start()
+    stream.upload.abandon()
+    del connection.open, connection.close
+    assert stream.upload.error is not None
+    assert connection._http is None  # not kept mid-request
+    stream._reset()
+    run(models[2], streamed, steps=1)  # step 2 (batch 0 again), streamed
+    assert stream.streamed == 1
+    for _ in range(2):
+        run(models[1], plain, steps=1)
+    assert_bitwise(list(models[1].parameters()), list(models[2].parameters()))
 
 
 def test_a_scheduler_between_steps_is_patched_before_the_stream(daemon):

@@ -48,9 +48,8 @@ class BackwardStream:
         self.connection = Connection(optimizer.client.url, optimizer.client.transport.timeout)
         self._buffers: dict[str, np.ndarray] = {}
         self._stream_next = True
-        #: Steps answered through the streamed request, and steps that fell back to a plain one.
+        #: Steps answered through the streamed request.
         self.streamed = 0
-        self.fell_back = 0
         self._reset()
         self.handles = [
             p.register_post_accumulate_grad_hook(lambda p, name=name: self._on_gradient(name, p))
@@ -266,7 +265,8 @@ class _Upload:
             )
         except BaseException as error:  # noqa: BLE001 - reported to step(), which falls back
             self.error = error
-            if not self.abandoned:  # an abandoned upload's connection is already closed
-                connection.close()
+            # Closed even when abandoned: abandon() may have closed it before this thread opened
+            # it again, and a connection left mid-request refuses the next upload's request.
+            connection.close()
         finally:
             self.written.set()
