@@ -40,7 +40,8 @@
         *(UV *)(exp_avg + (i)) = m;                                                                \
         *(UV *)(tau_alpha + (i)) = t;                                                              \
         *(UV *)(parameter + (i)) = p;                                                              \
-        delta = p - old;                                                                           \
+        V delta = p - old;                                                                         \
+        KERNEL_ADD_PRODUCT(V, lanes, delta, delta);                                                \
     } while (0)
 
 // The loop for one power and L2 choice (constants at every call site).
@@ -97,35 +98,8 @@ static inline __attribute__((always_inline)) double acclip_dispatch(float *param
 #undef ACCLIP_LOOP
 }
 
-static double acclip_baseline(float *parameter, const float *gradient, float *exp_avg, float *tau_alpha, size_t count,
-                              const struct optimizerd_acclip_coefficients *c) {
-    return acclip_dispatch(parameter, gradient, exp_avg, tau_alpha, count, c);
-}
 
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static double acclip_avx2(float *parameter, const float *gradient, float *exp_avg,
-                                                          float *tau_alpha, size_t count,
-                                                          const struct optimizerd_acclip_coefficients *c) {
-    return acclip_dispatch(parameter, gradient, exp_avg, tau_alpha, count, c);
-}
-
-__attribute__((target("avx512f,avx512vl"))) static double acclip_avx512(float *parameter, const float *gradient,
-                                                                        float *exp_avg, float *tau_alpha, size_t count,
-                                                                        const struct optimizerd_acclip_coefficients *c) {
-    return acclip_dispatch(parameter, gradient, exp_avg, tau_alpha, count, c);
-}
-#endif
-
-double optimizerd_acclip(int variant, float *parameter, const float *gradient, float *exp_avg, float *tau_alpha,
-                         size_t count, const struct optimizerd_acclip_coefficients *coefficients) {
-    switch (variant) {
-#if defined(__x86_64__)
-    case OPTIMIZERD_KERNELS_AVX512:
-        return acclip_avx512(parameter, gradient, exp_avg, tau_alpha, count, coefficients);
-    case OPTIMIZERD_KERNELS_AVX2:
-        return acclip_avx2(parameter, gradient, exp_avg, tau_alpha, count, coefficients);
-#endif
-    default:
-        return acclip_baseline(parameter, gradient, exp_avg, tau_alpha, count, coefficients);
-    }
-}
+KERNEL_VARIANTS(double, optimizerd_acclip, acclip_dispatch,
+                (float *parameter, const float *gradient, float *exp_avg, float *tau_alpha, size_t count,
+                 const struct optimizerd_acclip_coefficients *coefficients),
+                (parameter, gradient, exp_avg, tau_alpha, count, coefficients))

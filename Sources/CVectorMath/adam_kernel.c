@@ -32,7 +32,8 @@
         *(UV *)(exp_avg + (i)) = m;                                                                \
         *(UV *)(exp_avg_sq + (i)) = v;                                                             \
         *(UV *)(parameter + (i)) = p;                                                              \
-        delta = p - old;                                                                           \
+        V delta = p - old;                                                                         \
+        KERNEL_ADD_PRODUCT(V, lanes, delta, delta);                                                \
     } while (0)
 
 // The whole loop for one combination of the options (constants at every call site, so each
@@ -86,33 +87,8 @@ static inline __attribute__((always_inline)) double adam_dispatch(const struct o
     return decay ? adam_loop(*b, count, *c, false, true, true) : adam_loop(*b, count, *c, false, false, true);
 }
 
-static double adam_baseline(const struct optimizerd_adam_buffers *b, size_t count,
-                            const struct optimizerd_adam_coefficients *c) {
-    return adam_dispatch(b, count, c);
-}
 
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static double adam_avx2(const struct optimizerd_adam_buffers *b, size_t count,
-                                                        const struct optimizerd_adam_coefficients *c) {
-    return adam_dispatch(b, count, c);
-}
-
-__attribute__((target("avx512f,avx512vl"))) static double adam_avx512(const struct optimizerd_adam_buffers *b, size_t count,
-                                                                      const struct optimizerd_adam_coefficients *c) {
-    return adam_dispatch(b, count, c);
-}
-#endif
-
-double optimizerd_adam(int variant, const struct optimizerd_adam_buffers *buffers, size_t count,
-                       const struct optimizerd_adam_coefficients *coefficients) {
-    switch (variant) {
-#if defined(__x86_64__)
-    case OPTIMIZERD_KERNELS_AVX512:
-        return adam_avx512(buffers, count, coefficients);
-    case OPTIMIZERD_KERNELS_AVX2:
-        return adam_avx2(buffers, count, coefficients);
-#endif
-    default:
-        return adam_baseline(buffers, count, coefficients);
-    }
-}
+KERNEL_VARIANTS(double, optimizerd_adam, adam_dispatch,
+                (const struct optimizerd_adam_buffers *buffers, size_t count,
+                 const struct optimizerd_adam_coefficients *coefficients),
+                (buffers, count, coefficients))

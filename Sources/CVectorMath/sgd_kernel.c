@@ -20,7 +20,8 @@
         }                                                                                          \
         V p = old - (V)(c.lr) * g;                                                                 \
         *(UV *)(parameter + (i)) = p;                                                              \
-        delta = p - old;                                                                           \
+        V delta = p - old;                                                                         \
+        KERNEL_ADD_PRODUCT(V, lanes, delta, delta);                                                \
     } while (0)
 
 // The loop for one combination of the options (constants at every call site): 16 elements at a
@@ -65,34 +66,8 @@ static inline __attribute__((always_inline)) double sgd_dispatch(float *paramete
 #undef SGD_LOOP
 }
 
-static double sgd_baseline(float *parameter, const float *gradient, float *buffer, size_t count,
-                           const struct optimizerd_sgd_coefficients *c) {
-    return sgd_dispatch(parameter, gradient, buffer, count, c);
-}
 
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static double sgd_avx2(float *parameter, const float *gradient, float *buffer,
-                                                       size_t count, const struct optimizerd_sgd_coefficients *c) {
-    return sgd_dispatch(parameter, gradient, buffer, count, c);
-}
-
-__attribute__((target("avx512f,avx512vl"))) static double sgd_avx512(float *parameter, const float *gradient,
-                                                                     float *buffer, size_t count,
-                                                                     const struct optimizerd_sgd_coefficients *c) {
-    return sgd_dispatch(parameter, gradient, buffer, count, c);
-}
-#endif
-
-double optimizerd_sgd(int variant, float *parameter, const float *gradient, float *momentum_buffer, size_t count,
-                      const struct optimizerd_sgd_coefficients *coefficients) {
-    switch (variant) {
-#if defined(__x86_64__)
-    case OPTIMIZERD_KERNELS_AVX512:
-        return sgd_avx512(parameter, gradient, momentum_buffer, count, coefficients);
-    case OPTIMIZERD_KERNELS_AVX2:
-        return sgd_avx2(parameter, gradient, momentum_buffer, count, coefficients);
-#endif
-    default:
-        return sgd_baseline(parameter, gradient, momentum_buffer, count, coefficients);
-    }
-}
+KERNEL_VARIANTS(double, optimizerd_sgd, sgd_dispatch,
+                (float *parameter, const float *gradient, float *momentum_buffer, size_t count,
+                 const struct optimizerd_sgd_coefficients *coefficients),
+                (parameter, gradient, momentum_buffer, count, coefficients))

@@ -2,8 +2,8 @@
 #define OPTIMIZERD_KERNEL_VARIANT_H
 
 // The instruction-set variants of the C kernels. Every kernel is compiled once per variant from
-// one body (`adam_kernel.c`); the daemon picks the best variant this CPU runs once at start
-// (`KernelVariant` in OptimizerKit) and passes it to every call. Variants give bit-identical
+// one body (`KERNEL_VARIANTS` in kernel_lanes.h); the daemon picks the best variant this CPU runs
+// once at start (`KernelVariant` in OptimizerKit) and passes it to every call. Variants give bit-identical
 // results: the bodies perform the same IEEE operations in the same order, with no FMA contraction.
 
 enum {
