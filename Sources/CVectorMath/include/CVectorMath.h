@@ -6,6 +6,7 @@
 #include "acclip_kernel.h"
 #include "adam_kernel.h"
 #include "kernel_variant.h"
+#include "momo_kernel.h"
 #include "sgd_kernel.h"
 #include "vector_math.h"
 

@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// The element loops of MoMo and MoMo-Adam: two passes per tensor, around one global step size.
 ///
 /// Pass 1 (`accumulate`) updates the gradient averages (d, or m and v) and, in the same sweep, sums
@@ -5,8 +7,9 @@
 /// preconditioner P = √(v/bc2) + eps is recomputed in pass 2 rather than stored, so a step allocates
 /// nothing beyond the state slots. The float operations follow momo-opt's torch calls in order
 /// (`mul_(β).add_(g, alpha=1−β)`, `div(bc2).sqrt().add(eps)`, `add_(d, alpha=−τ)`, `div_(1+lr·λ)`); the
-/// SIMD and scalar versions of each pass perform identical IEEE operations lane by lane, so their
-/// tensors are bit-identical (the Double sums differ only in summation order).
+/// vector passes (C, every ``KernelVariant``) and the scalar ones perform identical IEEE operations
+/// lane by lane, so their tensors are bit-identical (the Double sums differ only in summation order,
+/// and are bit-identical across variants).
 enum MomoKernel {
     /// The per-tensor sums of pass 1, accumulated in Double.
     struct Sums: Equatable {
@@ -41,20 +44,16 @@ enum MomoKernel {
             return total
         }
     }
+}
 
-    /// Lane-wise Double accumulators for ``Sums``.
-    struct Lanes {
-        var parameterDotGradient = SIMD8<Double>()
-        var parameterDotAverage = SIMD8<Double>()
-        var averageSquaredNorm = SIMD8<Double>()
-
-        var sums: Sums {
-            Sums(
-                parameterDotGradient: parameterDotGradient.sum(),
-                parameterDotAverage: parameterDotAverage.sum(),
-                averageSquaredNorm: averageSquaredNorm.sum()
-            )
-        }
+extension MomoKernel.Sums {
+    /// The sums a C pass returns.
+    init(_ sums: optimizerd_momo_sums) {
+        self.init(
+            parameterDotGradient: sums.parameter_dot_gradient,
+            parameterDotAverage: sums.parameter_dot_average,
+            averageSquaredNorm: sums.average_squared_norm
+        )
     }
 }
 
@@ -124,32 +123,16 @@ extension MomoKernel {
             return sums
         }
 
-        /// The SIMD pass 1 (8 lanes), with the scalar loop for the tail.
-        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
-            typealias V = SIMD8<Float>
-            let beta = V(repeating: c.beta)
-            let oneMinusBeta = V(repeating: c.oneMinusBeta)
-            let scale = V(repeating: c.gradientScale)
-            let p0 = UnsafeRawPointer(b.parameter)
-            let g0 = UnsafeRawPointer(b.gradient)
-            let d0 = UnsafeMutableRawPointer(b.gradientAverage)
-            var lanes = Lanes()
-            var i = 0
-            while i + 8 <= count {
-                let offset = i * 4
-                let g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
-                let p = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                let previous = c.startFromGradient ? g : d0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                let d = previous * beta + oneMinusBeta * g
-                d0.storeBytes(of: d, toByteOffset: offset, as: V.self)
-                let pd = widen(p)
-                let dd = widen(d)
-                lanes.parameterDotGradient += pd * widen(g)
-                lanes.parameterDotAverage += pd * dd
-                lanes.averageSquaredNorm += dd * dd
-                i += 8
-            }
-            return lanes.sums + accumulateScalar(b.offset(by: i), count: count - i, c)
+        /// The vector pass 1, `optimizerd_momo_accumulate` in C (`Sources/CVectorMath/momo_kernel.c`),
+        /// compiled for every ``KernelVariant``: the operations of ``accumulateScalar(_:count:_:)`` on 8
+        /// or 16 lanes, the sums in 8 Double lanes (element i in lane i mod 8) added lane 0 to 7, plus
+        /// the tail's.
+        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients, variant: KernelVariant = .active) -> Sums {
+            var coefficients = optimizerd_momo_coefficients(
+                beta: c.beta, one_minus_beta: c.oneMinusBeta, gradient_scale: c.gradientScale,
+                start_from_gradient: c.startFromGradient
+            )
+            return Sums(optimizerd_momo_accumulate(variant.code, b.parameter, b.gradient, b.gradientAverage, count, &coefficients))
         }
 
         /// Pass 2 over `count` elements; returns ‖Δθ‖².
@@ -173,26 +156,11 @@ extension MomoKernel {
             return update
         }
 
-        /// The SIMD pass 2 (8 lanes), with the scalar loop for the tail.
-        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
-            typealias V = SIMD8<Float>
-            let stepSize = V(repeating: s.stepSize)
-            let divisor = V(repeating: s.divisor)
-            let p0 = UnsafeMutableRawPointer(b.parameter)
-            let d0 = UnsafeRawPointer(b.gradientAverage)
-            var lanes = SIMD8<Double>()
-            var i = 0
-            while i + 8 <= count {
-                let offset = i * 4
-                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                var p = old - stepSize * d0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                if s.decays { p = p / divisor }
-                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = widen(p - old)
-                lanes += delta * delta
-                i += 8
-            }
-            return lanes.sum() + applyScalar(b.offset(by: i), count: count - i, s)
+        /// The vector pass 2, `optimizerd_momo_apply` in C: the operations of ``applyScalar(_:count:_:)``
+        /// on 8 or 16 lanes, ‖Δθ‖² in 8 Double lanes and the tail.
+        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step, variant: KernelVariant = .active) -> Double {
+            var step = optimizerd_momo_step(step_size: s.stepSize, divisor: s.divisor, decays: s.decays)
+            return optimizerd_momo_apply(variant.code, b.parameter, b.gradientAverage, count, &step)
         }
     }
 }
@@ -286,40 +254,20 @@ extension MomoKernel {
             return sums
         }
 
-        /// The SIMD pass 1 (8 lanes), with the scalar loop for the tail.
-        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients) -> Sums {
-            typealias V = SIMD8<Float>
-            let beta1 = V(repeating: c.beta1)
-            let beta2 = V(repeating: c.beta2)
-            let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
-            let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
-            let biasCorrection2 = V(repeating: c.biasCorrection2)
-            let eps = V(repeating: c.eps)
-            let scale = V(repeating: c.gradientScale)
-            let p0 = UnsafeRawPointer(b.parameter)
-            let g0 = UnsafeRawPointer(b.gradient)
-            let m0 = UnsafeMutableRawPointer(b.gradientAverage)
-            let v0 = UnsafeMutableRawPointer(b.gradientAverageSquared)
-            var lanes = Lanes()
-            var i = 0
-            while i + 8 <= count {
-                let offset = i * 4
-                let g = g0.loadUnaligned(fromByteOffset: offset, as: V.self) * scale
-                let p = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                let m = m0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta1 + oneMinusBeta1 * g
-                let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
-                m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
-                v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
-                let preconditioner = squareRoot(v / biasCorrection2) + eps
-                let scaled = m / preconditioner
-                let pd = widen(p)
-                let md = widen(m)
-                lanes.parameterDotGradient += pd * widen(g)
-                lanes.parameterDotAverage += pd * md
-                lanes.averageSquaredNorm += md * widen(scaled)
-                i += 8
-            }
-            return lanes.sums + accumulateScalar(b.offset(by: i), count: count - i, c)
+        /// The vector pass 1, `optimizerd_momo_adam_accumulate` in C (`Sources/CVectorMath/momo_kernel.c`),
+        /// compiled for every ``KernelVariant``: the operations of ``accumulateScalar(_:count:_:)`` on 8
+        /// or 16 lanes, the sums as in ``Momentum/accumulateSIMD(_:count:_:variant:)``.
+        static func accumulateSIMD(_ b: Buffers, count: Int, _ c: Coefficients, variant: KernelVariant = .active) -> Sums {
+            var coefficients = optimizerd_momo_adam_coefficients(
+                beta1: c.beta1, beta2: c.beta2, one_minus_beta1: c.oneMinusBeta1, one_minus_beta2: c.oneMinusBeta2,
+                bias_correction2: c.biasCorrection2, eps: c.eps, gradient_scale: c.gradientScale
+            )
+            return Sums(
+                optimizerd_momo_adam_accumulate(
+                    variant.code, b.parameter, b.gradient, b.gradientAverage, b.gradientAverageSquared, count,
+                    &coefficients
+                )
+            )
         }
 
         /// Pass 2 over `count` elements; returns ‖Δθ‖².
@@ -346,34 +294,16 @@ extension MomoKernel {
             return update
         }
 
-        /// The SIMD pass 2 (8 lanes), with the scalar loop for the tail.
-        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step) -> Double {
-            typealias V = SIMD8<Float>
-            let biasCorrection2 = V(repeating: s.biasCorrection2)
-            let eps = V(repeating: s.eps)
-            let stepSize = V(repeating: s.stepSize)
-            let decay = V(repeating: s.decay)
-            let divisor = V(repeating: s.divisor)
-            let p0 = UnsafeMutableRawPointer(b.parameter)
-            let m0 = UnsafeRawPointer(b.gradientAverage)
-            let v0 = UnsafeRawPointer(b.gradientAverageSquared)
-            var lanes = SIMD8<Double>()
-            var i = 0
-            while i + 8 <= count {
-                let offset = i * 4
-                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                var p = old
-                if s.multiplies { p = p * decay }
-                let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                let preconditioner = squareRoot(v / biasCorrection2) + eps
-                p = p - stepSize * (m0.loadUnaligned(fromByteOffset: offset, as: V.self) / preconditioner)
-                if s.divides { p = p / divisor }
-                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = widen(p - old)
-                lanes += delta * delta
-                i += 8
-            }
-            return lanes.sum() + applyScalar(b.offset(by: i), count: count - i, s)
+        /// The vector pass 2, `optimizerd_momo_adam_apply` in C: the operations of
+        /// ``applyScalar(_:count:_:)`` on 8 or 16 lanes, ‖Δθ‖² in 8 Double lanes and the tail.
+        static func applySIMD(_ b: StepBuffers, count: Int, _ s: Step, variant: KernelVariant = .active) -> Double {
+            var step = optimizerd_momo_adam_step(
+                bias_correction2: s.biasCorrection2, eps: s.eps, step_size: s.stepSize, decay: s.decay,
+                divisor: s.divisor, multiplies: s.multiplies, divides: s.divides
+            )
+            return optimizerd_momo_adam_apply(
+                variant.code, b.parameter, b.gradientAverage, b.gradientAverageSquared, count, &step
+            )
         }
     }
 }
