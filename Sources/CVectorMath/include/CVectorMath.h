@@ -4,6 +4,7 @@
 // The module's umbrella header: every header Swift sees (an explicit list, so adding a header
 // changes this file and invalidates cached module builds).
 #include "acclip_kernel.h"
+#include "adafactor_kernel.h"
 #include "adam_kernel.h"
 #include "kernel_variant.h"
 #include "momo_kernel.h"

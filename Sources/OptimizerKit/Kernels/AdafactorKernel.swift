@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// Adafactor's element loops (Hugging Face `transformers.optimization.Adafactor` semantics).
 ///
 /// A step never stores the update U: every pass recomputes it from the gradient and the second-moment
@@ -9,10 +11,9 @@
 /// Every reduction is accumulated in Double: within a row (or a range, unfactored) in 8 lanes (element i
 /// of the 8-aligned body goes to lane i mod 8), the lanes added in order 0…7, then the tail elements one
 /// by one; row results are added in row order. The scalar reference loops do exactly the same, so the
-/// scalar and SIMD versions give bit-identical state, parameters and sums (Swift never contracts to FMA
-/// on its own, and a Float squared is exact in Double).
+/// scalar loops and the vector ones (C, every ``KernelVariant``) give bit-identical state, parameters
+/// and sums (neither contracts to FMA, and a Float squared is exact in Double).
 enum AdafactorKernel {
-    typealias V = SIMD8<Float>
     typealias D = SIMD8<Double>
 
     // MARK: Coefficients and buffers
@@ -123,7 +124,7 @@ enum AdafactorKernel {
 
     // MARK: Row statistics (factored pass 1)
 
-    /// The plain reference for ``simdRowStatistics(_:rows:columns:_:columnSums:)``.
+    /// The plain reference for ``simdRowStatistics(_:rows:columns:_:columnSums:variant:)``.
     static func scalarRowStatistics(
         _ g: UnsafePointer<Float>,
         rows: Range<Int>,
@@ -152,7 +153,8 @@ enum AdafactorKernel {
     }
 
     /// For each row in `rows` (all of one slice): R[row] ← β̂2·R + (1−β̂2)·(Σ_j (s·g)²/columns + ε1), and
-    /// (s·g[row, j])² added into `columnSums[j]` when given, all in Double.
+    /// (s·g[row, j])² added into `columnSums[j]` when given, all in Double: `optimizerd_adafactor_row_statistics`
+    /// in C (`Sources/CVectorMath/adafactor_kernel.c`), compiled for every ``KernelVariant``.
     ///
     /// Rows are taken four at a time: each keeps its own lanes (four independent addition chains), and a
     /// column's sum is loaded once, given the four rows' squares in row order and stored once, which is
@@ -162,97 +164,15 @@ enum AdafactorKernel {
         rows: Range<Int>,
         columns: Int,
         _ s: RowStatistics,
-        columnSums: UnsafeMutablePointer<Double>?
+        columnSums: UnsafeMutablePointer<Double>?,
+        variant: KernelVariant = .active
     ) {
-        if let columnSums {
-            rowStatisticsLoop(g, rows: rows, columns: columns, s, columnSums: columnSums, hasColumns: true)
-        } else {
-            rowStatisticsLoop(g, rows: rows, columns: columns, s, columnSums: UnsafeMutablePointer(bitPattern: 8)!, hasColumns: false)
-        }
-    }
-
-    /// ``simdRowStatistics(_:rows:columns:_:columnSums:)`` with the column sums on or off (a constant at
-    /// each call site; `columnSums` is not touched when off).
-    @inline(__always)
-    private static func rowStatisticsLoop(
-        _ g: UnsafePointer<Float>,
-        rows: Range<Int>,
-        columns: Int,
-        _ s: RowStatistics,
-        columnSums: UnsafeMutablePointer<Double>,
-        hasColumns: Bool
-    ) {
-        let scale = V(repeating: s.gradientScale)
-        let c0 = UnsafeMutableRawPointer(columnSums)
-        let body = columns & ~7
-        let inverseColumns = 1 / Double(columns)
-        /// The tail columns of one row, after its body.
-        @inline(__always)
-        func finish(_ row: Int, _ lanes: D) {
-            let x = g + row * columns
-            var sum = total(lanes, body: body)
-            var j = body
-            while j < columns {
-                let square = squared(x[j], s.gradientScale)
-                if hasColumns { columnSums[j] += square }
-                sum += square
-                j += 1
-            }
-            s.update(row, sum: sum, inverseCount: inverseColumns)
-        }
-        var row = rows.lowerBound
-        while row + 4 <= rows.upperBound {
-            let x0 = UnsafeRawPointer(g + row * columns)
-            let x1 = x0 + 4 * columns
-            let x2 = x1 + 4 * columns
-            let x3 = x2 + 4 * columns
-            var lanes0 = D()
-            var lanes1 = D()
-            var lanes2 = D()
-            var lanes3 = D()
-            var j = 0
-            while j < body {
-                let a = widen(x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let b = widen(x1.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let c = widen(x2.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let d = widen(x3.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let a2 = a * a
-                let b2 = b * b
-                let c2 = c * c
-                let d2 = d * d
-                if hasColumns {
-                    let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + a2 + b2 + c2 + d2
-                    c0.storeBytes(of: sums, toByteOffset: j * 8, as: D.self)
-                }
-                lanes0 = lanes0 + a2
-                lanes1 = lanes1 + b2
-                lanes2 = lanes2 + c2
-                lanes3 = lanes3 + d2
-                j += 8
-            }
-            finish(row, lanes0)
-            finish(row + 1, lanes1)
-            finish(row + 2, lanes2)
-            finish(row + 3, lanes3)
-            row += 4
-        }
-        while row < rows.upperBound {
-            let x0 = UnsafeRawPointer(g + row * columns)
-            var lanes = D()
-            var j = 0
-            while j < body {
-                let a = widen(x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * scale)
-                let a2 = a * a
-                if hasColumns {
-                    let sums = c0.loadUnaligned(fromByteOffset: j * 8, as: D.self) + a2
-                    c0.storeBytes(of: sums, toByteOffset: j * 8, as: D.self)
-                }
-                lanes = lanes + a2
-                j += 8
-            }
-            finish(row, lanes)
-            row += 1
-        }
+        var statistics = optimizerd_adafactor_row_statistics(
+            rows: s.rows, beta2: s.beta2, eps1: s.eps1, gradient_scale: s.gradientScale
+        )
+        optimizerd_adafactor_row_statistics(
+            variant.code, g, rows.lowerBound, rows.upperBound, columns, &statistics, columnSums
+        )
     }
 
     /// (s·g)² in Double (exact).
@@ -264,7 +184,7 @@ enum AdafactorKernel {
 
     // MARK: V update and Σ U² (unfactored pass 1)
 
-    /// One element of ``simdSecondMoment(_:_:count:_:)``: updates V[i] and returns U[i]².
+    /// One element of ``simdSecondMoment(_:_:count:_:variant:)``: updates V[i] and returns U[i]².
     @inline(__always)
     static func secondMoment(
         _ g: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ i: Int, _ c: SecondMoment
@@ -278,7 +198,7 @@ enum AdafactorKernel {
         return u * u
     }
 
-    /// The plain reference for ``simdSecondMoment(_:_:count:_:)``.
+    /// The plain reference for ``simdSecondMoment(_:_:count:_:variant:)``.
     static func scalarSecondMoment(
         _ g: UnsafePointer<Float>,
         _ v: UnsafeMutablePointer<Float>,
@@ -293,35 +213,19 @@ enum AdafactorKernel {
         return sum
     }
 
-    /// Updates V ← β̂2·V + (1−β̂2)·((s·g)² + ε1) and returns Σ (s·g/√V)² in Double.
+    /// Updates V ← β̂2·V + (1−β̂2)·((s·g)² + ε1) and returns Σ (s·g/√V)² in Double
+    /// (`optimizerd_adafactor_second_moment` in C).
     static func simdSecondMoment(
         _ g: UnsafePointer<Float>,
         _ v: UnsafeMutablePointer<Float>,
         count: Int,
-        _ c: SecondMoment
+        _ c: SecondMoment,
+        variant: KernelVariant = .active
     ) -> Double {
-        let scale = V(repeating: c.gradientScale)
-        let beta2 = V(repeating: c.beta2)
-        let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
-        let eps1 = V(repeating: c.eps1)
-        let g0 = UnsafeRawPointer(g)
-        let v0 = UnsafeMutableRawPointer(v)
-        var lanes = D()
-        var i = 0
-        while i + 8 <= count {
-            let x = g0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * scale
-            let updated = v0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * beta2 + oneMinusBeta2 * (x * x + eps1)
-            v0.storeBytes(of: updated, toByteOffset: i * 4, as: V.self)
-            let u = widen(x / squareRoot(updated))
-            lanes = lanes + u * u
-            i += 8
-        }
-        var sum = total(lanes)
-        while i < count {
-            sum += secondMoment(g, v, i, c)
-            i += 1
-        }
-        return sum
+        var coefficients = optimizerd_adafactor_second_moment(
+            beta2: c.beta2, one_minus_beta2: c.oneMinusBeta2, eps1: c.eps1, gradient_scale: c.gradientScale
+        )
+        return optimizerd_adafactor_second_moment(variant.code, g, v, count, &coefficients)
     }
 
     // MARK: Σ U² (factored pass 2)
@@ -333,7 +237,7 @@ enum AdafactorKernel {
         return u * u
     }
 
-    /// The plain reference for ``simdUpdateSquares(_:rows:_:scale:)``.
+    /// The plain reference for ``simdUpdateSquares(_:rows:_:scale:variant:)``.
     static func scalarUpdateSquares(_ g: UnsafePointer<Float>, rows: Range<Int>, _ f: Factors, scale: Float) -> Double {
         let body = f.columns & ~7
         var cursor = f.columnFactorCursor(from: rows.lowerBound)
@@ -360,69 +264,23 @@ enum AdafactorKernel {
         return sum
     }
 
-    /// Σ U² over `rows` of a factored tensor, U = (rowFactor·columnFactor)·(s·g), in Double.
+    /// Σ U² over `rows` of a factored tensor, U = (rowFactor·columnFactor)·(s·g), in Double
+    /// (`optimizerd_adafactor_update_squares` in C).
     ///
     /// Rows are taken two at a time, each with its own lanes (two independent addition chains), and
     /// their sums are added in row order, as one row after the other.
-    static func simdUpdateSquares(_ g: UnsafePointer<Float>, rows: Range<Int>, _ f: Factors, scale: Float) -> Double {
-        let s = V(repeating: scale)
-        let body = f.columns & ~7
-        var cursor = f.columnFactorCursor(from: rows.lowerBound)
-        /// The tail of one row, added to its body's lanes.
-        @inline(__always)
-        func rowSum(_ row: Int, _ lanes: D, _ columnFactors: UnsafePointer<Float>) -> Double {
-            let x = g + row * f.columns
-            let rowFactor = f.rowFactors[row]
-            var rowSum = total(lanes, body: body)
-            var j = body
-            while j < f.columns {
-                rowSum += updateSquare(x[j], scale: scale, rowFactor: rowFactor, columnFactor: columnFactors[j])
-                j += 1
-            }
-            return rowSum
-        }
-        var sum = 0.0
-        var row = rows.lowerBound
-        while row + 2 <= rows.upperBound {
-            let factors0 = cursor.factors
-            cursor.advance()
-            let factors1 = cursor.factors
-            cursor.advance()
-            let x0 = UnsafeRawPointer(g + row * f.columns)
-            let x1 = x0 + 4 * f.columns
-            let f0 = UnsafeRawPointer(factors0)
-            let f1 = UnsafeRawPointer(factors1)
-            let r0 = V(repeating: f.rowFactors[row])
-            let r1 = V(repeating: f.rowFactors[row + 1])
-            var lanes0 = D()
-            var lanes1 = D()
-            var j = 0
-            while j < body {
-                let u0 = widen((r0 * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
-                let u1 = widen((r1 * f1.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x1.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
-                lanes0 = lanes0 + u0 * u0
-                lanes1 = lanes1 + u1 * u1
-                j += 8
-            }
-            sum += rowSum(row, lanes0, factors0)
-            sum += rowSum(row + 1, lanes1, factors1)
-            row += 2
-        }
-        if row < rows.upperBound {
-            let factors0 = cursor.factors
-            let x0 = UnsafeRawPointer(g + row * f.columns)
-            let f0 = UnsafeRawPointer(factors0)
-            let r0 = V(repeating: f.rowFactors[row])
-            var lanes0 = D()
-            var j = 0
-            while j < body {
-                let u0 = widen((r0 * f0.loadUnaligned(fromByteOffset: j * 4, as: V.self)) * (x0.loadUnaligned(fromByteOffset: j * 4, as: V.self) * s))
-                lanes0 = lanes0 + u0 * u0
-                j += 8
-            }
-            sum += rowSum(row, lanes0, factors0)
-        }
-        return sum
+    static func simdUpdateSquares(
+        _ g: UnsafePointer<Float>, rows: Range<Int>, _ f: Factors, scale: Float, variant: KernelVariant = .active
+    ) -> Double {
+        var factors = f.c
+        return optimizerd_adafactor_update_squares(variant.code, g, rows.lowerBound, rows.upperBound, &factors, scale)
+    }
+}
+
+extension AdafactorKernel.Factors {
+    /// The layout and factors as the C kernels take them.
+    var c: optimizerd_adafactor_factors {
+        optimizerd_adafactor_factors(rows: rows, columns: columns, row_factors: rowFactors, column_factors: columnFactors)
     }
 }
 

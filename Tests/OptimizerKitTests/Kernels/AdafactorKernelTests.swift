@@ -2,10 +2,11 @@ import Testing
 
 @testable import OptimizerKit
 
-/// The SIMD loops of ``AdafactorKernel`` against their scalar references: bit-identical results,
-/// state and sums on lengths around the 8-lane width (tails, empty, single element = rank 0).
+/// The vector loops of ``AdafactorKernel`` (every ``KernelVariant`` this CPU runs) against their scalar
+/// references: bit-identical results, state and sums on lengths around the 8-lane width (tails, empty,
+/// single element = rank 0).
 struct AdafactorKernelTests {
-    static let lengths = [0, 1, 7, 8, 9, 16, 1003]
+    static let lengths = [0, 1, 7, 8, 9, 15, 16, 17, 1003]
 
     /// Test data from a seeded generator; every fifth gradient is zero (it must give U = 0).
     struct Numbers {
@@ -36,7 +37,7 @@ struct AdafactorKernelTests {
         let initialR = numbers.positive(rows + 1, low: 0, width: 2)
         let initialSums = (0..<columns).map { Double($0) * 0.25 }
         for (beta2, withColumns) in [(0.0, true), (0.7, true), (0.7, false)] {
-            func run(simd: Bool) -> ([Float], [Double]) {
+            func run(simd: KernelVariant?) -> ([Float], [Double]) {
                 var r = initialR
                 var sums = initialSums
                 g.withUnsafeBufferPointer { g in
@@ -52,13 +53,14 @@ struct AdafactorKernelTests {
                             let sb = withColumns ? sums.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)! : nil
                             // Rows 1..<7 only (one group of four rows, then two single rows): row 0 and the extra R entry
                             // must stay untouched.
-                            if simd {
+                            if let variant = simd {
                                 AdafactorKernel.simdRowStatistics(
                                     gb,
                                     rows: 1..<rows,
                                     columns: columns,
                                     statistics,
-                                    columnSums: sb
+                                    columnSums: sb,
+                                    variant: variant
                                 )
                             } else {
                                 AdafactorKernel.scalarRowStatistics(
@@ -74,10 +76,14 @@ struct AdafactorKernelTests {
                 }
                 return (r, sums)
             }
-            let scalar = run(simd: false)
-            let simd = run(simd: true)
-            #expect(Self.bits(scalar.0) == Self.bits(simd.0))
-            #expect(scalar.1.map(\.bitPattern) == simd.1.map(\.bitPattern))
+            let scalar = run(simd: nil)
+            for variant in KernelVariant.supported {
+                let simd = run(simd: variant)
+                #expect(Self.bits(scalar.0) == Self.bits(simd.0), "\(variant)")
+                #expect(scalar.1.map(\.bitPattern) == simd.1.map(\.bitPattern), "\(variant)")
+            }
+            // Every variant gave the scalar result (above), so what follows holds for each.
+            let simd = scalar
             #expect(simd.0[0] == initialR[0] && simd.0[rows] == initialR[rows])
             for row in 1..<rows where columns > 0 {
                 let mean =
@@ -103,31 +109,34 @@ struct AdafactorKernelTests {
         let v0 = numbers.positive(count, low: 1e-6, width: 1e-4)
         for (beta2, eps1) in [(Float(0), Float(1e-30)), (Float(0.6), Float(1e-30)), (Float(0.9), Float(1e-3))] {
             let c = AdafactorKernel.SecondMoment(beta2: beta2, oneMinusBeta2: 1 - beta2, eps1: eps1, gradientScale: 0.5)
-            var scalarV = v0
-            var simdV = v0
-            let (scalar, simd) = g.withUnsafeBufferPointer { g in
-                let base = g.baseAddress ?? UnsafePointer(bitPattern: 8)!
-                let scalar = scalarV.withUnsafeMutableBufferPointer { v in
-                    AdafactorKernel.scalarSecondMoment(
-                        base,
-                        v.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!,
-                        count: count,
-                        c
-                    )
+            for variant in KernelVariant.supported {
+                var scalarV = v0
+                var simdV = v0
+                let (scalar, simd) = g.withUnsafeBufferPointer { g in
+                    let base = g.baseAddress ?? UnsafePointer(bitPattern: 8)!
+                    let scalar = scalarV.withUnsafeMutableBufferPointer { v in
+                        AdafactorKernel.scalarSecondMoment(
+                            base,
+                            v.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!,
+                            count: count,
+                            c
+                        )
+                    }
+                    let simd = simdV.withUnsafeMutableBufferPointer { v in
+                        AdafactorKernel.simdSecondMoment(
+                            base,
+                            v.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!,
+                            count: count,
+                            c,
+                            variant: variant
+                        )
+                    }
+                    return (scalar, simd)
                 }
-                let simd = simdV.withUnsafeMutableBufferPointer { v in
-                    AdafactorKernel.simdSecondMoment(
-                        base,
-                        v.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!,
-                        count: count,
-                        c
-                    )
-                }
-                return (scalar, simd)
+                #expect(scalar.bitPattern == simd.bitPattern, "\(variant)")
+                #expect(Self.bits(scalarV) == Self.bits(simdV), "\(variant)")
+                #expect(simd.isFinite)
             }
-            #expect(scalar.bitPattern == simd.bitPattern)
-            #expect(Self.bits(scalarV) == Self.bits(simdV))
-            #expect(simd.isFinite)
         }
     }
 
@@ -170,14 +179,16 @@ struct AdafactorKernelTests {
     @Test(arguments: lengths)
     func factoredUpdateSquaresMatchScalarBitForBit(columns: Int) {
         let test = FactoredCase(columns: columns, seed: UInt64(columns) + 200)
-        for rows in [0..<4, 1..<3, 3..<4] {
-            let (scalar, simd) = test.withFactors { g, f in
-                (
-                    AdafactorKernel.scalarUpdateSquares(g, rows: rows, f, scale: 2),
-                    AdafactorKernel.simdUpdateSquares(g, rows: rows, f, scale: 2)
-                )
+        for rows in [0..<4, 1..<3, 3..<4, 0..<3] {
+            let scalar = test.withFactors { g, f in AdafactorKernel.scalarUpdateSquares(g, rows: rows, f, scale: 2) }
+            for variant in KernelVariant.supported {
+                let simd = test.withFactors { g, f in
+                    AdafactorKernel.simdUpdateSquares(g, rows: rows, f, scale: 2, variant: variant)
+                }
+                #expect(scalar.bitPattern == simd.bitPattern, "\(variant), rows \(rows)")
             }
-            #expect(scalar.bitPattern == simd.bitPattern)
+            // Every variant gave the scalar result (above), so what follows holds for each.
+            let simd = scalar
             var exact = 0.0
             for row in rows {
                 for j in 0..<columns {
@@ -228,7 +239,7 @@ struct AdafactorKernelTests {
             oneMinusBeta1: 0.1,
             decay: test.decay ? -1e-3 : 0
         )
-        func run(simd: Bool) -> (Double, [Float], [Float]) {
+        func run(simd: KernelVariant?) -> (Double, [Float], [Float]) {
             var p = theta
             var m = m0
             let sum = p.withUnsafeMutableBufferPointer { p in
@@ -243,11 +254,12 @@ struct AdafactorKernelTests {
                                 )
                                 let vb = v.baseAddress ?? UnsafePointer(bitPattern: 8)!
                                 switch (test.factored, simd) {
-                                case (true, true): return AdafactorKernel.simdApply(buffers, rows: 1..<4, f, c)
-                                case (true, false): return AdafactorKernel.scalarApply(buffers, rows: 1..<4, f, c)
-                                case (false, true):
-                                    return AdafactorKernel.simdApplyDiagonal(buffers, vb, count: size, c)
-                                case (false, false):
+                                case (true, let variant?):
+                                    return AdafactorKernel.simdApply(buffers, rows: 1..<4, f, c, variant: variant)
+                                case (true, nil): return AdafactorKernel.scalarApply(buffers, rows: 1..<4, f, c)
+                                case (false, let variant?):
+                                    return AdafactorKernel.simdApplyDiagonal(buffers, vb, count: size, c, variant: variant)
+                                case (false, nil):
                                     return AdafactorKernel.scalarApplyDiagonal(buffers, vb, count: size, c)
                                 }
                             }
@@ -257,11 +269,15 @@ struct AdafactorKernelTests {
             }
             return (sum, p, m)
         }
-        let scalar = run(simd: false)
-        let simd = run(simd: true)
-        #expect(scalar.0.bitPattern == simd.0.bitPattern)
-        #expect(Self.bits(scalar.1) == Self.bits(simd.1))
-        #expect(Self.bits(scalar.2) == Self.bits(simd.2))
+        let scalar = run(simd: nil)
+        for variant in KernelVariant.supported {
+            let simd = run(simd: variant)
+            #expect(scalar.0.bitPattern == simd.0.bitPattern, "\(variant)")
+            #expect(Self.bits(scalar.1) == Self.bits(simd.1), "\(variant)")
+            #expect(Self.bits(scalar.2) == Self.bits(simd.2), "\(variant)")
+        }
+        // Every variant gave the scalar result (above), so what follows holds for each.
+        let simd = scalar
         #expect(test.momentum || simd.2 == m0)
         // Row 0 is outside the range and stays untouched.
         if test.factored { #expect(Array(simd.1.prefix(columns)) == Array(theta.prefix(columns))) }
