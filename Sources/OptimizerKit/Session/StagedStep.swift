@@ -1,3 +1,5 @@
+import Foundation
+
 /// The gradients of one step that arrive in parts: checked and kept (copied, float32) until the
 /// commit applies them all at once, or until they are dropped.
 ///
@@ -100,6 +102,18 @@ extension OptimizerSession {
 }
 
 extension StagedStep {
+    /// Whether `gradients` are exactly tensors staged here: the same names, shapes and value bits.
+    /// A part sent again is recognised so, without keeping a hash of its body.
+    public func holds(exactly gradients: [TensorView]) -> Bool {
+        let byName = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        return gradients.allSatisfy { gradient in
+            guard let staged = byName[gradient.name], staged.shape == gradient.shape, staged.count == gradient.values.count
+            else { return false }
+            guard let base = gradient.values.baseAddress, staged.count > 0 else { return true }
+            return memcmp(staged.pointer, base, staged.count * MemoryLayout<Float>.size) == 0
+        }
+    }
+
     fileprivate func record(_ tensor: TensorBuffer, named name: String, term: Int, index: Int, sumOfSquares: Double) {
         tensors.append((name, tensor))
         byteCount += tensor.count * MemoryLayout<Float>.size

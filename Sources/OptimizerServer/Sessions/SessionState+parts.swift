@@ -6,7 +6,7 @@ import OptimizerWire
 
 extension SessionState {
     /// Stages one part of step `n`: checked and copied, nothing applied. The same part id with the
-    /// same bytes again answers the same; with other bytes it is a conflict.
+    /// same tensors again (names, shapes, values) answers the same; with others it is a conflict.
     ///
     /// - Throws: ``ProblemError`` (400 bad part id, 409 wrong step or a part id reused with other
     ///   content), ``OptimizerError`` (422 unknown tensor, wrong shape, a tensor already staged),
@@ -23,12 +23,11 @@ extension SessionState {
                 "step-mismatch", "parts are for step \(current + 1): the session is at step \(current), got step \(n)\(state)")
         }
         if let stage = stagedStep, stage.staged.step != n || stage.isStale(for: session) { dropStage() }
-        let digest = payload.bytes.withUnsafeReadableBytes { SHA256.hash($0) }
-        if let existing = stagedStep?.parts[part] {
-            guard existing.digest == digest else {
+        if let stage = stagedStep, let existing = stage.parts[part] {
+            guard try Self.isStaged(payload, as: existing.answer, in: stage.staged, of: self.session) else {
                 throw ProblemError.conflict(
                     "part-conflict",
-                    "part \"\(part)\" of step \(n) was staged before with other content; use a new part id, or DELETE the staged step to start again"
+                    "part \"\(part)\" of step \(n) was staged before with other tensors; use a new part id, or DELETE the staged step to start again"
                 )
             }
             return existing.answer
@@ -60,10 +59,21 @@ extension SessionState {
                 uniquingKeysWith: { first, _ in first }),
             staged: .init(parts: stage.order.count + 1, tensors: stage.staged.tensors.count, bytes: stage.staged.byteCount)
         )
-        stage.parts[part] = .init(digest: digest, answer: answer)
+        stage.parts[part] = .init(answer: answer)
         stage.order.append(part)
         stagedStep = stage
         return answer
+    }
+
+    /// Whether `payload` is the part that answered `answer`: the same tensors as staged in `staged`.
+    private static func isStaged(
+        _ payload: TensorPayload, as answer: PartAnswer, in staged: StagedStep, of session: OptimizerSession
+    ) throws -> Bool {
+        let names = Set(answer.tensors.keys)
+        let header = payload.header
+        return try payload.bytes.withUnsafeReadableBytes { body in
+            try session.isStaged(part: header, in: body, as: names, in: staged)
+        }
     }
 
     /// Commits step `n`: the staged parts applied with the caller's global scalars, logged as one

@@ -7,7 +7,7 @@ import OptimizerKit
 struct StagedStepState {
     /// The staged gradients.
     let staged: StagedStep
-    /// Per part id: the digest of its body and its answer.
+    /// Per part id: its answer (its tensors are compared with the staged copies on a retry).
     var parts: [String: StagedPart] = [:]
     /// The part ids in the order they were staged.
     var order: [String] = []
@@ -18,8 +18,6 @@ struct StagedStepState {
 
     /// One accepted part.
     struct StagedPart {
-        /// SHA-256 of the (decompressed) body.
-        var digest: [UInt8]
         /// What the part answered.
         var answer: PartAnswer
     }

@@ -18,4 +18,16 @@ extension OptimizerSession {
             try stage(gradients, into: staged, parallelism: parallelism)
         }
     }
+
+    /// Whether the part in `body` holds exactly the tensors `names` as staged in `staged` (the same
+    /// names, shapes and values; ``StagedStep/holds(exactly:)``): a part sent again.
+    ///
+    /// - Throws: ``SafetensorsError`` when the body does not decode.
+    public func isStaged(
+        part header: SafetensorsHeader, in body: UnsafeRawBufferPointer, as names: Set<String>, in staged: StagedStep
+    ) throws -> Bool {
+        try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:)) { gradients in
+            gradients.count == names.count && Set(gradients.map(\.name)) == names && staged.holds(exactly: gradients)
+        }
+    }
 }

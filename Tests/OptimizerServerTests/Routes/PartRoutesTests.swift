@@ -77,6 +77,15 @@ struct PartRoutesTests {
             #expect(duplicate.status == 422 && duplicate.detail.contains("\"w\""))
             let conflict = try problem(try await put(client, session, "1/parts/a", b))
             #expect(conflict.status == 409)
+            // Other values, an extra tensor or a missing one under the same id → 409 too.
+            let otherValues = try Body.tensors([("w", [2, 2], [1, 1, 1, 2])])
+            #expect(try problem(try await put(client, session, "1/parts/a", otherValues)).status == 409)
+            let extra = try Body.tensors([("w", [2, 2], [1, 1, 1, 1]), ("b", [1], [2])])
+            #expect(try problem(try await put(client, session, "1/parts/a", extra)).status == 409)
+            #expect(try problem(try await put(client, session, "1/parts/a", try Body.tensors([]))).status == 409)
+            // The same values in another dtype are the same part.
+            let bf16 = try Body.tensors([("w", [2, 2], [1, 1, 1, 1])], as: .BF16)
+            #expect(try await put(client, session, "1/parts/a", bf16).status == .ok)
             // Wrong step → 409 naming the current one; bad part id → 400.
             let wrong = try problem(try await put(client, session, "3/parts/c", b))
             #expect(wrong.status == 409 && wrong.detail.contains("at step 0"))
