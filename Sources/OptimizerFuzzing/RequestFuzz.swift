@@ -9,7 +9,7 @@ import OptimizerWire
 /// validated (`SessionConfiguration`); the upload and each step run through OptimizerWire's request
 /// functions, which the daemon's routes and its log replay call too
 /// (`OptimizerSession.setParameters(from:in:beforeChange:)`, and
-/// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:beforeApply:)` after
+/// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:scratch:beforeApply:)` after
 /// `StepMetadata` parsed the body's `__metadata__`: the `step` number check, sparse pairs, duplicate
 /// and unknown tensors, validation and the update). Finally the parameters are encoded as a step's
 /// answer is, in each wire dtype, and read back.

@@ -5,7 +5,7 @@ import OptimizerWire
 ///
 /// The input is a whole safetensors buffer. If the header parses, every tensor is read every way
 /// the library offers (which must agree with each other), sparse pairs are scattered, the request
-/// decoding of ``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)`` runs in both modes, and
+/// decoding of ``SafetensorsHeader/withFloatTensors(in:sparseShape:scratch:parallelism:_:)`` runs in both modes, and
 /// float and index tensors are written back with ``SafetensorsWriter`` and parsed again: the writer's
 /// output must read back to the same names, shapes, metadata and values.
 public enum SafetensorsFuzz {

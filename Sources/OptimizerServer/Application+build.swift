@@ -35,7 +35,7 @@ public func buildApplication(
         logger.error("data directory unavailable: sessions cannot be created", metadata: ["store.reason": .string(reason)])
     }
     let limit = configuration.maxMemory ?? .defaultBudget()
-    let memory = MemoryBudget(limit: limit.bytes, source: limit.source)
+    let memory = MemoryBudget(limit: limit.bytes, source: limit.source, pool: .shared)
     let sessions = SessionRegistry(pool: pool, historyCapacity: configuration.historyCapacity, storage: storage, memory: memory)
     sessions.recover(pool: pool, historyCapacity: configuration.historyCapacity, logger: logger)
     metrics.setSessionCount(sessions.count)

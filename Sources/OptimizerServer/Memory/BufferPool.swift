@@ -16,11 +16,18 @@ import Darwin
 /// body of a similar size (at least its size, at most twice it), whose pages are then already
 /// resident. Smaller buffers go straight to malloc, untracked.
 ///
-/// Idle blocks are bounded: at most ``maxIdleBlocks`` (2: a request and an answer) are kept, the
-/// oldest going first, so the memory they hold is what two recent bodies took; and
-/// ``releaseIdle()`` — called by ``MemoryTrimService`` every few seconds — frees those that no
-/// body has taken since its previous call. So a steady stream of steps keeps its two buffers (one
-/// request, one answer) warm, and a daemon that goes quiet returns them to the system.
+/// A step's float32 copy of 16-bit gradients comes from the pool too (``scratchAllocator``): one
+/// block for all of a request's conversions, as large as the same model's next step needs again.
+///
+/// Idle blocks are bounded: at most ``maxIdleBlocks`` (3: a request, its float32 scratch and an
+/// answer) are kept, the oldest going first, so the memory they hold is what a recent step took;
+/// and ``releaseIdle(afterRounds:)`` — called by ``MemoryTrimService`` every few seconds — frees
+/// those that no body has taken for a while (``MemoryTrimService/idleRounds`` trims). So steps of a
+/// large model keep their buffers warm even with a long forward and backward pass between them,
+/// and a daemon that goes quiet returns them to the system. While in use, every block is counted
+/// in the ``MemoryBudget`` by the request it serves (its body, and the step's staging); idle
+/// blocks are released at once when the budget's reservations and they together would pass its
+/// limit (``MemoryBudget/pool``).
 ///
 /// Thread-safe: the bookkeeping is behind a `Mutex`; malloc and free run outside it.
 final class BufferPool: Sendable {
@@ -45,7 +52,7 @@ final class BufferPool: Sendable {
     private struct Block {
         let address: UInt
         let capacity: Int
-        /// The ``releaseIdle()`` round in which it was returned.
+        /// The ``releaseIdle(afterRounds:)`` round in which it was returned.
         let round: Int
     }
 
@@ -59,7 +66,7 @@ final class BufferPool: Sendable {
 
     private let state = Mutex(State())
 
-    init(minimumPooledBytes: Int = 1 << 20, maxIdleBlocks: Int = 2) {
+    init(minimumPooledBytes: Int = 1 << 20, maxIdleBlocks: Int = 3) {
         self.minimumPooledBytes = minimumPooledBytes
         self.maxIdleBlocks = maxIdleBlocks
     }
@@ -111,12 +118,14 @@ final class BufferPool: Sendable {
         return moved
     }
 
-    /// Frees the blocks that stayed idle since the previous call; returns their bytes.
+    /// Ends a round and frees the blocks that stayed idle for `rounds` whole rounds (1: since the
+    /// previous call; 0: every idle block, now); returns their bytes.
     @discardableResult
-    func releaseIdle() -> Int {
+    func releaseIdle(afterRounds rounds: Int = 1) -> Int {
         let stale = state.withLock { state -> [Block] in
-            let stale = state.idle.filter { $0.round < state.round }
-            state.idle.removeAll { $0.round < state.round }
+            let isStale = { (block: Block) in block.round <= state.round - rounds }
+            let stale = state.idle.filter(isStale)
+            state.idle.removeAll(where: isStale)
             state.round += 1
             return stale
         }

@@ -46,9 +46,15 @@ final class MemoryBudget: Sendable {
         }
     }
 
-    init(limit: Int, source: String) {
+    /// Buffers the daemon keeps for reuse (``BufferPool``): while idle no reservation counts them,
+    /// so they are released when a reservation would bring the reserved bytes plus theirs past the
+    /// limit (``relievePressure(for:)``).
+    let pool: BufferPool?
+
+    init(limit: Int, source: String, pool: BufferPool? = nil) {
         self.limit = max(0, limit)
         self.source = source
+        self.pool = pool
     }
 
     /// A budget nothing passes (library users and tests that do not set one).
@@ -89,7 +95,8 @@ final class MemoryBudget: Sendable {
     func change(
         _ reservation: ObjectIdentifier, kind: Kind, by delta: Int, stepRoom: Int?, checked: (purpose: String, isStep: Bool)?
     ) -> MemoryBudgetExceeded? {
-        usage.withLock { usage in
+        if delta > 0, checked != nil { relievePressure(for: delta) }
+        return usage.withLock { usage in
             if let checked, delta > 0 || (stepRoom ?? 0) > usage.largestStep() {
                 let used = usage.total
                 let room =
@@ -103,5 +110,15 @@ final class MemoryBudget: Sendable {
             if let stepRoom { usage.stepRoom[reservation] = stepRoom > 0 ? stepRoom : nil }
             return nil
         }
+    }
+
+    /// Releases the pool's idle buffers when `delta` more reserved bytes, the room kept for steps
+    /// and the idle buffers together would pass the limit: memory pressure. (The reservation itself
+    /// is then checked against the reserved bytes alone, as always.)
+    private func relievePressure(for delta: Int) {
+        guard let pool else { return }
+        let idle = pool.usage.idleBytes
+        guard idle > 0, delta > limit - used - stepRoom - idle else { return }
+        pool.releaseIdle(afterRounds: 0)
     }
 }

@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// Hands memory the daemon has freed back to the operating system every `interval` (glibc's
-/// `malloc_trim`, and the body buffers ``BufferPool`` kept that no request took since the previous
-/// trim), for the daemon's lifetime.
+/// `malloc_trim`, and the body buffers ``BufferPool`` kept that no request took for
+/// ``idleRounds`` trims), for the daemon's lifetime.
 ///
 /// glibc keeps freed memory in its arenas for reuse, one arena per thread that allocated. After a
 /// burst of allocations (a 16 MiB safetensors header parsed on each compute thread, many gzip
@@ -34,9 +34,13 @@ struct MemoryTrimService: Service {
         }
     }
 
-    /// Returns idle pooled body buffers and the allocator's free pages to the system.
+    /// Trims a pooled buffer must stay idle through before it is freed: 6, so 30–35 s with the
+    /// default interval, longer than the pause between two steps of a large model.
+    static let idleRounds = 6
+
+    /// Returns long-idle pooled body buffers and the allocator's free pages to the system.
     @Sendable static func releaseFreedMemory() {
-        BufferPool.shared.releaseIdle()
+        BufferPool.shared.releaseIdle(afterRounds: idleRounds)
         _ = mallocTrim?(0)
     }
 

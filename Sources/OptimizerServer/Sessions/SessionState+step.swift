@@ -7,7 +7,7 @@ extension SessionState {
     /// Answers a retry of the last step, or applies the next one.
     ///
     /// The decoding, checks and the step itself are OptimizerWire's
-    /// (``OptimizerSession/step(_:gradients:in:keepingDelta:parallelism:beforeApply:)``); this adds
+    /// (``OptimizerSession/step(_:gradients:in:keepingDelta:parallelism:scratch:beforeApply:)``); this adds
     /// what the server does around them: the retry answer, the write-ahead log between the check
     /// and the change, the history, timing and the response body. Snapshots are not written here
     /// (``SessionHandle/withState(_:)`` schedules them in the background).
@@ -27,7 +27,8 @@ extension SessionState {
         let applied = try request.payload.bytes.withUnsafeReadableBytes { body in
             try session.step(
                 request.metadata, gradients: request.payload.header, in: body,
-                keepingDelta: request.options.content == .delta, parallelism: parallelism
+                keepingDelta: request.options.content == .delta, parallelism: parallelism,
+                scratch: BufferPool.scratchAllocator
             ) { _ in
                 validated = ContinuousClock.now
                 // The write-ahead log gets the request before the state moves: if the disk refuses

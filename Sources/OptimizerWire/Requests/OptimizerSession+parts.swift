@@ -14,7 +14,7 @@ extension OptimizerSession {
         part header: SafetensorsHeader, in body: UnsafeRawBufferPointer, into staged: StagedStep, parallelism: Parallelism
     ) throws -> [StagedStep.TensorStatistics] {
         try Self.rejectDenseAndSparse(header)
-        return try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:)) { gradients in
+        return try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:), parallelism: parallelism) { gradients in
             try stage(gradients, into: staged, parallelism: parallelism)
         }
     }

@@ -39,7 +39,8 @@ extension OptimizerSession {
     ///   - body: The buffer `header` was parsed from.
     ///   - keepingDelta: Whether to keep θ_after − θ_before for the answer (costs a copy of the
     ///     stepped parameters).
-    ///   - parallelism: Threads one tensor may use.
+    ///   - parallelism: Threads one tensor may use (for converting 16-bit gradients too).
+    ///   - scratch: Where float32 copies of 16-bit or sparse gradients are taken from.
     ///   - beforeApply: Runs once the step is known to be valid, before anything changes (the server
     ///     appends the body to its write-ahead log here); if it throws, nothing changes.
     /// - Throws: ``StepRequestError`` for a `step` out of sequence, ``SafetensorsError`` for wrong
@@ -52,13 +53,16 @@ extension OptimizerSession {
         in body: UnsafeRawBufferPointer,
         keepingDelta: Bool,
         parallelism: Parallelism,
+        scratch: FloatScratchAllocator = .system,
         beforeApply: (PreparedStep) throws -> Void = { _ in }
     ) throws -> AppliedStep {
         if let requested = metadata.step, requested != step + 1 {
             throw StepRequestError.stepMismatch(requested: requested, current: step)
         }
         try Self.rejectDenseAndSparse(header)
-        return try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:)) { gradients in
+        return try header.withFloatTensors(
+            in: body, sparseShape: denseShape(ofSparse:), scratch: scratch, parallelism: parallelism
+        ) { gradients in
             let indices = Set(gradients.compactMap { resolveGradientName($0.name)?.parameter }).sorted()
             let input = StepInput(
                 gradients: gradients, loss: metadata.loss, termWeights: metadata.termWeights, gradScale: metadata.gradScale)

@@ -6,8 +6,9 @@ extension SafetensorsHeader {
     /// and fuzzed on its own.
     ///
     /// Dense `F32` is handed over in place when aligned (zero-copy); `F16`, `BF16` and unaligned
-    /// `F32` are converted into temporary memory; sparse pairs are scattered into zero-filled dense
-    /// tensors. Any other dtype throws ``SafetensorsError/Code/unsupportedDType``.
+    /// `F32` are converted into memory from `scratch` (one block for all of them, converted on up to
+    /// `parallelism.threads` threads); sparse pairs are scattered into zero-filled dense tensors.
+    /// Any other dtype throws ``SafetensorsError/Code/unsupportedDType``.
     ///
     /// - Parameters:
     ///   - buffer: The buffer this header was parsed from.
@@ -16,6 +17,8 @@ extension SafetensorsHeader {
     ///     from it to refuse a pair (say, for a `P` that is not a parameter). In this mode a
     ///     `P.indices` of an integer dtype without its `P.values` is an incomplete pair: it could
     ///     never be a float gradient, so the error names the missing half rather than the dtype.
+    ///   - scratch: Where the float32 copies come from (given back before this returns).
+    ///   - parallelism: Threads a large conversion may use.
     ///   - body: Receives the tensors, dense ones in header order, then the sparse ones (named `P`);
     ///     their memory is valid only during the call.
     /// - Throws: ``SafetensorsError`` for wrong dtypes and bad or incomplete sparse pairs, what
@@ -23,23 +26,28 @@ extension SafetensorsHeader {
     public func withFloatTensors<Result>(
         in buffer: UnsafeRawBufferPointer,
         sparseShape: ((SparseTensor) throws -> [Int])?,
+        scratch allocator: FloatScratchAllocator = .system,
+        parallelism: Parallelism = .serial,
         _ body: ([TensorView]) throws -> Result
     ) throws -> Result {
-        var scratch = FloatScratch()
-        defer { scratch.release() }
         let sparse = sparseShape == nil ? [] : try completeSparsePairs()
         let sparseMembers = Set(sparse.flatMap { [$0.indices.name, $0.values.name] })
+        let converted = tensors.reduce(0) { total, entry in
+            sparseMembers.contains(entry.name) || !needsConversion(entry, in: buffer) ? total : total + entry.elementCount
+        }
+        var scratch = FloatScratch(allocator: allocator, denseCapacity: converted)
+        defer { scratch.release() }
 
         var result: [TensorView] = []
         result.reserveCapacity(tensors.count)
         for entry in tensors where !sparseMembers.contains(entry.name) {
-            let values = try floatValues(of: entry, in: buffer, scratch: &scratch)
+            let values = try floatValues(of: entry, in: buffer, scratch: &scratch, parallelism: parallelism)
             result.append(TensorView(name: entry.name, shape: TensorShape(entry.shape), values: values))
         }
         if let sparseShape {
             for pair in sparse {
                 let shape = try sparseShape(pair)
-                let dense = scratch.allocate(Self.elementCount(of: shape))
+                let dense = scratch.separate(Self.elementCount(of: shape))
                 try scatter(pair, in: buffer, into: dense)
                 result.append(TensorView(name: pair.name, shape: TensorShape(shape), values: UnsafeBufferPointer(dense)))
             }
@@ -56,25 +64,34 @@ extension SafetensorsHeader {
         return try sparseTensors()
     }
 
+    /// Whether a dense float entry is converted rather than handed over in place (all but aligned
+    /// `F32` on a little-endian host). Other dtypes are not: they throw before any memory is taken.
+    private func needsConversion(_ entry: TensorEntry, in buffer: UnsafeRawBufferPointer) -> Bool {
+        guard entry.dtype.isWireFloat else { return false }
+        #if _endian(little)
+        if entry.dtype == .F32, let base = bytes(of: entry, in: buffer).baseAddress {
+            return Int(bitPattern: base) % MemoryLayout<Float>.alignment != 0
+        }
+        #endif
+        return true
+    }
+
     /// Float32 values of a dense entry: in place for aligned `F32`, else converted into scratch memory.
     private func floatValues(
         of entry: TensorEntry,
         in buffer: UnsafeRawBufferPointer,
-        scratch: inout FloatScratch
+        scratch: inout FloatScratch,
+        parallelism: Parallelism
     ) throws -> UnsafeBufferPointer<Float> {
-        let bytes = bytes(of: entry, in: buffer)
-        #if _endian(little)
-        if entry.dtype == .F32, let base = bytes.baseAddress,
-            Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
-        {
+        let bytes = try floatBytes(of: entry, in: buffer)
+        if !needsConversion(entry, in: buffer), let base = bytes.baseAddress {
             // A request body's memory is untyped (a byte buffer's storage), so binding it to Float
             // for the duration of the call is sound; nothing else reads it typed meanwhile.
             let floats = base.bindMemory(to: Float.self, capacity: entry.elementCount)
             return UnsafeBufferPointer(start: floats, count: entry.elementCount)
         }
-        #endif
-        let destination = scratch.allocate(entry.elementCount)
-        try decodeFloats(entry, in: buffer, into: destination)
+        let destination = scratch.dense(entry.elementCount)
+        FloatConversion.decode(bytes, from: entry.dtype, into: destination, parallelism: parallelism)
         return UnsafeBufferPointer(destination)
     }
 
@@ -87,20 +104,5 @@ extension SafetensorsHeader {
             precondition(!overflow, "the dense shape \(shape) has more elements than fit in an Int")
             return product
         }
-    }
-}
-
-/// Owns the temporary float buffers of one ``SafetensorsHeader/withFloatTensors(in:sparseShape:_:)`` call.
-private struct FloatScratch {
-    private var buffers: [UnsafeMutableBufferPointer<Float>] = []
-
-    mutating func allocate(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
-        buffers.append(buffer)
-        return UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
-    }
-
-    func release() {
-        for buffer in buffers { buffer.deallocate() }
     }
 }

@@ -130,7 +130,7 @@ extension SafetensorsHeader {
     // MARK: Helpers
 
     /// The bytes of a tensor that must be `F32`, `F16` or `BF16`.
-    private func floatBytes(of entry: TensorEntry, in buffer: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
+    func floatBytes(of entry: TensorEntry, in buffer: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
         guard entry.dtype.isWireFloat else {
             throw unsupported(entry, expected: "F32, F16 or BF16")
         }

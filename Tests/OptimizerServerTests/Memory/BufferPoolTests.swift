@@ -65,6 +65,22 @@ struct BufferPoolTests {
         #expect(pool.usage == (idleBytes: 0, liveBlocks: 0))
     }
 
+    @Test func aLongerIdleSpanKeepsBlocksThatManyRounds() {
+        let pool = BufferPool()
+        pool.deallocate(pool.allocate(2 * megabyte))
+        for _ in 1...3 { #expect(pool.releaseIdle(afterRounds: 3) == 0) }  // returned, then idle for 2 rounds
+        #expect(pool.releaseIdle(afterRounds: 3) == 2 * megabyte)
+        pool.deallocate(pool.allocate(2 * megabyte))
+        #expect(pool.releaseIdle(afterRounds: 0) == 2 * megabyte)  // pressure: every idle block, now
+    }
+
+    @Test func aRequestItsScratchAndAnAnswerStayIdleTogether() {
+        let pool = BufferPool()
+        let blocks = [4, 8, 4].map { pool.allocate($0 * megabyte) }
+        for block in blocks { pool.deallocate(block) }
+        #expect(pool.usage.idleBytes == 16 * megabyte)
+    }
+
     @Test func reallocationKeepsTheBytesAcrossThePooledThreshold() {
         let pool = BufferPool()
         var address = pool.allocate(1000)

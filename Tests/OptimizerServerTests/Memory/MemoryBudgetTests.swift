@@ -19,6 +19,25 @@ struct MemoryBudgetTests {
         #expect(budget.used == 0)
     }
 
+    /// Idle pooled buffers are kept while the reservations and they fit, released when a
+    /// reservation would pass the limit with them; refusals still depend on reservations alone.
+    @Test func idlePooledBuffersAreReleasedUnderPressure() throws {
+        let megabyte = 1 << 20
+        let pool = BufferPool()
+        let budget = MemoryBudget(limit: 10 * megabyte, source: "test", pool: pool)
+        pool.deallocate(pool.allocate(3 * megabyte))
+        let first = try budget.reserve(5 * megabyte, for: .bodies, purpose: "this body")
+        #expect(pool.usage.idleBytes == 3 * megabyte)  // 5 + 3 ≤ 10: kept
+        let second = try budget.reserve(4 * megabyte, for: .staging, purpose: "this step")
+        #expect(pool.usage.idleBytes == 0)  // 9 + 3 > 10: released, and the 4 fit
+        pool.deallocate(pool.allocate(3 * megabyte))
+        #expect(throws: MemoryBudgetExceeded.self) { try budget.reserve(2 * megabyte, for: .bodies, purpose: "too much") }
+        #expect(pool.usage.idleBytes == 0)
+        #expect(budget.used == 9 * megabyte)
+        first.release()
+        second.release()
+    }
+
     @Test func deallocationReleases() throws {
         let budget = MemoryBudget(limit: 1000, source: "test")
         do {

@@ -3,7 +3,7 @@ import OptimizerWire
 import Testing
 
 /// `OptimizerSession.setParameters(from:in:beforeChange:)` and
-/// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:beforeApply:)`: the upload and the
+/// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:scratch:beforeApply:)`: the upload and the
 /// step from their safetensors bodies, as the daemon, its log replay and the fuzz harness run them.
 struct SessionRequestTests {
     struct Refused: Error {}

@@ -3,7 +3,7 @@ import Testing
 
 @testable import OptimizerWire
 
-/// `withFloatTensors(in:sparseShape:_:)`: a request body's tensors as float32, dense and sparse.
+/// `withFloatTensors(in:sparseShape:scratch:parallelism:_:)`: a request body's tensors as float32, dense and sparse.
 struct FloatTensorsTests {
     struct Refused: Error {}
 
