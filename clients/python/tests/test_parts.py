@@ -25,6 +25,19 @@ def _params(rng):
     }
 
 
+def _recording(session):
+    """The paths of the requests ``session`` makes from now on (a list that fills as they go)."""
+    calls = []
+    original = session._exchange
+
+    def exchange(method, subpath, reader, **kwargs):
+        calls.append(subpath)
+        return original(method, subpath, reader, **kwargs)
+
+    session._exchange = exchange
+    return calls
+
+
 def _dropping(session, proxy, suffix):
     """Makes the next request to a path ending in ``suffix`` lose its answer."""
     original = session._exchange
@@ -118,14 +131,7 @@ def test_a_single_part_goes_as_a_plain_step(client, rng):
     needs less of the daemon's memory, so the client sends that."""
     session = client.create_session("adam", lr=0.1)
     session.upload_parameters({"w": rng.standard_normal(1000).astype(np.float32)})
-    calls = []
-    original = session._exchange
-
-    def exchange(method, subpath, reader, **kwargs):
-        calls.append(subpath)
-        return original(method, subpath, reader, **kwargs)
-
-    session._exchange = exchange
+    calls = _recording(session)
     session.step({"w": rng.standard_normal(1000).astype(np.float32)}, part_bytes=300)
     assert calls == ["/step"]
     # Two tensors past part_bytes: two parts and a commit.
@@ -133,3 +139,16 @@ def test_a_single_part_goes_as_a_plain_step(client, rng):
     calls.clear()
     session.step({"w": np.ones(1000, np.float32), "v": np.ones(1000, np.float32)}, part_bytes=300)
     assert [call.rsplit("/", 2)[-2:] for call in calls] == [["parts", "p0"], ["parts", "p1"], ["2", "commit"]]
+
+
+def test_by_default_only_the_daemons_limit_splits_a_step(client):
+    """Without ``part_bytes`` a step (and an upload) of several tensors past ``DEFAULT_PART_BYTES``
+    goes as one request while it is under the daemon's limit: one request is the faster step."""
+    count = parts.DEFAULT_PART_BYTES // 4 // 2 + 1024
+    session = client.create_session("sgd", lr=0.5)
+    calls = _recording(session)
+    tensors = {"w": np.ones(count, np.float32), "v": np.full(count, 2.0, np.float32)}
+    session.upload_parameters(tensors)
+    (stepped, _) = session.step({"w": np.ones(count, np.float32), "v": np.ones(count, np.float32)})
+    assert calls == ["/parameters", "/step"]
+    assert stepped["w"][0] == 0.5 and stepped["v"][-1] == 1.5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -35,7 +36,9 @@ __all__ = [
     "commit",
 ]
 
-#: Parts are at most this large unless the daemon's body limit is smaller.
+#: The parts of a sharded step are at most this large unless the daemon's body limit is smaller.
+#: (A one-daemon ``Session.step`` sends one request up to the daemon's limit instead: a step in
+#: parts costs the daemon more than one request of the same bytes.)
 DEFAULT_PART_BYTES = 64 << 20
 # Room kept in each part for the safetensors header (per tensor: name, dtype, shape, offsets).
 _HEADER_BYTES_PER_TENSOR = 160
@@ -46,10 +49,13 @@ COUPLED = ("momo", "momo_adam")
 MOMO_SUMS = ("parameter_dot_average", "gamma", "average_squared_norm")
 
 
-def body_limit(session: Session, part_bytes: int) -> int:
+def body_limit(session: Session, part_bytes: Optional[int]) -> int:
     """The largest body to send: ``part_bytes``, or the daemon's ``max_body_bytes`` from
-    ``GET /v1/limits`` when smaller."""
+    ``GET /v1/limits`` when smaller (or when ``part_bytes`` is ``None``; no limit at all for a
+    daemon that advertises none)."""
     advertised = daemon_body_limit(session)
+    if part_bytes is None:
+        return advertised or sys.maxsize
     return min(int(part_bytes), advertised) if advertised else int(part_bytes)
 
 

@@ -193,7 +193,7 @@ class Session:
             The session summary.
         """
         body = build_body(parameters, dtype=dtype, buffers=self._buffers)
-        limit = _parts.body_limit(self, _parts.DEFAULT_PART_BYTES)
+        limit = _parts.body_limit(self, None)
         if len(body) <= limit:
             summary, _ = self._exchange("PUT", "/parameters", _read_json, **_binary_request(body, compress))
             return self._note(summary)
@@ -243,7 +243,7 @@ class Session:
         response_dtype: str = "f32",
         metadata: Optional[Mapping[str, Any]] = None,
         out: Optional[Mapping[str, np.ndarray]] = None,
-        part_bytes: int = _parts.DEFAULT_PART_BYTES,
+        part_bytes: Optional[int] = None,
     ) -> tuple[Optional[dict[str, np.ndarray]], dict[str, Any]]:
         """``POST /v1/sessions/{id}/step``: one optimizer step.
 
@@ -269,7 +269,8 @@ class Session:
                 repeating the step fills them (it is answered from the retry path).
             part_bytes: a request body larger than this, or than the daemon's own limit
                 (``GET /v1/limits``), is sent as a step in parts instead: whole tensors in
-                several requests, then a commit (same result, bit for bit).
+                several requests, then a commit (same result, bit for bit). ``None`` (the
+                default): only past the daemon's limit, since one request is the faster step.
 
         Returns:
             ``(arrays, metadata)``: the parameters or deltas of the stepped tensors as float32
