@@ -398,3 +398,21 @@ def test_bodies_are_streamed_from_the_arrays(rng):
     second = build_body({"g": grad * 2}, dtype="bf16", buffers=buffers)
     addresses = [np.frombuffer(list(body)[1], np.uint16).ctypes.data for body in (first, second)]
     assert addresses[0] == addresses[1]  # the conversion buffer is reused
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_large_16_bit_steps_match_f32_steps_of_the_rounded_gradients(client, rng, dtype):
+    """Tensors large enough to be converted on the body's worker thread while earlier ones are
+    sent arrive as the rounded values, step after step (the conversion buffers are reused)."""
+    params = {
+        "big": rng.standard_normal(1 << 20).astype(np.float32),
+        "small": rng.standard_normal(300).astype(np.float32),
+        "other": rng.standard_normal((1 << 10, 1025)).astype(np.float32),
+    }
+    a, b = twin_sessions(client, params, "adam", lr=0.01)
+    for _ in range(2):
+        grads = {name: rng.standard_normal(p.shape).astype(np.float32) for name, p in params.items()}
+        half, _ = a.step(grads, dtype=dtype)
+        full, _ = b.step({name: wire.round_to_wire_dtype(g, dtype) for name, g in grads.items()})
+        for name in params:
+            np.testing.assert_array_equal(half[name], full[name])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import safetensors
 from optimizerd import wire
+from optimizerd.body import Converting, build_body
 from optimizerd.session import flatten_terms, parse_metadata
 
 
@@ -155,3 +156,22 @@ def test_parse_metadata_types_values():
     )
     assert parsed["step"] == 4 and parsed["skipped"] is False and parsed["lr"] == 0.001
     assert np.isnan(parsed["loss"]) and parsed["term_weights"] == {"w": [1, 0.5]} and parsed["label"] == "x y"
+
+
+def test_large_conversions_are_sent_as_they_finish_with_the_same_bytes(rng):
+    """A large 16-bit tensor is converted on the worker thread (the body knows its size at once);
+    the bytes are those of a conversion done up front, however many times the body is sent."""
+    tensors = {
+        "a": rng.standard_normal(1 << 20).astype(np.float32),
+        "b": rng.standard_normal(5).astype(np.float32),
+        "c": rng.standard_normal((1 << 10, 1 << 10)).astype(np.float32),
+    }
+    for dtype in ("bf16", "f16"):
+        body = build_body(tensors, {"step": "1"}, dtype=dtype)
+        assert [isinstance(part, Converting) for part in body.parts] == [True, False, True]
+        assert len(body) == len(body.head) + 2 * sum(t.size for t in tensors.values())
+        once = body.tobytes()
+        assert body.tobytes() == once  # a retry sends the same bytes
+        decoded, _ = wire.decode(once)
+        for name, values in tensors.items():
+            np.testing.assert_array_equal(decoded[name], wire.round_to_wire_dtype(values, dtype))
