@@ -8,6 +8,7 @@
 #include "adam_kernel.h"
 #include "kernel_variant.h"
 #include "momo_kernel.h"
+#include "mtadam_kernel.h"
 #include "sgd_kernel.h"
 #include "vector_math.h"
 

@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// The fused MTAdam element loop: one pass over θ and every term's gradient and moments.
 ///
 /// For each element, in term order i = 0..K−1: g̃ = cᵢ·gᵢ (+ wd·θ), mᵢ ← β1·mᵢ + (1−β1)·g̃,
@@ -7,8 +9,9 @@
 /// stored besides the state itself. Here cᵢ = scaleᵢ·wᵢ folds the session's gradient scale and the
 /// per-layer balancing weight wᵢ = λᵢ·n_a/nᵢ into one multiplier.
 ///
-/// The SIMD and scalar versions perform identical IEEE operations lane by lane (the maximum is a
-/// compare-and-select in both), so their results are bit-identical; tests rely on that.
+/// The vector loop (C, every ``KernelVariant``) and the scalar one perform identical IEEE operations
+/// lane by lane (the maximum is a compare-and-select in both), so their results are bit-identical;
+/// tests rely on that.
 enum MTAdamKernel {
     /// Per-step constants shared by all terms, computed in Double and rounded once to Float.
     struct Coefficients {
@@ -51,7 +54,7 @@ enum MTAdamKernel {
         }
     }
 
-    /// The plain scalar loop over `range`; the reference for ``simd(_:range:_:)``.
+    /// The plain scalar loop over `range`; the reference for ``simd(_:range:_:variant:)``.
     static func scalar(_ b: Buffers, range: Range<Int>, _ c: Coefficients) -> Double {
         b.terms.withUnsafeBufferPointer { terms in
             var update = 0.0
@@ -87,66 +90,25 @@ enum MTAdamKernel {
         }
     }
 
-    /// The SIMD loop (8 lanes) over `range`, with the scalar loop for the tail.
-    static func simd(_ b: Buffers, range: Range<Int>, _ c: Coefficients) -> Double {
-        typealias V = SIMD8<Float>
-        let beta1 = V(repeating: c.beta1)
-        let beta2 = V(repeating: c.beta2)
-        let oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
-        let oneMinusBeta2 = V(repeating: c.oneMinusBeta2)
-        let stepSize = V(repeating: c.stepSize)
-        let sqrtBC2 = V(repeating: c.sqrtBiasCorrection2)
-        let eps = V(repeating: c.eps)
-        let l2 = V(repeating: c.l2)
-        let hasL2 = c.l2 != 0
-        let p0 = UnsafeMutableRawPointer(b.parameter)
-        return b.terms.withUnsafeBufferPointer { terms in
-            var lanes = SIMD8<Double>()
-            var j = range.lowerBound
-            while j + 8 <= range.upperBound {
-                let offset = j * 4
-                let old = p0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                var denom = V()
-                for k in terms.indices {
-                    let term = terms[k]
-                    let m0 = UnsafeMutableRawPointer(term.expAvg)
-                    let v0 = UnsafeMutableRawPointer(term.expAvgSq)
-                    var g =
-                        UnsafeRawPointer(term.gradient).loadUnaligned(fromByteOffset: offset, as: V.self)
-                        * V(repeating: term.gradientScale)
-                    if hasL2 { g = g + l2 * old }
-                    let m = beta1 * m0.loadUnaligned(fromByteOffset: offset, as: V.self) + oneMinusBeta1 * g
-                    let v = v0.loadUnaligned(fromByteOffset: offset, as: V.self) * beta2 + oneMinusBeta2 * (g * g)
-                    var s = v
-                    if let maxV = term.maxExpAvgSq {
-                        let x0 = UnsafeMutableRawPointer(maxV)
-                        let previous = x0.loadUnaligned(fromByteOffset: offset, as: V.self)
-                        s.replace(with: previous, where: previous .> s)
-                        x0.storeBytes(of: s, toByteOffset: offset, as: V.self)
-                    }
-                    m0.storeBytes(of: m, toByteOffset: offset, as: V.self)
-                    v0.storeBytes(of: v, toByteOffset: offset, as: V.self)
-                    let den = squareRoot(s) / sqrtBC2 + eps
-                    if k == 0 {
-                        denom = den
-                    } else {
-                        denom.replace(with: den, where: den .> denom)
-                    }
-                }
-                var step =
-                    stepSize
-                    * (UnsafeRawPointer(terms[0].expAvg).loadUnaligned(fromByteOffset: offset, as: V.self) / denom)
-                for k in terms.indices.dropFirst() {
-                    let m = UnsafeRawPointer(terms[k].expAvg).loadUnaligned(fromByteOffset: offset, as: V.self)
-                    step = step + stepSize * (m / denom)
-                }
-                let p = old - step
-                p0.storeBytes(of: p, toByteOffset: offset, as: V.self)
-                let delta = widen(p - old)
-                lanes += delta * delta
-                j += 8
+    /// The vector loop over `range`, `optimizerd_mtadam` in C (`Sources/CVectorMath/mtadam_kernel.c`),
+    /// compiled for every ``KernelVariant``: the operations of ``scalar(_:range:_:)`` on 8 or 16 lanes,
+    /// ‖Δθ‖² in 8 Double lanes (element i in lane i mod 8) and the tail.
+    static func simd(_ b: Buffers, range: Range<Int>, _ c: Coefficients, variant: KernelVariant = .active) -> Double {
+        var coefficients = optimizerd_mtadam_coefficients(
+            beta1: c.beta1, beta2: c.beta2, one_minus_beta1: c.oneMinusBeta1, one_minus_beta2: c.oneMinusBeta2,
+            step_size: c.stepSize, sqrt_bias_correction2: c.sqrtBiasCorrection2, eps: c.eps, l2: c.l2
+        )
+        return withUnsafeTemporaryAllocation(of: optimizerd_mtadam_term.self, capacity: b.terms.count) { terms in
+            for (k, term) in b.terms.enumerated() {
+                terms[k] = optimizerd_mtadam_term(
+                    gradient: term.gradient, gradient_scale: term.gradientScale, exp_avg: term.expAvg,
+                    exp_avg_sq: term.expAvgSq, max_exp_avg_sq: term.maxExpAvgSq
+                )
             }
-            return lanes.sum() + scalar(b, range: j..<range.upperBound, c)
+            return optimizerd_mtadam(
+                variant.code, b.parameter, terms.baseAddress, terms.count, range.lowerBound, range.upperBound,
+                &coefficients
+            )
         }
     }
 }

@@ -3,7 +3,7 @@ import Testing
 @testable import OptimizerKit
 
 struct MTAdamKernelTests {
-    static let lengths = [0, 1, 7, 8, 9, 16, 1003]
+    static let lengths = [0, 1, 7, 8, 9, 15, 16, 17, 24, 33, 1003]
 
     /// Buffers of one kernel run: θ, then per term g, m, v, v_max.
     struct Snapshot {
@@ -70,29 +70,49 @@ struct MTAdamKernelTests {
                 seed: UInt64(count),
                 MTAdamKernel.scalar
             )
-            let simd = Self.run(
-                count: count,
-                range: 0..<count,
-                terms: terms,
-                amsgrad: amsgrad,
-                l2: l2,
-                seed: UInt64(count),
-                MTAdamKernel.simd
+            let initial = Self.run(
+                count: count, range: 0..<0, terms: terms, amsgrad: amsgrad, l2: l2, seed: UInt64(count), MTAdamKernel.scalar
             )
-            #expect(
-                scalar.parameter.map(\.bitPattern) == simd.parameter.map(\.bitPattern),
-                "θ, K \(terms), amsgrad \(amsgrad)"
-            )
-            for term in 0..<terms {
-                for slot in 1..<4 {
-                    #expect(
-                        scalar.terms[term][slot].map(\.bitPattern) == simd.terms[term][slot].map(\.bitPattern),
-                        "term \(term) slot \(slot), K \(terms), amsgrad \(amsgrad)"
-                    )
+            for variant in KernelVariant.supported {
+                let simd = Self.run(
+                    count: count,
+                    range: 0..<count,
+                    terms: terms,
+                    amsgrad: amsgrad,
+                    l2: l2,
+                    seed: UInt64(count)
+                ) { MTAdamKernel.simd($0, range: $1, $2, variant: variant) }
+                #expect(
+                    scalar.parameter.map(\.bitPattern) == simd.parameter.map(\.bitPattern),
+                    "θ, K \(terms), amsgrad \(amsgrad), \(variant)"
+                )
+                for term in 0..<terms {
+                    for slot in 1..<4 {
+                        #expect(
+                            scalar.terms[term][slot].map(\.bitPattern) == simd.terms[term][slot].map(\.bitPattern),
+                            "term \(term) slot \(slot), K \(terms), amsgrad \(amsgrad), \(variant)"
+                        )
+                    }
                 }
+                let expected = Self.laneOrderUpdate(before: initial.parameter, after: simd.parameter)
+                #expect(simd.update.bitPattern == expected.bitPattern, "‖Δθ‖², K \(terms), \(variant)")
+                #expect(abs(scalar.update - simd.update) <= 1e-12 * max(1, scalar.update))
             }
-            #expect(abs(scalar.update - simd.update) <= 1e-12 * max(1, scalar.update))
         }
+    }
+
+    /// ‖Δθ‖² in the order of the 8-lane loops (the former Swift SIMD loop, now every C variant):
+    /// (Δθ)² of element i into lane i mod 8 for the whole vectors, the lanes added 0 to 7, plus the
+    /// tail's squares added in order.
+    static func laneOrderUpdate(before: [Float], after: [Float]) -> Double {
+        let vectorEnd = before.count / 8 * 8
+        var lanes = [Double](repeating: 0, count: 8)
+        var tail = 0.0
+        for i in before.indices {
+            let delta = Double(after[i] - before[i])
+            if i < vectorEnd { lanes[i % 8] += delta * delta } else { tail += delta * delta }
+        }
+        return lanes.reduce(0, +) + tail
     }
 
     @Test func simdTouchesOnlyItsRange() {
@@ -116,7 +136,9 @@ struct MTAdamKernelTests {
             seed: 9,
             MTAdamKernel.scalar
         )
-        let simd = Self.run(count: count, range: range, terms: 2, amsgrad: true, l2: 0.01, seed: 9, MTAdamKernel.simd)
+        let simd = Self.run(count: count, range: range, terms: 2, amsgrad: true, l2: 0.01, seed: 9) {
+            MTAdamKernel.simd($0, range: $1, $2)
+        }
         #expect(scalar.parameter.map(\.bitPattern) == simd.parameter.map(\.bitPattern))
         #expect(
             scalar.terms.map { $0.map { $0.map(\.bitPattern) } } == simd.terms.map { $0.map { $0.map(\.bitPattern) } }
