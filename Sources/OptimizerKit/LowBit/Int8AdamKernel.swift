@@ -77,24 +77,26 @@ public enum Int8AdamKernel {
 
     /// The plain scalar loop over whole blocks; the reference for ``simd(_:count:_:)``.
     static func scalar(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
-        forEachBlock(b, count: count) { block, n, m, v in
+        forEachBlock(b, count: count, vector: false) { block, n, m, v in
             scalarBlock(block, count: n, c, m: m, v: v)
         }
     }
 
     /// The SIMD loop (8 lanes for the arithmetic), block by block.
     static func simd(_ b: Buffers, count: Int, _ c: Coefficients) -> Double {
-        forEachBlock(b, count: count) { block, n, m, v in
+        forEachBlock(b, count: count, vector: true) { block, n, m, v in
             simdBlock(block, count: n, c, m: m, v: v)
         }
     }
 
     /// Calls `body` for each block with two 256-float scratch buffers for the new moments, then
-    /// quantizes them back; returns the sum of `body`'s ‖Δθ‖².
+    /// quantizes them back (with ``quantize(_:count:map:codes:absmax:)`` if `vector`, else
+    /// ``quantizeScalar(_:count:map:codes:absmax:)``); returns the sum of `body`'s ‖Δθ‖².
     @inline(__always)
     private static func forEachBlock(
         _ b: Buffers,
         count: Int,
+        vector: Bool,
         _ body: (Buffers, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Double
     ) -> Double {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * blockSize) { scratch in
@@ -106,18 +108,24 @@ public enum Int8AdamKernel {
                 let n = min(blockSize, count - start)
                 let block = b.offset(by: start)
                 total += body(block, n, m, v)
-                quantize(m, count: n, map: DynamicMap.signed, codes: block.codes1, absmax: block.absmax1)
-                quantize(v, count: n, map: DynamicMap.unsigned, codes: block.codes2, absmax: block.absmax2)
+                if vector {
+                    quantize(m, count: n, map: DynamicMap.signed, codes: block.codes1, absmax: block.absmax1)
+                    quantize(v, count: n, map: DynamicMap.unsigned, codes: block.codes2, absmax: block.absmax2)
+                } else {
+                    quantizeScalar(m, count: n, map: DynamicMap.signed, codes: block.codes1, absmax: block.absmax1)
+                    quantizeScalar(v, count: n, map: DynamicMap.unsigned, codes: block.codes2, absmax: block.absmax2)
+                }
                 start += n
             }
             return total
         }
     }
 
-    /// bitsandbytes' `quantize_cpu` for one block: absmax = max |x| (0 gives all-zero codes), each
-    /// value multiplied by 1/absmax and looked up in the map's table.
-    @inline(__always)
-    static func quantize(_ x: UnsafePointer<Float>, count: Int, map: DynamicMap, codes: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>) {
+    /// bitsandbytes' `quantize_cpu` for one block, as written: absmax = max |x| (NaN never wins; 0
+    /// gives all-zero codes), each value multiplied by 1/absmax and looked up in the map's table.
+    /// The reference for ``quantize(_:count:map:codes:absmax:)``.
+    static func quantizeScalar(_ x: UnsafePointer<Float>, count: Int, map: DynamicMap, codes: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>)
+    {
         var largest: Float = 0
         for i in 0..<count where abs(x[i]) > largest { largest = abs(x[i]) }
         absmax.pointee = largest
@@ -126,8 +134,48 @@ public enum Int8AdamKernel {
             return
         }
         let scale = 1 / largest
+        for i in 0..<count { codes[i] = map.quantize(x[i], scale: scale) }
+    }
+
+    /// ``quantizeScalar(_:count:map:codes:absmax:)`` with the maximum and the table cells computed
+    /// 8 lanes at a time by the same IEEE operations as ``DynamicMap/cell(_:scale:)`` (the same
+    /// bits: the maximum of non-negative non-NaN floats does not depend on the order, and NaN lands
+    /// in cell 0 in both).
+    @inline(__always)
+    static func quantize(_ x: UnsafePointer<Float>, count: Int, map: DynamicMap, codes: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        let raw = UnsafeRawPointer(x)
+        var lanes = V()
+        var i = 0
+        while i + 8 <= count {
+            let magnitude = unsafeBitCast(unsafeBitCast(raw.loadUnaligned(fromByteOffset: i * 4, as: V.self), to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self)
+            lanes.replace(with: magnitude, where: magnitude .> lanes)
+            i += 8
+        }
+        var largest = lanes.max()
+        for j in i..<count where abs(x[j]) > largest { largest = abs(x[j]) }
+        absmax.pointee = largest
+        guard largest != 0 else {
+            codes.update(repeating: 0, count: count)
+            return
+        }
+        let scale = 1 / largest
         map.table.withUnsafeBufferPointer { table in
-            for i in 0..<count { codes[i] = table[DynamicMap.cell(x[i], scale: scale)] }
+            let scales = V(repeating: scale), one = V(repeating: 1), half = V(repeating: 0.5), cells = V(repeating: 65535)
+            var i = 0
+            while i + 8 <= count {
+                var y = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self) * scales
+                y.replace(with: -one, where: y .< -one)
+                y.replace(with: one, where: y .> one)
+                var position = fusedMultiplyAdd((one + y) * half, cells, half)
+                position.replace(with: 0, where: position .!= position)
+                // ⌊position⌋ (0 … 65535) as the low bits of an exact float: truncate, then add 2^23.
+                let exact = position.rounded(.towardZero) + V(repeating: 8_388_608)
+                let cell = unsafeBitCast(exact, to: SIMD8<UInt32>.self) & 0xFFFF
+                for lane in 0..<8 { codes[i + lane] = table[Int(cell[lane])] }
+                i += 8
+            }
+            for j in i..<count { codes[j] = table[DynamicMap.cell(x[j], scale: scale)] }
         }
     }
 
