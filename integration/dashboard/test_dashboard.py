@@ -416,6 +416,31 @@ def test_momo_charts_its_adaptive_step_size(daemon, runs, browser):
     assert float(chart.get_attribute("data-last")) == pytest.approx(momo.records[-1]["lr"], rel=1e-12)
 
 
+def test_facts_show_the_state_dtype_and_its_bytes(daemon, runs, browser):
+    """Issue 15: the page says how a session stores its optimizer state, and how many bytes."""
+    rng = np.random.default_rng(11)
+    compact = daemon.client().create_session("adamw", lr=1e-3, state_dtype="int8", name="int8-run")
+    compact.upload_parameters({"w": rng.standard_normal(8192).astype(np.float32)})
+    compact.step({"w": rng.standard_normal(8192).astype(np.float32)}, loss=1.0)
+    login(browser, daemon.url, ADMIN_TOKEN)
+    for session, dtype in ((compact, "int8"), (runs["adam"].session, "f32")):
+        summary = session.summary()
+        assert summary["state_dtype"] == dtype
+        select(browser, str(session.id))
+        wait(
+            browser,
+            lambda d, wanted=str(session.id), dtype=dtype: (
+                d.find_element(By.ID, "detail").get_attribute("data-session-id") == wanted
+                and fact(d, "state").startswith(dtype)
+            ),
+            f"the facts of the {dtype} session",
+        )
+        assert fact(browser, "state") == f"{dtype} · {summary['state_bytes']:,} bytes"
+    # Two moments of 8192 one-byte codes, each with a float32 absmax per block of 256 (32 blocks).
+    assert compact.summary()["state_bytes"] == 2 * 8192 + 8 * 32
+    assert severe_console_messages(browser) == []
+
+
 def test_refreshes_by_itself_while_the_session_steps(daemon, browser):
     rng = np.random.default_rng(3)
     session = daemon.client().create_session("adam", lr=0.01, name="live-run")
