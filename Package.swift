@@ -51,7 +51,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CVectorMath"),
-        .target(name: "OptimizerKit", dependencies: ["CVectorMath"], swiftSettings: swiftSettings + kernelSettings),
+        // The low-bit state kernels (bfloat16 and 8-bit Adam), per-CPU variants as in CVectorMath.
+        .target(name: "CLowBit", dependencies: ["CVectorMath"]),
+        .target(name: "OptimizerKit", dependencies: ["CVectorMath", "CLowBit"], swiftSettings: swiftSettings + kernelSettings),
         .target(name: "OptimizerWire", dependencies: ["OptimizerKit"], swiftSettings: swiftSettings),
         .target(name: "CChecksum"),
         .target(

@@ -1,3 +1,6 @@
+import CLowBit
+import CVectorMath
+
 /// Adam/AdamW on bfloat16 moments: per element the moments are widened to float32, updated with
 /// exactly ``AdamKernel``'s float operations (torch's order), and rounded back to bfloat16 (nearest,
 /// ties to even) — one pass, no float32 copy of the state. The SIMD and scalar versions give the
@@ -22,7 +25,7 @@ enum BF16AdamKernel {
         }
     }
 
-    /// The plain scalar loop; the reference for ``simd(_:count:_:)``.
+    /// The plain scalar loop; the reference for ``simd(_:count:_:variant:)``.
     static func scalar(_ b: Buffers, count: Int, _ c: AdamKernel.Coefficients) -> Double {
         var update = 0.0
         for i in 0..<count {
@@ -45,51 +48,20 @@ enum BF16AdamKernel {
         return update
     }
 
-    /// The SIMD loop (8 lanes), one copy per weight-decay form, with the scalar loop for the tail.
-    static func simd(_ b: Buffers, count: Int, _ c: AdamKernel.Coefficients) -> Double {
-        let lanes: SIMD8<Double>
-        switch (c.l2 != 0, c.decay != 1) {
-        case (false, false): lanes = simdLoop(b, count: count, c, l2: false, decay: false)
-        case (false, true): lanes = simdLoop(b, count: count, c, l2: false, decay: true)
-        case (true, false): lanes = simdLoop(b, count: count, c, l2: true, decay: false)
-        case (true, true): lanes = simdLoop(b, count: count, c, l2: true, decay: true)
-        }
-        let body = count & ~7
-        return lanes.sum() + scalar(b.offset(by: body), count: count - body, c)
-    }
-
-    @inline(__always)
-    private static func simdLoop(
-        _ b: Buffers, count: Int, _ c: AdamKernel.Coefficients, l2 hasL2: Bool, decay hasDecay: Bool
-    ) -> SIMD8<Double> {
-        typealias V = SIMD8<Float>
-        typealias H = SIMD8<UInt16>
-        let beta2 = V(repeating: c.beta2), oneMinusBeta1 = V(repeating: c.oneMinusBeta1)
-        let oneMinusBeta2 = V(repeating: c.oneMinusBeta2), stepSize = V(repeating: c.stepSize)
-        let sqrtBC2 = V(repeating: c.sqrtBiasCorrection2), eps = V(repeating: c.eps)
-        let decay = V(repeating: c.decay), l2 = V(repeating: c.l2), scale = V(repeating: c.gradientScale)
-        let p0 = UnsafeMutableRawPointer(b.parameter), g0 = UnsafeRawPointer(b.gradient)
-        let m0 = UnsafeMutableRawPointer(b.expAvg), v0 = UnsafeMutableRawPointer(b.expAvgSq)
-        var lanes = SIMD8<Double>()
-        var i = 0
-        while i + 8 <= count {
-            var g = g0.loadUnaligned(fromByteOffset: i * 4, as: V.self) * scale
-            let old = p0.loadUnaligned(fromByteOffset: i * 4, as: V.self)
-            var p = old
-            if hasL2 { g = g + l2 * p }
-            if hasDecay { p = p * decay }
-            let mOld = BFloat16.float(m0.loadUnaligned(fromByteOffset: i * 2, as: H.self))
-            let m = mOld + oneMinusBeta1 * (g - mOld)
-            let v = BFloat16.float(v0.loadUnaligned(fromByteOffset: i * 2, as: H.self)) * beta2 + oneMinusBeta2 * (g * g)
-            let denom = squareRoot(v) / sqrtBC2 + eps
-            p = p - stepSize * (m / denom)
-            m0.storeBytes(of: BFloat16.bits(m), toByteOffset: i * 2, as: H.self)
-            v0.storeBytes(of: BFloat16.bits(v), toByteOffset: i * 2, as: H.self)
-            p0.storeBytes(of: p, toByteOffset: i * 4, as: V.self)
-            let delta = widen(p - old)
-            lanes += delta * delta
-            i += 8
-        }
-        return lanes
+    /// The vector loop, `optimizerd_bf16_adam` in C (`Sources/CLowBit/bf16_adam_kernel.c`), compiled
+    /// for every ``KernelVariant``: the same operations as ``scalar(_:count:_:)`` on 16 or 8 lanes,
+    /// with ‖Δθ‖² summed in 8 Double lanes (element i in lane i mod 8) and the scalar tail.
+    ///
+    /// In C for the reasons ``AdamKernel/simd(_:count:_:variant:)`` is, and because Swift's 16-bit
+    /// lane conversions ran this step at 0.4× the float32 step (BENCHMARKS.md, Low-bit state).
+    static func simd(_ b: Buffers, count: Int, _ c: AdamKernel.Coefficients, variant: KernelVariant = .active) -> Double {
+        var buffers = optimizerd_bf16_adam_buffers(
+            parameter: b.parameter, gradient: b.gradient, exp_avg: b.expAvg, exp_avg_sq: b.expAvgSq
+        )
+        var coefficients = optimizerd_adam_coefficients(
+            beta2: c.beta2, one_minus_beta1: c.oneMinusBeta1, one_minus_beta2: c.oneMinusBeta2, step_size: c.stepSize,
+            sqrt_bias_correction2: c.sqrtBiasCorrection2, eps: c.eps, decay: c.decay, l2: c.l2, gradient_scale: c.gradientScale
+        )
+        return optimizerd_bf16_adam(variant.code, &buffers, count, &coefficients)
     }
 }

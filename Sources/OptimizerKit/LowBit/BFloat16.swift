@@ -1,6 +1,6 @@
 /// Float32 ↔ bfloat16 for compact optimizer state: bfloat16 is the upper half of a float32, and
-/// rounding is to nearest, ties to even (NaN stays a quiet NaN). The SIMD and scalar forms give
-/// the same bits.
+/// rounding is to nearest, ties to even (NaN stays a quiet NaN). The C kernels' vector forms
+/// (`Sources/CLowBit/bf16_adam_kernel.c`) give the same bits.
 enum BFloat16 {
     /// The bfloat16 bits nearest to `value`.
     @inline(__always)
@@ -13,21 +13,6 @@ enum BFloat16 {
     /// The float32 value of bfloat16 `bits` (exact).
     @inline(__always)
     static func float(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
-
-    /// Eight values rounded to bfloat16 bits, as ``bits(_:)`` lane by lane.
-    @inline(__always)
-    static func bits(_ value: SIMD8<Float>) -> SIMD8<UInt16> {
-        let raw = unsafeBitCast(value, to: SIMD8<UInt32>.self)
-        var rounded = (raw &+ 0x7FFF &+ ((raw &>> 16) & 1)) &>> 16
-        rounded.replace(with: 0x7FC0, where: value .!= value)
-        return SIMD8<UInt16>(truncatingIfNeeded: rounded)
-    }
-
-    /// The float32 values of eight bfloat16 `bits`.
-    @inline(__always)
-    static func float(_ bits: SIMD8<UInt16>) -> SIMD8<Float> {
-        unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD8<Float>.self)
-    }
 }
 
 extension PackedTensor {

@@ -1,3 +1,5 @@
+import CLowBit
+
 /// bitsandbytes' 8-bit dynamic quantization map (`create_dynamic_map`, 0.50.2) and its CPU quantizer:
 /// 256 sorted codes in [−1, 1], and a 65 536-entry table from a normalized value to its code
 /// (docs/lowbit-state.md gives the definition).
@@ -51,6 +53,23 @@ final class DynamicMap: Sendable {
     @inline(__always)
     func quantize(_ value: Float, scale: Float) -> UInt8 {
         table[Self.cell(value, scale: scale)]
+    }
+
+    /// Calls `body` with both maps' codes and tables as the C kernels take them.
+    static func withCMaps<Result>(_ body: (UnsafePointer<optimizerd_int8_maps>) -> Result) -> Result {
+        signed.codes.withUnsafeBufferPointer { signedCodes in
+            unsigned.codes.withUnsafeBufferPointer { unsignedCodes in
+                signed.table.withUnsafeBufferPointer { signedTable in
+                    unsigned.table.withUnsafeBufferPointer { unsignedTable in
+                        var maps = optimizerd_int8_maps(
+                            signed_codes: signedCodes.baseAddress, unsigned_codes: unsignedCodes.baseAddress,
+                            signed_table: signedTable.baseAddress, unsigned_table: unsignedTable.baseAddress
+                        )
+                        return body(&maps)
+                    }
+                }
+            }
+        }
     }
 }
 

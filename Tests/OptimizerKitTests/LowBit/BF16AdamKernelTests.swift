@@ -27,9 +27,49 @@ struct BF16AdamKernelTests {
         #expect(BFloat16.bits(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie, even stays
         #expect(BFloat16.bits(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie, odd rounds up
         #expect(BFloat16.bits(.nan) == 0x7FC0)
-        let lanes = SIMD8<Float>(1, -2.5, 3.0e38, .infinity, 1e-40, -0, Float(bitPattern: 0x3F81_8000), .nan)
-        let vector = BFloat16.bits(lanes)
-        for lane in 0..<8 { #expect(vector[lane] == BFloat16.bits(lanes[lane])) }
+    }
+
+    /// The vector kernel of every variant this CPU runs gives the scalar kernel's θ and moments bit
+    /// for bit, at every length around the 16- and 8-lane blocks, with each weight-decay form, on
+    /// gradients salted with NaN, ±∞, subnormals and values that round to bfloat16 ties; ‖Δθ‖² is the
+    /// same bits in every variant.
+    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 1003])
+    func everyVariantMatchesScalarBitForBit(count: Int) {
+        var random = SeededRandom(seed: UInt64(count) + 1)
+        var gradient = random.floats(count)
+        let specials: [Float] = [.nan, .infinity, -.infinity, Float.leastNonzeroMagnitude, Float(bitPattern: 0x3F81_8000), 0]
+        for (k, special) in specials.enumerated() where k * 5 < count { gradient[k * 5] = special }
+        let parameter = random.floats(count)
+        let moments = [random.floats(count, in: -0.1...0.1).map(BFloat16.bits), random.floats(count, in: 0...0.01).map(BFloat16.bits)]
+        for (l2, decay) in [(Float(0), Float(1)), (0.01, 1), (0, 0.999), (0.01, 0.999)] {
+            let c = AdamKernel.Coefficients(
+                beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001,
+                stepSize: 0.003, sqrtBiasCorrection2: 0.07, eps: 1e-8, decay: decay, l2: l2, gradientScale: 0.5
+            )
+            func run(_ kernel: (BF16AdamKernel.Buffers) -> Double) -> ([UInt32], [UInt16], [UInt16], Double) {
+                var p = parameter, m = moments[0], v = moments[1]
+                let update = p.withUnsafeMutableBufferPointer { p in
+                    m.withUnsafeMutableBufferPointer { m in
+                        v.withUnsafeMutableBufferPointer { v in
+                            gradient.withUnsafeBufferPointer { g in
+                                kernel(
+                                    BF16AdamKernel.Buffers(
+                                        parameter: p.baseAddress!, gradient: g.baseAddress!, expAvg: m.baseAddress!, expAvgSq: v.baseAddress!))
+                            }
+                        }
+                    }
+                }
+                return (p.map(\.bitPattern), m, v, update)
+            }
+            let scalar = run { BF16AdamKernel.scalar($0, count: count, c) }
+            let variants = KernelVariant.supported.map { variant in (variant, run { BF16AdamKernel.simd($0, count: count, c, variant: variant) }) }
+            for (variant, outcome) in variants {
+                let label = "\(variant), l2 \(l2), decay \(decay)"
+                #expect(outcome.0 == scalar.0 && outcome.1 == scalar.1 && outcome.2 == scalar.2, "\(label)")
+                #expect(outcome.3.bitPattern == variants[0].1.3.bitPattern, "\(label) ‖Δθ‖²")
+            }
+            if count > 0 { #expect(scalar.1.contains(0x7FC0), "a NaN gradient gives a NaN moment") }
+        }
     }
 
     @Test(arguments: [(0.0, 0.0), (0.01, 0.0), (0.0, 0.05)])

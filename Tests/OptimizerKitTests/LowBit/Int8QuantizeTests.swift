@@ -2,8 +2,9 @@ import Testing
 
 @testable import OptimizerKit
 
-/// The block quantizer's vector form against the scalar definition (bitsandbytes' `quantize_cpu`):
-/// the same absmax bits (NaN ignored) and, value by value, the code of ``DynamicMap/cell(_:scale:)``
+/// The block quantizer's vector form (C, every variant this CPU runs) against the scalar definition
+/// (bitsandbytes' `quantize_cpu`): the same absmax bits (NaN ignored) and, value by value, the code
+/// of ``DynamicMap/cell(_:scale:)``
 /// — on random blocks salted with NaN, ±0, ±∞, subnormals and values on the table's cell edges,
 /// at every block length the kernel meets (whole blocks and a tensor's partial last block).
 struct Int8QuantizeTests {
@@ -22,22 +23,24 @@ struct Int8QuantizeTests {
             case 0: salt(&x, with: [.nan, 0, -0.0, -.nan, Self.payloadNaN, Self.signalingNaN], rng: &rng)
             case 1: salt(&x, with: [.infinity], rng: &rng)
             case 2: salt(&x, with: [-.infinity, .nan], rng: &rng)
-            case 3: x = x.map { $0 * 1e-39 }  // all subnormal: 1/absmax overflows to ∞
+            case 3: x = x.map { $0 * Float.leastNormalMagnitude / 16 }  // all subnormal: 1/absmax near or past the float range
             case 4: salt(&x, with: cellEdges(absmax: x.map(abs).max()!, rng: &rng), rng: &rng)
             default: salt(&x, with: [Float.leastNonzeroMagnitude, -Float.leastNormalMagnitude, 1e-30], rng: &rng)
             }
+            var largest: Float = 0
+            for value in x where abs(value) > largest { largest = abs(value) }
             for map in [DynamicMap.signed, DynamicMap.unsigned] {
-                let (codes, absmax) = quantized(x, map: map)
-                var largest: Float = 0
-                for value in x where abs(value) > largest { largest = abs(value) }
-                #expect(absmax.bitPattern == largest.bitPattern, "round \(round)")
                 let expected = x.map { largest == 0 ? 0 : map.table[DynamicMap.cell($0, scale: 1 / largest)] }
-                #expect(codes == expected, "round \(round)")
+                for variant in KernelVariant.supported {
+                    let (codes, absmax) = quantized(x, map: map, variant: variant)
+                    #expect(absmax.bitPattern == largest.bitPattern, "\(variant) round \(round)")
+                    #expect(codes == expected, "\(variant) round \(round)")
+                }
             }
         }
     }
 
-    /// The kernel's scalar reference quantizer agrees with the vector one on the same blocks.
+    /// The scalar kernel's quantizer agrees with the vector one on the same blocks.
     @Test func scalarReferenceAgrees() {
         var rng = SeededRandom(seed: 7)
         for count in Self.counts {
@@ -51,8 +54,10 @@ struct Int8QuantizeTests {
                         Int8AdamKernel.quantizeScalar(x.baseAddress!, count: count, map: map, codes: codes.baseAddress!, absmax: &absmax)
                     }
                 }
-                let (vectorCodes, vectorAbsmax) = quantized(x, map: map)
-                #expect(codes == vectorCodes && absmax.bitPattern == vectorAbsmax.bitPattern)
+                for variant in KernelVariant.supported {
+                    let (vectorCodes, vectorAbsmax) = quantized(x, map: map, variant: variant)
+                    #expect(codes == vectorCodes && absmax.bitPattern == vectorAbsmax.bitPattern, "\(variant)")
+                }
             }
         }
     }
@@ -60,24 +65,27 @@ struct Int8QuantizeTests {
     @Test(arguments: [Float(0), -0.0])
     func allZeroBlockHasZeroCodesAndScale(zero: Float) {
         for count in Self.counts {
-            let x = [Float](repeating: zero, count: count)
-            let (codes, absmax) = quantized(x, map: .signed, fill: 9)
-            #expect(absmax.bitPattern == 0 && codes.allSatisfy { $0 == 0 })
+            for variant in KernelVariant.supported {
+                let (codes, absmax) = quantized([Float](repeating: zero, count: count), map: .signed, variant: variant, fill: 9)
+                #expect(absmax.bitPattern == 0 && codes.allSatisfy { $0 == 0 }, "\(variant)")
+            }
         }
     }
 
     @Test func nanOnlyBlockIsAllZero() {
-        let (codes, absmax) = quantized([Float](repeating: .nan, count: 256), map: .unsigned, fill: 9)
-        #expect(absmax.bitPattern == 0 && codes.allSatisfy { $0 == 0 })
+        for variant in KernelVariant.supported {
+            let (codes, absmax) = quantized([Float](repeating: .nan, count: 256), map: .unsigned, variant: variant, fill: 9)
+            #expect(absmax.bitPattern == 0 && codes.allSatisfy { $0 == 0 }, "\(variant)")
+        }
     }
 
     /// Runs the vector quantizer on `x`; codes start as `fill` so that unwritten ones show.
-    private func quantized(_ x: [Float], map: DynamicMap, fill: UInt8 = 77) -> ([UInt8], Float) {
+    private func quantized(_ x: [Float], map: DynamicMap, variant: KernelVariant = .active, fill: UInt8 = 77) -> ([UInt8], Float) {
         var codes = [UInt8](repeating: fill, count: x.count)
         var absmax: Float = -1
         x.withUnsafeBufferPointer { x in
             codes.withUnsafeMutableBufferPointer { codes in
-                Int8AdamKernel.quantize(x.baseAddress!, count: x.count, map: map, codes: codes.baseAddress!, absmax: &absmax)
+                Int8AdamKernel.quantize(x.baseAddress!, count: x.count, map: map, codes: codes.baseAddress!, absmax: &absmax, variant: variant)
             }
         }
         return (codes, absmax)

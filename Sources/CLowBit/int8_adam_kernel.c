@@ -1,0 +1,227 @@
+#include "int8_adam_kernel.h"
+
+#include <string.h>
+
+#include "kernel_variant.h"
+#include "lowbit_lanes.h"
+
+// Every operation is rounded on its own, and the FMAs are the explicit ones of bitsandbytes'
+// formula, as Swift's `Int8AdamKernel.scalar` computes them: contracting a·b + c elsewhere would
+// change the bits.
+#pragma STDC FP_CONTRACT OFF
+
+#define FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+
+// The table cell of each lane of y = x · scale: clamp to [−1, 1], t = (1 + y)·0.5,
+// ⌊fma(t, 65535, 0.5)⌋ (0 … 65535, exact in int32), NaN in cell 0 — `DynamicMap.cell`.
+#define INT8_CELLS(V, I, x, scale)                                                                 \
+    ({                                                                                             \
+        V y = (x) * (V)(scale);                                                                    \
+        y = y < (V)(-1.0f) ? (V)(-1.0f) : y;                                                       \
+        y = y > (V)1.0f ? (V)1.0f : y;                                                             \
+        V position = FMA((y + (V)1.0f) * (V)0.5f, (V)65535.0f, (V)0.5f);                           \
+        position = position != position ? (V)0.0f : position;                                      \
+        __builtin_convertvector(position, I);                                                      \
+    })
+
+static inline __attribute__((always_inline)) int int8_cell(float x, float scale) {
+    float y = x * scale;
+    if (y < -1.0f) y = -1.0f;
+    else if (y > 1.0f) y = 1.0f;
+    float position = FMA((1.0f + y) * 0.5f, 65535.0f, 0.5f);
+    return position != position ? 0 : (int)position;
+}
+
+// bitsandbytes' `quantize_cpu` for one block of n ≤ 256 values: absmax = max |x| (NaN never wins; 0
+// gives all-zero codes), each value's code from the table. The maximum of non-negative non-NaN
+// floats does not depend on the order, so the vector maximum is the scalar one.
+static inline __attribute__((always_inline)) void int8_quantize(const float *x, size_t n, const uint8_t *table,
+                                                                uint8_t *codes, float *absmax) {
+    lowbit_f16 lanes = 0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lowbit_f16 magnitude = (lowbit_f16)((lowbit_u32x16)(*(const lowbit_uf16 *)(x + i)) & 0x7FFFFFFFu);
+        lanes = magnitude > lanes ? magnitude : lanes;
+    }
+    float largest = 0;
+    for (int lane = 0; lane < 16; lane++)
+        if (lanes[lane] > largest) largest = lanes[lane];
+    for (; i < n; i++) {
+        float magnitude = __builtin_fabsf(x[i]);
+        if (magnitude > largest) largest = magnitude;
+    }
+    *absmax = largest;
+    if (largest == 0) {
+        memset(codes, 0, n);
+        return;
+    }
+    float scale = 1.0f / largest;
+    i = 0;
+    for (; i + 16 <= n; i += 16) {
+        int32_t cells[16] __attribute__((aligned(64)));
+        *(lowbit_i32x16 *)cells = INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i), scale);
+        for (int lane = 0; lane < 16; lane++) codes[i + lane] = table[cells[lane]];
+    }
+    for (; i < n; i++) codes[i] = table[int8_cell(x[i], scale)];
+}
+
+// table[k[0]], …, table[k[15]] (and the 8-lane form) as one vector literal, so the lanes are filled
+// by plain loads (a loop over the lanes compiled to a masked insert per lane).
+#define GATHER16(t, k)                                                                             \
+    ((lowbit_f16){(t)[(k)[0]], (t)[(k)[1]], (t)[(k)[2]], (t)[(k)[3]], (t)[(k)[4]], (t)[(k)[5]],     \
+                  (t)[(k)[6]], (t)[(k)[7]], (t)[(k)[8]], (t)[(k)[9]], (t)[(k)[10]], (t)[(k)[11]], \
+                  (t)[(k)[12]], (t)[(k)[13]], (t)[(k)[14]], (t)[(k)[15]]})
+#define GATHER8(t, k)                                                                              \
+    ((lowbit_f8){(t)[(k)[0]], (t)[(k)[1]], (t)[(k)[2]], (t)[(k)[3]], (t)[(k)[4]], (t)[(k)[5]],      \
+                 (t)[(k)[6]], (t)[(k)[7]]})
+
+// One element-wise step on any vector width (V floats, UV their unaligned view, GATHER its lookup):
+// dequantize (code · absmax), then bitsandbytes' m, v and θ.
+#define INT8_ADAM_STEP(V, UV, GATHER, i)                                                           \
+    do {                                                                                           \
+        const uint8_t *k1 = codes1 + (i), *k2 = codes2 + (i);                                      \
+        V m = GATHER(signed_codes, k1);                                                            \
+        V v = GATHER(unsigned_codes, k2);                                                          \
+        V g = *(const UV *)(gradient + (i)) * (V)(gradient_scale);                                 \
+        m = FMA(g, (V)(one_minus_beta1), m * (V)(absmax1) * (V)(beta1));                           \
+        v = FMA((V)(one_minus_beta2) * g, g, v * (V)(absmax2) * (V)(beta2));                       \
+        V denom = __builtin_elementwise_sqrt(v) / (V)(sqrt_bias_correction2) + (V)(eps);           \
+        V old = *(const UV *)(parameter + (i));                                                    \
+        V p = old * (V)(decay) + ((V)(step_value) * m) / denom;                                    \
+        *(UV *)(parameter + (i)) = p;                                                              \
+        *(UV *)(new_m + (i)) = m;                                                                  \
+        *(UV *)(new_v + (i)) = v;                                                                  \
+        delta = p - old;                                                                           \
+    } while (0)
+
+// One block of n ≤ 256 elements: the update into θ and the scratch moments, then both moments
+// quantized back. Returns the block's ‖Δθ‖² (lanes, then the scalar tail).
+static inline __attribute__((always_inline)) double int8_block(const struct optimizerd_int8_adam_buffers *b, size_t start,
+                                                                size_t n, const struct optimizerd_int8_adam_coefficients *c,
+                                                                const struct optimizerd_int8_maps *maps, float *new_m,
+                                                                float *new_v) {
+    // Locals, so that the stores below (which the compiler cannot prove apart from `c` and `maps`)
+    // do not reload them.
+    const float beta1 = c->beta1, beta2 = c->beta2, one_minus_beta1 = c->one_minus_beta1;
+    const float one_minus_beta2 = c->one_minus_beta2, step_value = c->step_value, eps = c->eps;
+    const float sqrt_bias_correction2 = c->sqrt_bias_correction2, decay = c->decay, gradient_scale = c->gradient_scale;
+    const float *signed_codes = maps->signed_codes, *unsigned_codes = maps->unsigned_codes;
+    float *parameter = b->parameter + start;
+    const float *gradient = b->gradient + start;
+    const uint8_t *codes1 = b->codes1 + start, *codes2 = b->codes2 + start;
+    size_t block = start / OPTIMIZERD_INT8_BLOCK;
+    float absmax1 = b->absmax1[block], absmax2 = b->absmax2[block];
+    lowbit_d8 lanes = 0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lowbit_f16 delta;
+        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16, i);
+        lanes += LOWBIT_SQUARE8(delta.lo);
+        lanes += LOWBIT_SQUARE8(delta.hi);
+    }
+    if (i + 8 <= n) {
+        lowbit_f8 delta;
+        INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, GATHER8, i);
+        lanes += LOWBIT_SQUARE8(delta);
+        i += 8;
+    }
+    double update;
+    LOWBIT_LANES_SUM(lanes, update);
+    double tail = 0;
+    for (; i < n; i++) {
+        float g = gradient[i] * gradient_scale;
+        float m = FMA(g, one_minus_beta1, signed_codes[codes1[i]] * absmax1 * beta1);
+        float v = FMA(one_minus_beta2 * g, g, unsigned_codes[codes2[i]] * absmax2 * beta2);
+        float denom = __builtin_elementwise_sqrt(v) / sqrt_bias_correction2 + eps;
+        float old = parameter[i];
+        float p = old * decay + (step_value * m) / denom;
+        parameter[i] = p;
+        new_m[i] = m;
+        new_v[i] = v;
+        double d = (double)(p - old);
+        tail += d * d;
+    }
+    int8_quantize(new_m, n, maps->signed_table, b->codes1 + start, b->absmax1 + block);
+    int8_quantize(new_v, n, maps->unsigned_table, b->codes2 + start, b->absmax2 + block);
+    return update + tail;
+}
+
+static inline __attribute__((always_inline)) double int8_run(const struct optimizerd_int8_adam_buffers *b, size_t count,
+                                                              const struct optimizerd_int8_adam_coefficients *c,
+                                                              const struct optimizerd_int8_maps *maps) {
+    float new_m[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
+    float new_v[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
+    double total = 0;
+    for (size_t start = 0; start < count; start += OPTIMIZERD_INT8_BLOCK) {
+        size_t n = count - start < OPTIMIZERD_INT8_BLOCK ? count - start : OPTIMIZERD_INT8_BLOCK;
+        total += int8_block(b, start, n, c, maps, new_m, new_v);
+    }
+    return total;
+}
+
+static double int8_baseline(const struct optimizerd_int8_adam_buffers *b, size_t count,
+                            const struct optimizerd_int8_adam_coefficients *c, const struct optimizerd_int8_maps *maps) {
+    return int8_run(b, count, c, maps);
+}
+
+#if defined(__x86_64__)
+// Every x86-64 CPU with AVX2 also has FMA3 (Intel since Haswell, AMD since Piledriver).
+__attribute__((target("avx2,fma"))) static double int8_avx2(const struct optimizerd_int8_adam_buffers *b, size_t count,
+                                                            const struct optimizerd_int8_adam_coefficients *c,
+                                                            const struct optimizerd_int8_maps *maps) {
+    return int8_run(b, count, c, maps);
+}
+
+__attribute__((target("avx512f,avx512vl"))) static double int8_avx512(const struct optimizerd_int8_adam_buffers *b, size_t count,
+                                                                      const struct optimizerd_int8_adam_coefficients *c,
+                                                                      const struct optimizerd_int8_maps *maps) {
+    return int8_run(b, count, c, maps);
+}
+#endif
+
+static void quantize_baseline(const float *x, size_t n, const uint8_t *table, uint8_t *codes, float *absmax) {
+    int8_quantize(x, n, table, codes, absmax);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void quantize_avx2(const float *x, size_t n, const uint8_t *table, uint8_t *codes,
+                                                              float *absmax) {
+    int8_quantize(x, n, table, codes, absmax);
+}
+
+__attribute__((target("avx512f,avx512vl"))) static void quantize_avx512(const float *x, size_t n, const uint8_t *table,
+                                                                        uint8_t *codes, float *absmax) {
+    int8_quantize(x, n, table, codes, absmax);
+}
+#endif
+
+void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table, uint8_t *codes,
+                              float *absmax) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case OPTIMIZERD_KERNELS_AVX512:
+        quantize_avx512(values, count, table, codes, absmax);
+        return;
+    case OPTIMIZERD_KERNELS_AVX2:
+        quantize_avx2(values, count, table, codes, absmax);
+        return;
+#endif
+    default:
+        quantize_baseline(values, count, table, codes, absmax);
+    }
+}
+
+double optimizerd_int8_adam(int variant, const struct optimizerd_int8_adam_buffers *buffers, size_t count,
+                            const struct optimizerd_int8_adam_coefficients *coefficients,
+                            const struct optimizerd_int8_maps *maps) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case OPTIMIZERD_KERNELS_AVX512:
+        return int8_avx512(buffers, count, coefficients, maps);
+    case OPTIMIZERD_KERNELS_AVX2:
+        return int8_avx2(buffers, count, coefficients, maps);
+#endif
+    default:
+        return int8_baseline(buffers, count, coefficients, maps);
+    }
+}
