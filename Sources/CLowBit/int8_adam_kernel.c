@@ -1,6 +1,10 @@
 #include "int8_adam_kernel.h"
 
+#include <stdbool.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "kernel_variant.h"
 #include "lowbit_lanes.h"
@@ -11,6 +15,42 @@
 #pragma STDC FP_CONTRACT OFF
 
 #define FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+
+#if defined(__x86_64__)
+// AVX-512's gathers for the 16-lane lookups (exact loads, so the same values as GATHER16 and the
+// scalar lookups): not always_inline, so that the portable block body may name them; they inline
+// into the AVX-512 variant, the only caller that reaches them.
+__attribute__((target("avx512f,avx512vl"))) static void gather16_avx512(const float *table, const uint8_t *k, float *out) {
+    __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)k));
+    _mm512_storeu_ps(out, _mm512_i32gather_ps(index, table, 4));
+}
+
+// codes[0…15] = table[cells[0…15]]: 4-byte gathers at byte offsets (the table has 3 bytes of
+// padding past its last cell), narrowed to their low bytes.
+__attribute__((target("avx512f,avx512vl"))) static void lookup16_avx512(const uint8_t *table, const int32_t *cells,
+                                                                        uint8_t *codes) {
+    __m512i words = _mm512_i32gather_epi32(_mm512_loadu_si512(cells), table, 1);
+    _mm_storeu_si128((__m128i *)codes, _mm512_cvtepi32_epi8(words));
+}
+#else
+// Never reached: `wide` is false in every variant off x86-64.
+#define gather16_avx512(table, k, out) __builtin_unreachable()
+#define lookup16_avx512(table, cells, codes) __builtin_unreachable()
+#endif
+
+// GATHER16, by AVX-512 gathers when `wide` (a constant in each variant's copy of the loop).
+#define GATHER16_WIDE(t, k)                                                                        \
+    ({                                                                                             \
+        lowbit_f16 gathered_;                                                                      \
+        if (wide) {                                                                                \
+            float out_[16] __attribute__((aligned(64)));                                           \
+            gather16_avx512((t), (k), out_);                                                       \
+            gathered_ = *(const lowbit_f16 *)out_;                                                 \
+        } else {                                                                                   \
+            gathered_ = GATHER16((t), (k));                                                        \
+        }                                                                                          \
+        gathered_;                                                                                 \
+    })
 
 // The table cell of each lane of y = x · scale: clamp to [−1, 1], t = (1 + y)·0.5,
 // ⌊fma(t, 65535, 0.5)⌋ (0 … 65535, exact in int32), NaN in cell 0 — `DynamicMap.cell`.
@@ -36,7 +76,7 @@ static inline __attribute__((always_inline)) int int8_cell(float x, float scale)
 // gives all-zero codes), each value's code from the table. The maximum of non-negative non-NaN
 // floats does not depend on the order, so the vector maximum is the scalar one.
 static inline __attribute__((always_inline)) void int8_quantize(const float *x, size_t n, const uint8_t *table,
-                                                                uint8_t *codes, float *absmax) {
+                                                                uint8_t *codes, float *absmax, bool wide) {
     lowbit_f16 lanes = 0;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -60,7 +100,11 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
     for (; i + 16 <= n; i += 16) {
         int32_t cells[16] __attribute__((aligned(64)));
         *(lowbit_i32x16 *)cells = INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i), scale);
-        for (int lane = 0; lane < 16; lane++) codes[i + lane] = table[cells[lane]];
+        if (wide) {
+            lookup16_avx512(table, cells, codes + i);
+        } else {
+            for (int lane = 0; lane < 16; lane++) codes[i + lane] = table[cells[lane]];
+        }
     }
     for (; i < n; i++) codes[i] = table[int8_cell(x[i], scale)];
 }
@@ -99,7 +143,7 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
 static inline __attribute__((always_inline)) double int8_block(const struct optimizerd_int8_adam_buffers *b, size_t start,
                                                                 size_t n, const struct optimizerd_int8_adam_coefficients *c,
                                                                 const struct optimizerd_int8_maps *maps, float *new_m,
-                                                                float *new_v) {
+                                                                float *new_v, bool wide) {
     // Locals, so that the stores below (which the compiler cannot prove apart from `c` and `maps`)
     // do not reload them.
     const float beta1 = c->beta1, beta2 = c->beta2, one_minus_beta1 = c->one_minus_beta1;
@@ -115,7 +159,7 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         lowbit_f16 delta;
-        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16, i);
+        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16_WIDE, i);
         lanes += LOWBIT_SQUARE8(delta.lo);
         lanes += LOWBIT_SQUARE8(delta.hi);
     }
@@ -141,27 +185,27 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
         double d = (double)(p - old);
         tail += d * d;
     }
-    int8_quantize(new_m, n, maps->signed_table, b->codes1 + start, b->absmax1 + block);
-    int8_quantize(new_v, n, maps->unsigned_table, b->codes2 + start, b->absmax2 + block);
+    int8_quantize(new_m, n, maps->signed_table, b->codes1 + start, b->absmax1 + block, wide);
+    int8_quantize(new_v, n, maps->unsigned_table, b->codes2 + start, b->absmax2 + block, wide);
     return update + tail;
 }
 
 static inline __attribute__((always_inline)) double int8_run(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                               const struct optimizerd_int8_adam_coefficients *c,
-                                                              const struct optimizerd_int8_maps *maps) {
+                                                              const struct optimizerd_int8_maps *maps, bool wide) {
     float new_m[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
     float new_v[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
     double total = 0;
     for (size_t start = 0; start < count; start += OPTIMIZERD_INT8_BLOCK) {
         size_t n = count - start < OPTIMIZERD_INT8_BLOCK ? count - start : OPTIMIZERD_INT8_BLOCK;
-        total += int8_block(b, start, n, c, maps, new_m, new_v);
+        total += int8_block(b, start, n, c, maps, new_m, new_v, wide);
     }
     return total;
 }
 
 static double int8_baseline(const struct optimizerd_int8_adam_buffers *b, size_t count,
                             const struct optimizerd_int8_adam_coefficients *c, const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps);
+    return int8_run(b, count, c, maps, false);
 }
 
 #if defined(__x86_64__)
@@ -169,29 +213,29 @@ static double int8_baseline(const struct optimizerd_int8_adam_buffers *b, size_t
 __attribute__((target("avx2,fma"))) static double int8_avx2(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                             const struct optimizerd_int8_adam_coefficients *c,
                                                             const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps);
+    return int8_run(b, count, c, maps, false);
 }
 
 __attribute__((target("avx512f,avx512vl"))) static double int8_avx512(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                                       const struct optimizerd_int8_adam_coefficients *c,
                                                                       const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps);
+    return int8_run(b, count, c, maps, true);
 }
 #endif
 
 static void quantize_baseline(const float *x, size_t n, const uint8_t *table, uint8_t *codes, float *absmax) {
-    int8_quantize(x, n, table, codes, absmax);
+    int8_quantize(x, n, table, codes, absmax, false);
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) static void quantize_avx2(const float *x, size_t n, const uint8_t *table, uint8_t *codes,
                                                               float *absmax) {
-    int8_quantize(x, n, table, codes, absmax);
+    int8_quantize(x, n, table, codes, absmax, false);
 }
 
 __attribute__((target("avx512f,avx512vl"))) static void quantize_avx512(const float *x, size_t n, const uint8_t *table,
                                                                         uint8_t *codes, float *absmax) {
-    int8_quantize(x, n, table, codes, absmax);
+    int8_quantize(x, n, table, codes, absmax, true);
 }
 #endif
 

@@ -31,15 +31,39 @@ struct BaselineAdam {
                 range.count, 0.9, 0.999, stepSize, sqrtBC2, 1e-8
             )
         }
-        if threads <= 1 {
-            work(0..<count)
-        } else {
-            // 64-float aligned split points, so no two threads share a cache line.
-            DispatchQueue.concurrentPerform(iterations: threads) { worker in
-                let lower = (count * worker / threads) & ~63
-                let upper = worker == threads - 1 ? count : (count * (worker + 1) / threads) & ~63
-                work(lower..<upper)
-            }
+        Self.split(count: count, threads: threads, work)
+    }
+
+    /// Runs `work` over `0..<count` on one thread, or over `threads` equal contiguous ranges split
+    /// at multiples of 64 elements (so no two threads share a cache line) at once.
+    static func split(count: Int, threads: Int, _ work: @Sendable (Range<Int>) -> Void) {
+        guard threads > 1 else { return work(0..<count) }
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            let lower = (count * worker / threads) & ~63
+            let upper = worker == threads - 1 ? count : (count * (worker + 1) / threads) & ~63
+            work(lower..<upper)
+        }
+    }
+}
+
+/// The memory-bandwidth yardstick of `--lowbit`: `memcpy` of 16 bytes per parameter (the size of
+/// float32 Adam moments), split as ``BaselineAdam`` splits its loop.
+struct CopyBaseline {
+    let source: FloatBuffer
+    let destination: FloatBuffer
+
+    init(count: Int) {
+        source = FloatBuffer(count: 4 * count, seed: 3)
+        destination = FloatBuffer(zeros: 4 * count)
+    }
+
+    /// Bytes read plus bytes written by one ``run(threads:)``.
+    var bytesMoved: Int { 2 * 4 * source.count }
+
+    func run(threads: Int) {
+        let buffers = (source, destination)
+        BaselineAdam.split(count: source.count, threads: threads) { range in
+            _ = memcpy(buffers.1.pointer + range.lowerBound, buffers.0.pointer + range.lowerBound, range.count * 4)
         }
     }
 }

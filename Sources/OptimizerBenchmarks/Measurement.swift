@@ -39,6 +39,21 @@ struct Timings {
         }
         return Timings(samples: samples)
     }
+
+    /// Runs every body once untimed, then `rounds` rounds that time each body once in turn, so that
+    /// a busy minute of a shared machine falls on every body alike; one ``Timings`` per body.
+    static func interleaved(rounds: Int, clock: BenchmarkClock, _ bodies: [() throws -> Void]) throws -> [Timings] {
+        for body in bodies { try body() }
+        var samples = [[Double]](repeating: [], count: bodies.count)
+        for _ in 0..<rounds {
+            for (index, body) in bodies.enumerated() {
+                let start = clock.now()
+                try body()
+                samples[index].append(clock.now() - start)
+            }
+        }
+        return samples.map(Timings.init(samples:))
+    }
 }
 
 /// A page-aligned float buffer filled with reproducible values in [-1, 1).

@@ -44,24 +44,28 @@ struct OptimizerBenchmarks: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
-    @Option(help: "Instead of the suite: Adam with f32, bf16 and int8 state at these sizes (e.g. '1M,8M').")
+    @Option(
+        help: """
+            Instead of the suite: Adam with f32, bf16 and int8 state at these sizes (e.g. '1M,8M'), taking \
+            turns with a memcpy (the bandwidth bound) and the C Adam loop; --repeats rounds.
+            """
+    )
     var lowbit: String?
 
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try threads.map { try Self.integers($0) } ?? Array(Set([1, cores])).sorted()
-        guard clock == .wall || lowbit == nil else {
-            throw ValidationError("--clock cpu times the kernel suite; --lowbit rows are wall clock")
+        guard clock == .wall || threadCounts == [1] else {
+            throw ValidationError("--clock cpu adds up the threads' times: use it with --threads 1")
         }
-        if let lowbit { return try LowBitSuite.main(sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, json: json) }
+        if let lowbit {
+            return try LowBitSuite.main(sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, clock: clock, json: json)
+        }
         var models = try Self.integers(sizes).map { BenchmarkModel.matrix(parameters: $0) }
         if transformer != "none" {
             let parts = transformer.split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2 else { throw ValidationError("--transformer expects WIDTHxLAYERS, e.g. 768x4") }
             models.append(.transformer(width: parts[0], layers: parts[1], vocabulary: 8192))
-        }
-        guard clock == .wall || threadCounts == [1] else {
-            throw ValidationError("--clock cpu adds up the threads' times: use it with --threads 1")
         }
         var cases = BenchmarkCase.all(terms: try Self.integers(terms))
         if let only {

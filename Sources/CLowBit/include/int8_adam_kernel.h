@@ -29,7 +29,8 @@ struct optimizerd_int8_adam_coefficients {
 };
 
 /// The two dynamic maps: 256 code values each, and the 65 536-cell tables from a normalized value
-/// to its code (`DynamicMap`).
+/// to its code (`DynamicMap`), each followed by 3 readable bytes (the AVX-512 lookup loads 4 bytes
+/// at a cell's offset).
 struct optimizerd_int8_maps {
     const float *signed_codes;
     const float *unsigned_codes;
@@ -57,7 +58,8 @@ double optimizerd_int8_adam(int variant, const struct optimizerd_int8_adam_buffe
                             const struct optimizerd_int8_maps *maps);
 
 /// bitsandbytes' `quantize_cpu` for one block of `count` ≤ 256 values with the given variant: absmax
-/// = max |x| (NaN never wins; 0 gives all-zero codes), each value's code from `table` (65 536 cells).
+/// = max |x| (NaN never wins; 0 gives all-zero codes), each value's code from `table` (65 536 cells
+/// and 3 bytes of padding, as in `struct optimizerd_int8_maps`).
 void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table, uint8_t *codes,
                               float *absmax);
 

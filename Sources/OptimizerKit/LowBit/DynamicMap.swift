@@ -13,7 +13,8 @@ final class DynamicMap: Sendable {
 
     /// The 256 code values, ascending.
     let codes: [Float]
-    /// Code for each of the 65 536 cells of [−1, 1] (``quantize(_:scale:)``).
+    /// Code for each of the 65 536 cells of [−1, 1] (``quantize(_:scale:)``), then 3 bytes of
+    /// padding: the C kernel's AVX-512 lookup reads 4 bytes at each cell's offset.
     let table: [UInt8]
 
     private init(bits: [UInt32]) {
@@ -34,7 +35,7 @@ final class DynamicMap: Sendable {
             while code < 255, x > midpoints[code] { code += 1 }
             table[cell] = UInt8(code)
         }
-        return table
+        return table + [0, 0, 0]
     }
 
     /// The table cell of `value · scale`: clamp to [−1, 1], t = (1 + x)·0.5, ⌊fma(t, 65535, 0.5)⌋.
