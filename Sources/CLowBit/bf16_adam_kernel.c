@@ -34,10 +34,11 @@ static inline __attribute__((always_inline)) float bf16_widen(uint16_t h) {
 }
 
 // One element-wise step on any vector width (V floats, UV their unaligned view, U uint32 lanes, H
-// uint16 lanes, UH their unaligned view): torch's order, as `AdamKernel` on float32 moments.
-#define BF16_ADAM_STEP(V, UV, U, H, UH, i)                                                         \
+// uint16 lanes, UH their unaligned view; gradient_in the gradients at i): torch's order, as
+// `AdamKernel` on float32 moments.
+#define BF16_ADAM_STEP(V, UV, U, H, UH, i, gradient_in)                                            \
     do {                                                                                           \
-        V g = *(const UV *)(gradient + (i)) * (V)(c.gradient_scale);                               \
+        V g = (gradient_in) * (V)(c.gradient_scale);                                               \
         V old = *(const UV *)(parameter + (i));                                                    \
         V p = old;                                                                                 \
         if (l2) g = g + (V)(c.l2) * p;                                                             \
@@ -55,7 +56,10 @@ static inline __attribute__((always_inline)) float bf16_widen(uint16_t h) {
     } while (0)
 
 // The loop for one combination of the options (constants at every call site): 16 elements at a
-// time, then 8, then one by one; (Δθ)² in 8 Double lanes, element i in lane i mod 8 in order.
+// time, then 8, then one by one; (Δθ)² in 8 Double lanes, element i in lane i mod 8 in order. The
+// next 16 gradients are loaded before this block's stores, as CVectorMath's loops do: the
+// session's gradient and state buffers can sit at the same offsets within 4 KiB pages, and a load
+// after stores to the same low 12 address bits waits on a false dependency.
 static inline __attribute__((always_inline)) double bf16_loop(struct optimizerd_bf16_adam_buffers b, size_t count,
                                                                struct optimizerd_adam_coefficients c, bool l2,
                                                                bool decay) {
@@ -65,15 +69,20 @@ static inline __attribute__((always_inline)) double bf16_loop(struct optimizerd_
     uint16_t *exp_avg_sq = b.exp_avg_sq;
     lowbit_d8 lanes = 0;
     size_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        lowbit_f16 delta;
-        BF16_ADAM_STEP(lowbit_f16, lowbit_uf16, lowbit_u32x16, lowbit_u16x16, lowbit_uu16x16, i);
-        lanes += LOWBIT_SQUARE8(delta.lo);
-        lanes += LOWBIT_SQUARE8(delta.hi);
+    if (count >= 16) {
+        lowbit_f16 next = *(const lowbit_uf16 *)gradient;
+        for (; i + 16 <= count; i += 16) {
+            lowbit_f16 g16 = next;
+            if (i + 32 <= count) next = *(const lowbit_uf16 *)(gradient + i + 16);
+            lowbit_f16 delta;
+            BF16_ADAM_STEP(lowbit_f16, lowbit_uf16, lowbit_u32x16, lowbit_u16x16, lowbit_uu16x16, i, g16);
+            lanes += LOWBIT_SQUARE8(delta.lo);
+            lanes += LOWBIT_SQUARE8(delta.hi);
+        }
     }
     if (i + 8 <= count) {
         lowbit_f8 delta;
-        BF16_ADAM_STEP(lowbit_f8, lowbit_uf8, lowbit_u32x8, lowbit_u16x8, lowbit_uu16x8, i);
+        BF16_ADAM_STEP(lowbit_f8, lowbit_uf8, lowbit_u32x8, lowbit_u16x8, lowbit_uu16x8, i, *(const lowbit_uf8 *)(gradient + i));
         lanes += LOWBIT_SQUARE8(delta);
         i += 8;
     }
