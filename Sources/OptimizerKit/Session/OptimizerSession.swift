@@ -93,7 +93,7 @@ public final class OptimizerSession {
                     "has shape \(parameters[index].shape) in this session, got \(tensor.shape)"
                 )
             }
-            if let bad = tensor.values.firstIndex(where: { !$0.isFinite }) {
+            if let bad = Reduction.firstNonFinite(tensor.values) {
                 throw OptimizerError.tensor(.nonFiniteValue, tensor.name, "element \(bad) is \(tensor.values[bad])")
             }
         }
