@@ -17,34 +17,73 @@
 #define FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 
 #if defined(__x86_64__)
-// AVX-512's gathers for the 16-lane lookups (exact loads, so the same values as GATHER16 and the
-// scalar lookups): not always_inline, so that the portable block body may name them; they inline
-// into the AVX-512 variant, the only caller that reaches them.
-__attribute__((target("avx512f,avx512vl"))) static void gather16_avx512(const float *table, const uint8_t *k, float *out) {
+// map[k[0…15]] for a 256-entry map without a gather (exact loads, so the same values as GATHER16
+// and the scalar lookups): the map's 8 slices of 32 floats each give every lane its entry at the low
+// 5 bits of its code (vpermi2ps), and bits 5, 6 and 7 pick among the 8 by blends. Not always_inline,
+// so that the portable block body may name it; it inlines into the AVX-512 variant, the only caller
+// that reaches it.
+__attribute__((target("avx512f,avx512vl"))) static void dequantize16_avx512(const float *map, const uint8_t *k, float *out) {
     __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)k));
-    _mm512_storeu_ps(out, _mm512_i32gather_ps(index, table, 4));
+    __m512 slice[8];
+    for (int s = 0; s < 8; s++)
+        slice[s] = _mm512_permutex2var_ps(_mm512_loadu_ps(map + 32 * s), index, _mm512_loadu_ps(map + 32 * s + 16));
+    for (int bit = 5, width = 8; bit < 8; bit++, width /= 2) {
+        __mmask16 high = _mm512_test_epi32_mask(index, _mm512_set1_epi32(1 << bit));
+        for (int s = 0; s < width / 2; s++) slice[s] = _mm512_mask_blend_ps(high, slice[2 * s], slice[2 * s + 1]);
+    }
+    _mm512_storeu_ps(out, slice[0]);
 }
 
-// codes[0…15] = table[cells[0…15]]: 4-byte gathers at byte offsets (the table has 3 bytes of
-// padding past its last cell), narrowed to their low bytes.
-__attribute__((target("avx512f,avx512vl"))) static void lookup16_avx512(const uint8_t *table, const int32_t *cells,
-                                                                        uint8_t *codes) {
-    __m512i words = _mm512_i32gather_epi32(_mm512_loadu_si512(cells), table, 1);
-    _mm_storeu_si128((__m128i *)codes, _mm512_cvtepi32_epi8(words));
+// codes[0…31] = the codes of cells[0…31] without a memory lookup. The table is ascending, so a cell's
+// code is the number of codes j ≥ 1 whose first cell B[j] is not above it: an 8-level binary search
+// over 16-bit lanes whose node n (1 at the root, 2n or 2n + 1 below) compares the cell with
+// search[n] (`struct optimizerd_int8_maps`), read from registers by vpermw and vpermi2w. After the
+// last level n = 256 + code, so its low byte is the code.
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static void search32_avx512(const uint16_t *search,
+                                                                                 const int32_t *cells,
+                                                                                 uint8_t *codes) {
+    __m512i cell = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_loadu_si512(cells))),
+                                      _mm512_cvtepi32_epi16(_mm512_loadu_si512(cells + 16)), 1);
+    __m512i top = _mm512_loadu_si512(search);
+    __m512i node = _mm512_set1_epi16(1), one = _mm512_set1_epi16(1);
+    // Hides the constant from the compiler, which would otherwise turn each masked add of 1 below
+    // into three instructions (mask to vector, shift, or), a tenth of the whole step's time.
+    __asm__("" : "+v"(one));
+#pragma clang loop unroll(full)
+    for (int level = 0; level < 8; level++) {
+        __m512i bound;
+        if (level <= 4) {
+            bound = _mm512_permutexvar_epi16(node, top);
+        } else if (level == 5) {
+            bound = _mm512_permutexvar_epi16(node, _mm512_loadu_si512(search + 32));
+        } else if (level == 6) {
+            bound = _mm512_permutex2var_epi16(_mm512_loadu_si512(search + 64), node, _mm512_loadu_si512(search + 96));
+        } else {
+            __m512i low = _mm512_permutex2var_epi16(_mm512_loadu_si512(search + 128), node,
+                                                    _mm512_loadu_si512(search + 160));
+            __m512i high = _mm512_permutex2var_epi16(_mm512_loadu_si512(search + 192), node,
+                                                     _mm512_loadu_si512(search + 224));
+            bound = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(node, _mm512_set1_epi16(64)), low, high);
+        }
+        __mmask32 above = _mm512_cmpge_epu16_mask(cell, bound);
+        node = _mm512_add_epi16(node, node);
+        node = _mm512_mask_add_epi16(node, above, node, one);
+    }
+    _mm256_storeu_si256((__m256i *)codes, _mm512_cvtepi16_epi8(node));
 }
 #else
 // Never reached: `wide` is false in every variant off x86-64.
-#define gather16_avx512(table, k, out) __builtin_unreachable()
-#define lookup16_avx512(table, cells, codes) __builtin_unreachable()
+#define dequantize16_avx512(map, k, out) __builtin_unreachable()
+#define search32_avx512(search, cells, codes) __builtin_unreachable()
 #endif
 
-// GATHER16, by AVX-512 gathers when `wide` (a constant in each variant's copy of the loop).
+// GATHER16, by AVX-512 permutes when `wide` (a constant in each variant's copy of the loop).
 #define GATHER16_WIDE(t, k)                                                                        \
     ({                                                                                             \
         lowbit_f16 gathered_;                                                                      \
         if (wide) {                                                                                \
             float out_[16] __attribute__((aligned(64)));                                           \
-            gather16_avx512((t), (k), out_);                                                       \
+            dequantize16_avx512((t), (k), out_);                                                   \
             gathered_ = *(const lowbit_f16 *)out_;                                                 \
         } else {                                                                                   \
             gathered_ = GATHER16((t), (k));                                                        \
@@ -73,10 +112,12 @@ static inline __attribute__((always_inline)) int int8_cell(float x, float scale)
 }
 
 // bitsandbytes' `quantize_cpu` for one block of n ≤ 256 values: absmax = max |x| (NaN never wins; 0
-// gives all-zero codes), each value's code from the table. The maximum of non-negative non-NaN
-// floats does not depend on the order, so the vector maximum is the scalar one.
+// gives all-zero codes), each value's code from the table (when `wide`, 32 at a time from its search
+// tree, which gives the same codes). The maximum of non-negative non-NaN floats does not depend on
+// the order, so the vector maximum is the scalar one.
 static inline __attribute__((always_inline)) void int8_quantize(const float *x, size_t n, const uint8_t *table,
-                                                                uint8_t *codes, float *absmax, bool wide) {
+                                                                const uint16_t *search, uint8_t *codes, float *absmax,
+                                                                bool wide) {
     lowbit_f16 lanes = 0;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -97,14 +138,19 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
     }
     float scale = 1.0f / largest;
     i = 0;
+    if (wide) {
+        for (; i + 32 <= n; i += 32) {
+            int32_t cells[32] __attribute__((aligned(64)));
+            *(lowbit_i32x16 *)cells = INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i), scale);
+            *(lowbit_i32x16 *)(cells + 16) =
+                INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i + 16), scale);
+            search32_avx512(search, cells, codes + i);
+        }
+    }
     for (; i + 16 <= n; i += 16) {
         int32_t cells[16] __attribute__((aligned(64)));
         *(lowbit_i32x16 *)cells = INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i), scale);
-        if (wide) {
-            lookup16_avx512(table, cells, codes + i);
-        } else {
-            for (int lane = 0; lane < 16; lane++) codes[i + lane] = table[cells[lane]];
-        }
+        for (int lane = 0; lane < 16; lane++) codes[i + lane] = table[cells[lane]];
     }
     for (; i < n; i++) codes[i] = table[int8_cell(x[i], scale)];
 }
@@ -185,8 +231,8 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
         double d = (double)(p - old);
         tail += d * d;
     }
-    int8_quantize(new_m, n, maps->signed_table, b->codes1 + start, b->absmax1 + block, wide);
-    int8_quantize(new_v, n, maps->unsigned_table, b->codes2 + start, b->absmax2 + block, wide);
+    int8_quantize(new_m, n, maps->signed_table, maps->signed_search, b->codes1 + start, b->absmax1 + block, wide);
+    int8_quantize(new_v, n, maps->unsigned_table, maps->unsigned_search, b->codes2 + start, b->absmax2 + block, wide);
     return update + tail;
 }
 
@@ -216,42 +262,45 @@ __attribute__((target("avx2,fma"))) static double int8_avx2(const struct optimiz
     return int8_run(b, count, c, maps, false);
 }
 
-__attribute__((target("avx512f,avx512vl"))) static double int8_avx512(const struct optimizerd_int8_adam_buffers *b, size_t count,
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static double int8_avx512(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                                       const struct optimizerd_int8_adam_coefficients *c,
                                                                       const struct optimizerd_int8_maps *maps) {
     return int8_run(b, count, c, maps, true);
 }
 #endif
 
-static void quantize_baseline(const float *x, size_t n, const uint8_t *table, uint8_t *codes, float *absmax) {
-    int8_quantize(x, n, table, codes, absmax, false);
+static void quantize_baseline(const float *x, size_t n, const uint8_t *table, const uint16_t *search, uint8_t *codes,
+                              float *absmax) {
+    int8_quantize(x, n, table, search, codes, absmax, false);
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void quantize_avx2(const float *x, size_t n, const uint8_t *table, uint8_t *codes,
-                                                              float *absmax) {
-    int8_quantize(x, n, table, codes, absmax, false);
+__attribute__((target("avx2,fma"))) static void quantize_avx2(const float *x, size_t n, const uint8_t *table,
+                                                              const uint16_t *search, uint8_t *codes, float *absmax) {
+    int8_quantize(x, n, table, search, codes, absmax, false);
 }
 
-__attribute__((target("avx512f,avx512vl"))) static void quantize_avx512(const float *x, size_t n, const uint8_t *table,
-                                                                        uint8_t *codes, float *absmax) {
-    int8_quantize(x, n, table, codes, absmax, true);
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static void quantize_avx512(const float *x, size_t n,
+                                                                                 const uint8_t *table,
+                                                                                 const uint16_t *search, uint8_t *codes,
+                                                                                 float *absmax) {
+    int8_quantize(x, n, table, search, codes, absmax, true);
 }
 #endif
 
-void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table, uint8_t *codes,
-                              float *absmax) {
+void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table,
+                              const uint16_t *search, uint8_t *codes, float *absmax) {
     switch (variant) {
 #if defined(__x86_64__)
     case OPTIMIZERD_KERNELS_AVX512:
-        quantize_avx512(values, count, table, codes, absmax);
+        quantize_avx512(values, count, table, search, codes, absmax);
         return;
     case OPTIMIZERD_KERNELS_AVX2:
-        quantize_avx2(values, count, table, codes, absmax);
+        quantize_avx2(values, count, table, search, codes, absmax);
         return;
 #endif
     default:
-        quantize_baseline(values, count, table, codes, absmax);
+        quantize_baseline(values, count, table, search, codes, absmax);
     }
 }
 

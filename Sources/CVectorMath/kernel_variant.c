@@ -11,7 +11,8 @@ int optimizerd_cpu_supports_variant(int variant) {
         return __builtin_cpu_supports("avx2");
     case OPTIMIZERD_KERNELS_AVX512:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw");
 #endif
     default:
         return 0;

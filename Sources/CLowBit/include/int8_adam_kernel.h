@@ -28,14 +28,17 @@ struct optimizerd_int8_adam_coefficients {
     float gradient_scale;
 };
 
-/// The two dynamic maps: 256 code values each, and the 65 536-cell tables from a normalized value
-/// to its code (`DynamicMap`), each followed by 3 readable bytes (the AVX-512 lookup loads 4 bytes
-/// at a cell's offset).
+/// The two dynamic maps (`DynamicMap`): 256 code values each, the 65 536-cell tables from a
+/// normalized value to its code, and the same tables as binary-search trees (the AVX-512 variant's
+/// lookup): with B[j] the first cell whose code is at least j, node n = 2^L + k (level L = 0…7,
+/// k < 2^L) holds B[k·2^(8−L) + 2^(7−L)]; entry 0 is unused.
 struct optimizerd_int8_maps {
     const float *signed_codes;
     const float *unsigned_codes;
     const uint8_t *signed_table;
     const uint8_t *unsigned_table;
+    const uint16_t *signed_search;
+    const uint16_t *unsigned_search;
 };
 
 /// The tensors of one range starting at a block boundary: one code per element, one absmax per
@@ -58,9 +61,9 @@ double optimizerd_int8_adam(int variant, const struct optimizerd_int8_adam_buffe
                             const struct optimizerd_int8_maps *maps);
 
 /// bitsandbytes' `quantize_cpu` for one block of `count` ≤ 256 values with the given variant: absmax
-/// = max |x| (NaN never wins; 0 gives all-zero codes), each value's code from `table` (65 536 cells
-/// and 3 bytes of padding, as in `struct optimizerd_int8_maps`).
-void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table, uint8_t *codes,
-                              float *absmax);
+/// = max |x| (NaN never wins; 0 gives all-zero codes), each value's code from `table` (65 536 cells)
+/// or from its search tree `search` (256 entries), as in `struct optimizerd_int8_maps`.
+void optimizerd_int8_quantize(int variant, const float *values, size_t count, const uint8_t *table,
+                              const uint16_t *search, uint8_t *codes, float *absmax);
 
 #endif

@@ -11,7 +11,7 @@ enum {
     OPTIMIZERD_KERNELS_BASELINE = 0,
     /// x86-64 with AVX2 (256-bit vectors).
     OPTIMIZERD_KERNELS_AVX2 = 1,
-    /// x86-64 with AVX-512 F and VL (512-bit vectors).
+    /// x86-64 with AVX-512 F, VL and BW (512-bit vectors; BW for the int8 kernel's 16-bit lanes).
     OPTIMIZERD_KERNELS_AVX512 = 2,
 };
 

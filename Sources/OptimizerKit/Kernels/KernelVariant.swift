@@ -11,7 +11,7 @@ public enum KernelVariant: String, CaseIterable, Sendable {
     case baseline
     /// 256-bit AVX2.
     case avx2
-    /// 512-bit AVX-512 (F and VL).
+    /// 512-bit AVX-512 (F, VL and BW).
     case avx512
 
     /// The environment variable that forces a variant (`baseline`, `avx2` or `avx512`).

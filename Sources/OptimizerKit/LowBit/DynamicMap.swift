@@ -13,15 +13,19 @@ final class DynamicMap: Sendable {
 
     /// The 256 code values, ascending.
     let codes: [Float]
-    /// Code for each of the 65 536 cells of [−1, 1] (``quantize(_:scale:)``), then 3 bytes of
-    /// padding: the C kernel's AVX-512 lookup reads 4 bytes at each cell's offset.
+    /// Code for each of the 65 536 cells of [−1, 1] (``quantize(_:scale:)``).
     let table: [UInt8]
+    /// ``table`` as a binary-search tree over cells (the C kernel's AVX-512 lookup, which reads it
+    /// from registers): node n = 2^L + k of level L = 0…7 holds the first cell whose code is at least
+    /// k·2^(8−L) + 2^(7−L); entry 0 is unused.
+    let search: [UInt16]
 
     private init(bits: [UInt32]) {
         precondition(bits.count == 256)
         let codes = bits.map(Float.init(bitPattern:))
         self.codes = codes
         table = Self.buildTable(codes)
+        search = Self.buildSearch(table)
     }
 
     /// bitsandbytes' `build_quantize_lut`: cell i stands for x = 2i/65535 − 1 (float arithmetic)
@@ -35,7 +39,22 @@ final class DynamicMap: Sendable {
             while code < 255, x > midpoints[code] { code += 1 }
             table[cell] = UInt8(code)
         }
-        return table + [0, 0, 0]
+        return table
+    }
+
+    /// The search tree of an ascending `table`: a cell's code is the number of codes j ≥ 1 whose
+    /// first cell is not above it, which the tree's 8 levels decide one bit at a time.
+    private static func buildSearch(_ table: [UInt8]) -> [UInt16] {
+        var first = [Int](repeating: table.count, count: 256)
+        for cell in table.indices.reversed() { first[Int(table[cell])] = cell }
+        for code in (0..<255).reversed() { first[code] = min(first[code], first[code + 1]) }
+        var search = [UInt16](repeating: 0, count: 256)
+        for level in 0..<8 {
+            for k in 0..<(1 << level) {
+                search[(1 << level) + k] = UInt16(first[(k << (8 - level)) + (1 << (7 - level))])
+            }
+        }
+        return search
     }
 
     /// The table cell of `value · scale`: clamp to [−1, 1], t = (1 + x)·0.5, ⌊fma(t, 65535, 0.5)⌋.
@@ -56,17 +75,22 @@ final class DynamicMap: Sendable {
         table[Self.cell(value, scale: scale)]
     }
 
-    /// Calls `body` with both maps' codes and tables as the C kernels take them.
+    /// Calls `body` with both maps' codes, tables and search trees as the C kernels take them.
     static func withCMaps<Result>(_ body: (UnsafePointer<optimizerd_int8_maps>) -> Result) -> Result {
         signed.codes.withUnsafeBufferPointer { signedCodes in
             unsigned.codes.withUnsafeBufferPointer { unsignedCodes in
                 signed.table.withUnsafeBufferPointer { signedTable in
                     unsigned.table.withUnsafeBufferPointer { unsignedTable in
-                        var maps = optimizerd_int8_maps(
-                            signed_codes: signedCodes.baseAddress, unsigned_codes: unsignedCodes.baseAddress,
-                            signed_table: signedTable.baseAddress, unsigned_table: unsignedTable.baseAddress
-                        )
-                        return body(&maps)
+                        signed.search.withUnsafeBufferPointer { signedSearch in
+                            unsigned.search.withUnsafeBufferPointer { unsignedSearch in
+                                var maps = optimizerd_int8_maps(
+                                    signed_codes: signedCodes.baseAddress, unsigned_codes: unsignedCodes.baseAddress,
+                                    signed_table: signedTable.baseAddress, unsigned_table: unsignedTable.baseAddress,
+                                    signed_search: signedSearch.baseAddress, unsigned_search: unsignedSearch.baseAddress
+                                )
+                                return body(&maps)
+                            }
+                        }
                     }
                 }
             }

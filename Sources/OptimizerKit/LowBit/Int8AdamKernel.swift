@@ -153,7 +153,9 @@ public enum Int8AdamKernel {
         absmax: UnsafeMutablePointer<Float>, variant: KernelVariant = .active
     ) {
         map.table.withUnsafeBufferPointer { table in
-            optimizerd_int8_quantize(variant.code, x, count, table.baseAddress!, codes, absmax)
+            map.search.withUnsafeBufferPointer { search in
+                optimizerd_int8_quantize(variant.code, x, count, table.baseAddress!, search.baseAddress!, codes, absmax)
+            }
         }
     }
 
