@@ -17,21 +17,41 @@
 #define FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 
 #if defined(__x86_64__)
-// map[k[0…15]] for a 256-entry map without a gather (exact loads, so the same values as GATHER16
-// and the scalar lookups): the map's 8 slices of 32 floats each give every lane its entry at the low
-// 5 bits of its code (vpermi2ps), and bits 5, 6 and 7 pick among the 8 by blends. Not always_inline,
-// so that the portable block body may name it; it inlines into the AVX-512 variant, the only caller
-// that reaches it.
-__attribute__((target("avx512f,avx512vl"))) static void dequantize16_avx512(const float *map, const uint8_t *k, float *out) {
-    __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)k));
-    __m512 slice[8];
-    for (int s = 0; s < 8; s++)
-        slice[s] = _mm512_permutex2var_ps(_mm512_loadu_ps(map + 32 * s), index, _mm512_loadu_ps(map + 32 * s + 16));
-    for (int bit = 5, width = 8; bit < 8; bit++, width /= 2) {
-        __mmask16 high = _mm512_test_epi32_mask(index, _mm512_set1_epi32(1 << bit));
-        for (int s = 0; s < width / 2; s++) slice[s] = _mm512_mask_blend_ps(high, slice[2 * s], slice[2 * s + 1]);
+// A map's 256 code values as two 256-entry tables of 16-bit halves, low halves first (the form
+// dequantize32_avx512 reads).
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static void split_avx512(const float *map, uint16_t *halves) {
+    for (int s = 0; s < 16; s++) {
+        __m512i bits = _mm512_loadu_si512(map + 16 * s);
+        _mm256_storeu_si256((__m256i *)(halves + 16 * s), _mm512_cvtepi32_epi16(bits));
+        _mm256_storeu_si256((__m256i *)(halves + 256 + 16 * s), _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
     }
-    _mm512_storeu_ps(out, slice[0]);
+}
+
+// out[0…31] = map[k[0…31]] without a gather (the same bits as GATHER16's loads): each 16-bit half
+// of the value by vpermi2w over 4 pairs of registers (the low 6 bits of the code), bits 6 and 7
+// picking among the 4 by blends, then the halves interleaved into floats. The interleave works per
+// 128-bit lane, so the codes are first put in the order it undoes.
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static void dequantize32_avx512(const uint16_t *halves,
+                                                                                     const uint8_t *k, float *out) {
+    static const uint16_t order[32] __attribute__((aligned(64))) = {
+        0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31,
+    };
+    __m512i code = _mm512_permutexvar_epi16(_mm512_load_si512(order),
+                                            _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)k)));
+    __mmask32 bit6 = _mm512_test_epi16_mask(code, _mm512_set1_epi16(64));
+    __mmask32 bit7 = _mm512_test_epi16_mask(code, _mm512_set1_epi16(128));
+    __m512i half[2];
+    for (int h = 0; h < 2; h++) {
+        const uint16_t *table = halves + 256 * h;
+        __m512i quarter[4];
+        for (int q = 0; q < 4; q++)
+            quarter[q] = _mm512_permutex2var_epi16(_mm512_loadu_si512(table + 64 * q), code,
+                                                   _mm512_loadu_si512(table + 64 * q + 32));
+        half[h] = _mm512_mask_blend_epi16(bit7, _mm512_mask_blend_epi16(bit6, quarter[0], quarter[1]),
+                                          _mm512_mask_blend_epi16(bit6, quarter[2], quarter[3]));
+    }
+    _mm512_storeu_si512(out, _mm512_unpacklo_epi16(half[0], half[1]));
+    _mm512_storeu_si512(out + 16, _mm512_unpackhi_epi16(half[0], half[1]));
 }
 
 // codes[0…31] = the codes of cells[0…31] without a memory lookup. The table is ascending, so a cell's
@@ -73,23 +93,10 @@ __attribute__((target("avx512f,avx512vl,avx512bw"))) static void search32_avx512
 }
 #else
 // Never reached: `wide` is false in every variant off x86-64.
-#define dequantize16_avx512(map, k, out) __builtin_unreachable()
+#define split_avx512(map, halves) __builtin_unreachable()
+#define dequantize32_avx512(halves, k, out) __builtin_unreachable()
 #define search32_avx512(search, cells, codes) __builtin_unreachable()
 #endif
-
-// GATHER16, by AVX-512 permutes when `wide` (a constant in each variant's copy of the loop).
-#define GATHER16_WIDE(t, k)                                                                        \
-    ({                                                                                             \
-        lowbit_f16 gathered_;                                                                      \
-        if (wide) {                                                                                \
-            float out_[16] __attribute__((aligned(64)));                                           \
-            dequantize16_avx512((t), (k), out_);                                                   \
-            gathered_ = *(const lowbit_f16 *)out_;                                                 \
-        } else {                                                                                   \
-            gathered_ = GATHER16((t), (k));                                                        \
-        }                                                                                          \
-        gathered_;                                                                                 \
-    })
 
 // The table cell of each lane of y = x · scale: clamp to [−1, 1], t = (1 + y)·0.5,
 // ⌊fma(t, 65535, 0.5)⌋ (0 … 65535, exact in int32), NaN in cell 0 — `DynamicMap.cell`.
@@ -165,13 +172,11 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
     ((lowbit_f8){(t)[(k)[0]], (t)[(k)[1]], (t)[(k)[2]], (t)[(k)[3]], (t)[(k)[4]], (t)[(k)[5]],      \
                  (t)[(k)[6]], (t)[(k)[7]]})
 
-// One element-wise step on any vector width (V floats, UV their unaligned view, GATHER its lookup):
-// dequantize (code · absmax), then bitsandbytes' m, v and θ.
-#define INT8_ADAM_STEP(V, UV, GATHER, i)                                                           \
+// One element-wise step on any vector width (V floats, UV their unaligned view) from the code values
+// M and VV: dequantize (value · absmax), then bitsandbytes' m, v and θ.
+#define INT8_ADAM_STEP(V, UV, M, VV, i)                                                            \
     do {                                                                                           \
-        const uint8_t *k1 = codes1 + (i), *k2 = codes2 + (i);                                      \
-        V m = GATHER(signed_codes, k1);                                                            \
-        V v = GATHER(unsigned_codes, k2);                                                          \
+        V m = (M), v = (VV);                                                                       \
         V g = *(const UV *)(gradient + (i)) * (V)(gradient_scale);                                 \
         m = FMA(g, (V)(one_minus_beta1), m * (V)(absmax1) * (V)(beta1));                           \
         v = FMA((V)(one_minus_beta2) * g, g, v * (V)(absmax2) * (V)(beta2));                       \
@@ -188,8 +193,9 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
 // quantized back. Returns the block's ‖Δθ‖² (lanes, then the scalar tail).
 static inline __attribute__((always_inline)) double int8_block(const struct optimizerd_int8_adam_buffers *b, size_t start,
                                                                 size_t n, const struct optimizerd_int8_adam_coefficients *c,
-                                                                const struct optimizerd_int8_maps *maps, float *new_m,
-                                                                float *new_v, bool wide) {
+                                                                const struct optimizerd_int8_maps *maps,
+                                                                const uint16_t *halves, float *new_m, float *new_v,
+                                                                bool wide) {
     // Locals, so that the stores below (which the compiler cannot prove apart from `c` and `maps`)
     // do not reload them.
     const float beta1 = c->beta1, beta2 = c->beta2, one_minus_beta1 = c->one_minus_beta1;
@@ -203,15 +209,29 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
     float absmax1 = b->absmax1[block], absmax2 = b->absmax2[block];
     lowbit_d8 lanes = 0;
     size_t i = 0;
+    if (wide) {
+        for (; i + 32 <= n; i += 32) {
+            float values1[32] __attribute__((aligned(64))), values2[32] __attribute__((aligned(64)));
+            dequantize32_avx512(halves, codes1 + i, values1);
+            dequantize32_avx512(halves + 512, codes2 + i, values2);
+            for (int half = 0; half < 32; half += 16) {
+                lowbit_f16 delta;
+                INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, *(const lowbit_f16 *)(values1 + half),
+                               *(const lowbit_f16 *)(values2 + half), i + half);
+                lanes += LOWBIT_SQUARE8(delta.lo);
+                lanes += LOWBIT_SQUARE8(delta.hi);
+            }
+        }
+    }
     for (; i + 16 <= n; i += 16) {
         lowbit_f16 delta;
-        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16_WIDE, i);
+        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16(signed_codes, codes1 + i), GATHER16(unsigned_codes, codes2 + i), i);
         lanes += LOWBIT_SQUARE8(delta.lo);
         lanes += LOWBIT_SQUARE8(delta.hi);
     }
     if (i + 8 <= n) {
         lowbit_f8 delta;
-        INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, GATHER8, i);
+        INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, GATHER8(signed_codes, codes1 + i), GATHER8(unsigned_codes, codes2 + i), i);
         lanes += LOWBIT_SQUARE8(delta);
         i += 8;
     }
@@ -241,10 +261,16 @@ static inline __attribute__((always_inline)) double int8_run(const struct optimi
                                                               const struct optimizerd_int8_maps *maps, bool wide) {
     float new_m[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
     float new_v[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
+    // Both maps' values as 16-bit halves (signed map first) for the wide dequantizer.
+    uint16_t halves[1024] __attribute__((aligned(64)));
+    if (wide) {
+        split_avx512(maps->signed_codes, halves);
+        split_avx512(maps->unsigned_codes, halves + 512);
+    }
     double total = 0;
     for (size_t start = 0; start < count; start += OPTIMIZERD_INT8_BLOCK) {
         size_t n = count - start < OPTIMIZERD_INT8_BLOCK ? count - start : OPTIMIZERD_INT8_BLOCK;
-        total += int8_block(b, start, n, c, maps, new_m, new_v, wide);
+        total += int8_block(b, start, n, c, maps, halves, new_m, new_v, wide);
     }
     return total;
 }
