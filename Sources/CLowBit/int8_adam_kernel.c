@@ -54,16 +54,26 @@ __attribute__((target("avx512f,avx512vl,avx512bw"))) static void dequantize32_av
     _mm512_storeu_si512(out + 16, _mm512_unpackhi_epi16(half[0], half[1]));
 }
 
-// codes[0…31] = the codes of cells[0…31] without a memory lookup. The table is ascending, so a cell's
-// code is the number of codes j ≥ 1 whose first cell B[j] is not above it: an 8-level binary search
-// over 16-bit lanes whose node n (1 at the root, 2n or 2n + 1 below) compares the cell with
+// INT8_CELLS of x[0…15] as 16-bit lanes, without its NaN test: vmaxps returns its second operand
+// for NaN, so NaN is clamped to −1, whose cell is 0 like the definition's NaN; every other value
+// takes the same operations.
+__attribute__((target("avx512f,avx512vl,avx512bw"))) static inline __m256i cells16_avx512(const float *x, float scale) {
+    __m512 y = _mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(scale));
+    y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_mul_ps(_mm512_add_ps(y, _mm512_set1_ps(1.0f)), _mm512_set1_ps(0.5f));
+    __m512 position = _mm512_fmadd_ps(t, _mm512_set1_ps(65535.0f), _mm512_set1_ps(0.5f));
+    return _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(position));
+}
+
+// codes[0…31] = the codes of x[0…31] · scale without a memory lookup. The table is ascending, so a
+// cell's code is the number of codes j ≥ 1 whose first cell B[j] is not above it: an 8-level binary
+// search over 16-bit lanes whose node n (1 at the root, 2n or 2n + 1 below) compares the cell with
 // search[n] (`struct optimizerd_int8_maps`), read from registers by vpermw and vpermi2w. After the
 // last level n = 256 + code, so its low byte is the code.
 __attribute__((target("avx512f,avx512vl,avx512bw"))) static void search32_avx512(const uint16_t *search,
-                                                                                 const int32_t *cells,
+                                                                                 const float *x, float scale,
                                                                                  uint8_t *codes) {
-    __m512i cell = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_loadu_si512(cells))),
-                                      _mm512_cvtepi32_epi16(_mm512_loadu_si512(cells + 16)), 1);
+    __m512i cell = _mm512_inserti64x4(_mm512_castsi256_si512(cells16_avx512(x, scale)), cells16_avx512(x + 16, scale), 1);
     __m512i top = _mm512_loadu_si512(search);
     __m512i node = _mm512_set1_epi16(1), one = _mm512_set1_epi16(1);
     // Hides the constant from the compiler, which would otherwise turn each masked add of 1 below
@@ -95,7 +105,7 @@ __attribute__((target("avx512f,avx512vl,avx512bw"))) static void search32_avx512
 // Never reached: `wide` is false in every variant off x86-64.
 #define split_avx512(map, halves) __builtin_unreachable()
 #define dequantize32_avx512(halves, k, out) __builtin_unreachable()
-#define search32_avx512(search, cells, codes) __builtin_unreachable()
+#define search32_avx512(search, x, scale, codes) __builtin_unreachable()
 #endif
 
 // The table cell of each lane of y = x · scale: clamp to [−1, 1], t = (1 + y)·0.5,
@@ -146,13 +156,7 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
     float scale = 1.0f / largest;
     i = 0;
     if (wide) {
-        for (; i + 32 <= n; i += 32) {
-            int32_t cells[32] __attribute__((aligned(64)));
-            *(lowbit_i32x16 *)cells = INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i), scale);
-            *(lowbit_i32x16 *)(cells + 16) =
-                INT8_CELLS(lowbit_f16, lowbit_i32x16, *(const lowbit_uf16 *)(x + i + 16), scale);
-            search32_avx512(search, cells, codes + i);
-        }
+        for (; i + 32 <= n; i += 32) search32_avx512(search, x + i, scale, codes + i);
     }
     for (; i + 16 <= n; i += 16) {
         int32_t cells[16] __attribute__((aligned(64)));
