@@ -4,6 +4,10 @@ client; the daemon answers retries without applying anything twice)."""
 
 from __future__ import annotations
 
+import socket
+import sys
+import threading
+
 import numpy as np
 import optimizerd
 import pytest
@@ -152,3 +156,27 @@ def test_by_default_only_the_daemons_limit_splits_a_step(client):
     (stepped, _) = session.step({"w": np.ones(count, np.float32), "v": np.ones(count, np.float32)})
     assert calls == ["/parameters", "/step"]
     assert stepped["w"][0] == 0.5 and stepped["v"][-1] == 1.5
+
+
+@pytest.mark.parametrize("answer", [b"<html>not here</html>", b"[1, 2]"])
+def test_a_limits_answer_that_is_no_json_object_means_no_advertised_limit(answer):
+    """A server (an older daemon behind a proxy, a stub) may answer ``GET /v1/limits`` with a page
+    or other JSON: the client then knows no limit instead of failing the step."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection, connection.makefile("rb") as reader:
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(answer)}\r\n\r\n"
+            connection.sendall(head.encode() + answer)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    session = optimizerd.Session(optimizerd.Client(url), "stub", "token")
+    assert parts.daemon_body_limit(session) is None
+    assert parts.body_limit(session, None) == sys.maxsize and parts.body_limit(session, 1000) == 1000
+    server.join(10)
+    listener.close()

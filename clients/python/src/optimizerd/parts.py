@@ -61,15 +61,17 @@ def body_limit(session: Session, part_bytes: Optional[int]) -> int:
 
 def daemon_body_limit(session: Session) -> Optional[int]:
     """The daemon's ``max_body_bytes`` from ``GET /v1/limits``, learned once per client; None for
-    a daemon without the route (no advertised limit)."""
+    a daemon without the route, or a server that answers it with something other than a JSON
+    object (no advertised limit)."""
     client = session.client
     limits = getattr(client, "_limits", None)
     if limits is None:
         try:
             limits = client.transport.request("GET", "/v1/limits").json()
-        except NotFound:
+        except (NotFound, ValueError):  # ValueError: the answer is not JSON
             limits = {}
-        client._limits = limits
+        client._limits = limits if isinstance(limits, dict) else {}
+        limits = client._limits
     advertised = limits.get("max_body_bytes")
     return int(advertised) if advertised else None
 
