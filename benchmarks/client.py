@@ -2,6 +2,7 @@
 
     swift build -c release --product optimizerd --scratch-path .build-release
     python3 benchmarks/client.py [--parameters 8M] [--repeats 15] [--binary ...] [--peer ...]
+                                 [--daemon-arg=--durability=snapshot]
 
 Part 1, the client's own share: one Adam-sized step body (f32 gradients, f32 answer, the
 parameter count given) sent to a stub HTTP server on loopback that reads the body and answers a
@@ -140,6 +141,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--binary", default=str(REPO / ".build-release" / "release" / "optimizerd"))
     parser.add_argument("--peer", default=str(REPO.parent / "shared" / "bench" / "peer_server.py"))
+    parser.add_argument(
+        "--daemon-arg",
+        action="append",
+        default=[],
+        help="an extra daemon argument, e.g. --daemon-arg=--durability=snapshot (repeatable)",
+    )
     args = parser.parse_args()
     count = parse_count(args.parameters)
     rng = np.random.default_rng(0)
@@ -178,7 +185,8 @@ def main() -> None:
         with (
             tempfile.TemporaryDirectory() as data_dir,
             LocalDaemon(
-                args.binary, args=["--data-dir", data_dir, "--fsync", "never", "--log-level", "warning"]
+                args.binary,
+                args=["--data-dir", data_dir, "--fsync", "never", "--log-level", "warning", *args.daemon_arg],
             ) as daemon,
         ):
             steps: dict[str, list[float]] = {}
