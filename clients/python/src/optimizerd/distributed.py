@@ -35,7 +35,7 @@ import torch.distributed as dist
 
 from .session import step_request
 from .sharded import ShardedSession
-from .sharded_steps import _quietly
+from .sharded_steps import _quietly, merge_telemetry
 from .torch import RemoteOptimizer
 from .torch_support import _closure_and_loss, _to_numpy
 
@@ -243,12 +243,7 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
 
 
 def _merged(per_shard: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """One step's telemetry from every shard's, as :meth:`ShardedSession.merge` combines them:
-    the first shard's (its global values are every shard's), ``update_norm`` over all shards in
-    shard order, ``retry`` when any shard answered a retry."""
+    """One step's telemetry from every shard's (see :func:`merge_telemetry`); ``retry`` when any
+    shard answered a retry."""
     ordered = [per_shard[index] for index in sorted(per_shard)]
-    merged = dict(ordered[0])
-    if all("update_norm" in t for t in ordered):
-        merged["update_norm"] = math.sqrt(sum(float(t["update_norm"]) ** 2 for t in ordered))
-    merged["retry"] = any(t.get("retry") for t in ordered)
-    return merged
+    return merge_telemetry(ordered, any(t.get("retry") for t in ordered))

@@ -201,16 +201,22 @@ class ShardedSteps:
             arrays.update(values or {})
             telemetry.append(parse_metadata(raw))
             retry = retry or answer.headers.get("Optimizerd-Retry", "false").lower() == "true"
-        merged = dict(telemetry[0])
-        if all("update_norm" in t for t in telemetry):
-            merged["update_norm"] = math.sqrt(sum(float(t["update_norm"]) ** 2 for t in telemetry))
-        if isinstance(merged.get("term_weights"), dict):
-            merged["term_weights"] = {
-                k: v for t in telemetry for k, v in (t.get("term_weights") or {}).items()
-            }
-        merged["retry"] = retry
         order = {name: i for i, name in enumerate(self.placement.parameters)}
-        return dict(sorted(arrays.items(), key=lambda item: order.get(item[0], len(order)))), merged
+        arrays = dict(sorted(arrays.items(), key=lambda item: order.get(item[0], len(order))))
+        return arrays, merge_telemetry(telemetry, retry)
+
+
+def merge_telemetry(telemetry: Sequence[Mapping[str, Any]], retry: bool) -> dict[str, Any]:
+    """One step's telemetry from its shards' (in shard order): the first shard's (its global
+    values are every shard's) with ``update_norm`` combined, MTAdam's per-parameter
+    ``term_weights`` merged, and ``retry`` as given."""
+    merged = dict(telemetry[0])
+    if all("update_norm" in t for t in telemetry):
+        merged["update_norm"] = math.sqrt(sum(float(t["update_norm"]) ** 2 for t in telemetry))
+    if isinstance(merged.get("term_weights"), dict):
+        merged["term_weights"] = {k: v for t in telemetry for k, v in (t.get("term_weights") or {}).items()}
+    merged["retry"] = retry
+    return merged
 
 
 def _subset(out: Optional[Mapping[str, np.ndarray]], names: Sequence[str]) -> Optional[dict[str, np.ndarray]]:
