@@ -155,7 +155,8 @@ public struct DataDirectory: Sendable {
             }
             let journal: SessionJournal
             if let appendTo, !chainBroken, appendTo.path.hasSuffix(SessionJournal.logName(logs.last!.step)) {
-                let log = try WriteAheadLog(path: appendTo.path, validLength: appendTo.validLength)
+                let log = try WriteAheadLog(
+                    path: appendTo.path, validLength: appendTo.validLength, directMinimum: configuration.logDirectMinimum)
                 journal = SessionJournal(
                     directory: directory, configuration: configuration, durability: durability, log: log,
                     snapshotStep: candidate.step, snapshotBytes: snapshotBytes, step: session.step

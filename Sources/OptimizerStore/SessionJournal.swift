@@ -118,7 +118,8 @@ public final class SessionJournal {
         precondition(inFlight == nil && snapshot.step > logStep, "a snapshot is being written, or no step since the last one")
         let write = SnapshotWrite(
             staged: try snapshot.stage(into: staging), path: directory + "/" + Self.snapshotName(snapshot.step), directory: directory)
-        let newLog = try WriteAheadLog(path: directory + "/" + Self.logName(snapshot.step))
+        let newLog = try WriteAheadLog(
+            path: directory + "/" + Self.logName(snapshot.step), directMinimum: configuration.logDirectMinimum)
         do {
             try FileSystem.syncDirectory(directory)
         } catch {
@@ -155,7 +156,7 @@ public final class SessionJournal {
 
     /// Starts a journal with a first generation: `snapshot` written durably and an empty log after it.
     static func start(directory: String, configuration: StoreConfiguration, snapshot: SessionSnapshot) throws -> SessionJournal {
-        let (log, bytes) = try writeGeneration(snapshot, in: directory)
+        let (log, bytes) = try writeGeneration(snapshot, in: directory, logDirectMinimum: configuration.logDirectMinimum)
         return SessionJournal(
             directory: directory, configuration: configuration, durability: snapshot.durability ?? .log, log: log,
             snapshotStep: snapshot.step, snapshotBytes: bytes, step: snapshot.step
@@ -163,12 +164,14 @@ public final class SessionJournal {
     }
 
     /// Writes `snapshot-<step>` atomically and opens an empty `wal-<step>` beside it, both durable.
-    private static func writeGeneration(_ snapshot: SessionSnapshot, in directory: String) throws -> (WriteAheadLog, Int) {
+    private static func writeGeneration(
+        _ snapshot: SessionSnapshot, in directory: String, logDirectMinimum: Int?
+    ) throws -> (WriteAheadLog, Int) {
         let bytes = try snapshot.encoded()
         try bytes.withUnsafeBytes {
             try FileSystem.writeAtomically($0, to: directory + "/" + snapshotName(snapshot.step), directory: directory)
         }
-        let log = try WriteAheadLog(path: directory + "/" + logName(snapshot.step))
+        let log = try WriteAheadLog(path: directory + "/" + logName(snapshot.step), directMinimum: logDirectMinimum)
         try FileSystem.syncDirectory(directory)
         return (log, bytes.count)
     }
@@ -187,7 +190,7 @@ public final class SessionJournal {
 
     private func writeSnapshot(_ snapshot: SessionSnapshot, keepPrevious: Bool) throws {
         cancelSnapshot()
-        let (newLog, byteCount) = try Self.writeGeneration(snapshot, in: directory)
+        let (newLog, byteCount) = try Self.writeGeneration(snapshot, in: directory, logDirectMinimum: configuration.logDirectMinimum)
         let previous = keepPrevious ? snapshotStep : Int.max
         log = newLog
         retiredLogs = []

@@ -37,6 +37,14 @@ public struct StoreConfiguration: Sendable {
     /// ``DurabilityMode/log``: a snapshot starts, whatever the time, once the log is this many times
     /// larger than the last snapshot; this bounds both disk use and recovery time.
     public var maxLogBytesPerSnapshotByte: Int
+    /// Log records of at least this many bytes are written with `O_DIRECT`, around the page cache
+    /// (where the file system allows it); nil: every record goes through the page cache. Large
+    /// buffered appends are throttled to the disk's write-back speed once dirty pages pile up.
+    public var logDirectMinimum: Int?
+
+    /// The default ``logDirectMinimum``: 1 MiB, below which a copy into the page cache is cheaper
+    /// than a device write.
+    public static let defaultLogDirectMinimum = 1 << 20
 
     /// Creates a configuration.
     public init(
@@ -45,7 +53,8 @@ public struct StoreConfiguration: Sendable {
         durability: DurabilityMode = .log,
         snapshotEvery: Int = 1000,
         snapshotInterval: Duration = .seconds(30),
-        maxLogBytesPerSnapshotByte: Int = 8
+        maxLogBytesPerSnapshotByte: Int = 8,
+        logDirectMinimum: Int? = defaultLogDirectMinimum
     ) {
         self.directory = directory
         self.fsync = fsync
@@ -53,5 +62,6 @@ public struct StoreConfiguration: Sendable {
         self.snapshotEvery = snapshotEvery
         self.snapshotInterval = snapshotInterval
         self.maxLogBytesPerSnapshotByte = maxLogBytesPerSnapshotByte
+        self.logDirectMinimum = logDirectMinimum
     }
 }

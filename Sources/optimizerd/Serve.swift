@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong(ServeFlag.snapshotEvery.rawValue), help: ServeFlag.snapshotEvery.help) var snapshotEvery: Int?
     @Option(name: .customLong(ServeFlag.snapshotInterval.rawValue), help: ServeFlag.snapshotInterval.help) var snapshotInterval: String?
     @Option(help: ServeFlag.durability.help) var durability: String?
+    @Option(name: .customLong(ServeFlag.logDirectIO.rawValue), help: ServeFlag.logDirectIO.help) var logDirectIO: String?
     @Option(name: .customLong(ServeFlag.maxBodyBytes.rawValue), help: ServeFlag.maxBodyBytes.help) var maxBodyBytes: String?
     @Option(name: .customLong(ServeFlag.maxMemory.rawValue), help: ServeFlag.maxMemory.help) var maxMemory: String?
     @Option(name: .customLong(ServeFlag.idleTimeout.rawValue), help: ServeFlag.idleTimeout.help) var idleTimeout: String?

@@ -11,6 +11,7 @@ enum ServeFlag: String, CaseIterable {
     case snapshotEvery = "snapshot-every"
     case snapshotInterval = "snapshot-interval"
     case durability
+    case logDirectIO = "log-direct-io"
     case maxBodyBytes = "max-body-bytes"
     case maxMemory = "max-memory"
     case idleTimeout = "idle-timeout"
@@ -41,6 +42,9 @@ enum ServeFlag: String, CaseIterable {
         case .durability:
             return
                 "log | snapshot: the default for sessions that do not choose (create body \"durability\"). log: every step's gradients go to the write-ahead log before they are applied (nothing acknowledged is lost, within --fsync). snapshot: steps are not logged; background snapshots every --snapshot-interval carry durability, and a restarted session resumes at its durable_step (the newest complete snapshot)."
+        case .logDirectIO:
+            return
+                "Write-ahead log records of at least this size (e.g. 1MiB, 256KiB, plain bytes; off: none) are written with O_DIRECT, around the page cache, padded to 4 KiB. Large buffered appends are throttled to the disk's write-back speed once dirty pages pile up; direct writes keep going at the device's speed. File systems without O_DIRECT get plain writes."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .maxMemory:
@@ -72,6 +76,7 @@ enum ServeFlag: String, CaseIterable {
         case .snapshotEvery: return "1000"
         case .snapshotInterval: return "30s"
         case .durability: return "log"
+        case .logDirectIO: return "1MiB"
         case .maxBodyBytes: return "1GiB"
         case .maxMemory: return "80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB"
         case .idleTimeout: return "60s"

@@ -40,6 +40,16 @@ struct Settings {
             }
             configuration.durability = mode
         }
+        if let text = try string(command.logDirectIO, .logDirectIO) {
+            if text == "off" {
+                configuration.logDirectMinimum = nil
+            } else {
+                guard let bytes = Self.byteCount(text), bytes > 0 else {
+                    throw invalid(.logDirectIO, "expected a size such as 1MiB or 262144, or off, got \"\(text)\"")
+                }
+                configuration.logDirectMinimum = bytes
+            }
+        }
         if let text = try string(command.maxBodyBytes, .maxBodyBytes) {
             guard let bytes = Self.byteCount(text), (1...ServerConfiguration.maxBodyBytesLimit).contains(bytes) else {
                 throw invalid(.maxBodyBytes, "expected a size from 1 byte to 4GiB-1 such as 1GiB or 1048576, got \"\(text)\"")

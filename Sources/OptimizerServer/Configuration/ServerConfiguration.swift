@@ -48,6 +48,9 @@ public struct ServerConfiguration: Sendable {
     public var snapshotInterval: Duration
     /// The durability mode of sessions that do not choose one in their create body.
     public var durability: DurabilityMode
+    /// Write-ahead log records of at least this many bytes are written with `O_DIRECT` (where the
+    /// file system allows it); nil: all through the page cache.
+    public var logDirectMinimum: Int?
     /// The OpenAPI document served at `GET /openapi.yaml`. Nil (the default) serves the document
     /// embedded in the binary: the repository's `openapi.yaml` at build time, so the daemon serves
     /// it from any working directory. A path serves that file instead, read once at startup; the
@@ -81,6 +84,7 @@ public struct ServerConfiguration: Sendable {
         snapshotEvery: Int? = nil,
         snapshotInterval: Duration = .seconds(30),
         durability: DurabilityMode = .log,
+        logDirectMinimum: Int? = StoreConfiguration.defaultLogDirectMinimum,
         openAPIPath: String? = nil,
         historyCapacity: Int = 10_000,
         idleTimeout: Duration = .seconds(60),
@@ -100,6 +104,7 @@ public struct ServerConfiguration: Sendable {
         self.snapshotEvery = snapshotEvery
         self.snapshotInterval = snapshotInterval
         self.durability = durability
+        self.logDirectMinimum = logDirectMinimum
         self.openAPIPath = openAPIPath
         self.historyCapacity = max(1, historyCapacity)
         self.idleTimeout = max(.milliseconds(1), idleTimeout)
@@ -124,7 +129,7 @@ public struct ServerConfiguration: Sendable {
         }
         return StoreConfiguration(
             directory: dataDirectory, fsync: policy, durability: durability, snapshotEvery: snapshotEvery ?? 1000,
-            snapshotInterval: snapshotInterval)
+            snapshotInterval: snapshotInterval, logDirectMinimum: logDirectMinimum)
     }
 
     /// Whether TLS is configured (both certificate and key paths are set).

@@ -38,6 +38,28 @@ final class FileDescriptor {
         }
     }
 
+    /// Writes all of `bytes` at `offset` (the file's position does not move), retrying short writes
+    /// and EINTR.
+    func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        let failure = positionalWrite(bytes, at: offset)
+        guard failure == 0 else { throw StoreError.system("write", path: path, errno: failure) }
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes and EINTR: 0, or the `errno` of the
+    /// write that failed (for callers that react to one in particular).
+    func positionalWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            done += written
+        }
+        return 0
+    }
+
     /// Flushes file data (and the size) to stable storage.
     func sync() throws {
         guard fdatasync(fd) == 0 else { throw StoreError.system("fsync", path: path) }

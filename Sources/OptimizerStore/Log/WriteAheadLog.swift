@@ -6,6 +6,11 @@ import Darwin
 
 /// An append-only log of ``LogRecord``s in one file.
 ///
+/// Records of at least ``directMinimum`` bytes are written around the page cache from a block
+/// boundary (``AlignedAppend``): zeros fill the file up to the boundary before such a record and
+/// after it up to the next one. So a record may be followed by zero bytes up to the next multiple
+/// of ``AlignedAppend/blockSize``; ``scan(_:_:)`` skips them (a record never starts with a zero byte).
+///
 /// Appends either complete or are cut back: if a write fails (disk full), the file is truncated to
 /// its previous length, so the log never holds a record that was not acknowledged as written.
 /// Thread-safety: none; a session's lock serialises appends, and ``sync()`` may be called from the
@@ -13,21 +18,30 @@ import Darwin
 final class WriteAheadLog {
     let path: String
     private let file: FileDescriptor
-    /// The byte length of the complete records in the file.
+    /// Records of at least this many bytes go through ``aligned``; nil: every record is buffered.
+    let directMinimum: Int?
+    private var aligned: AlignedAppend?
+    /// The byte length of the complete records (and their padding) in the file.
     private(set) var length: Int
     /// Whether records were appended since the last ``sync()``.
     private(set) var isDirty = false
 
     /// Opens (creating if needed) the log at `path` for appending after `validLength` bytes, cutting
-    /// anything beyond them (a torn tail found by ``scan(_:_:)``).
-    init(path: String, validLength: Int = 0) throws {
+    /// anything beyond them (a torn tail found by ``scan(_:_:)``). Records of at least
+    /// `directMinimum` bytes are written with `O_DIRECT` where the file system allows it.
+    init(path: String, validLength: Int = 0, directMinimum: Int? = nil) throws {
         self.path = path
+        self.directMinimum = directMinimum
         file = try FileDescriptor.open(path, O_WRONLY | O_CREAT)
         let hadTail = try file.size() != validLength
         try file.truncate(to: validLength)
         if hadTail { try file.sync() }
         length = validLength
     }
+
+    /// Whether large records really bypass the page cache (false until the first one, and where
+    /// the file system refuses `O_DIRECT`).
+    var writesDirect: Bool { aligned?.isDirect ?? false }
 
     /// Appends `record`; with `sync`, returns only after it is on stable storage.
     ///
@@ -39,21 +53,43 @@ final class WriteAheadLog {
         }
     }
 
-    /// Appends a record whose body is `body` (not copied).
+    /// Appends a record whose body is `body` (not copied, except in slices for a direct write).
     func append(kind: LogRecord.Kind, step: UInt64, contentEncoding: String?, body: UnsafeRawBufferPointer, sync: Bool) throws {
         let prefix = LogRecord.payloadPrefix(contentEncoding: contentEncoding)
         let header = LogRecord.header(kind: kind, step: step, prefix: prefix, body: body)
+        let recordLength = header.count + prefix.count + body.count
+        let newLength: Int
         do {
-            try header.withUnsafeBytes { try file.writeAll($0) }
-            try prefix.withUnsafeBytes { try file.writeAll($0) }
-            if body.count > 0 { try file.writeAll(body) }
+            newLength = try header.withUnsafeBytes { header in
+                try prefix.withUnsafeBytes { prefix in
+                    if let directMinimum, recordLength >= directMinimum { return try appendAligned([header, prefix, body]) }
+                    var end = length
+                    for piece in [header, prefix, body] where piece.count > 0 {
+                        try file.writeAll(piece, at: end)
+                        end += piece.count
+                    }
+                    return end
+                }
+            }
             if sync { try file.sync() }
         } catch {
             try? file.truncate(to: length)
             throw error
         }
-        length += header.count + prefix.count + body.count
+        length = newLength
         isDirty = !sync
+    }
+
+    /// Writes a record's pieces from the next block boundary (zeros fill the gap), padded to the
+    /// boundary after it, and returns the log's new length. On failure ``length`` is unchanged.
+    private func appendAligned(_ pieces: [UnsafeRawBufferPointer]) throws -> Int {
+        let start = AlignedAppend.padded(length)
+        if start > length {
+            let zeros = [UInt8](repeating: 0, count: start - length)
+            try zeros.withUnsafeBytes { try file.writeAll($0, at: length) }
+        }
+        if aligned == nil { aligned = AlignedAppend(path: path) }
+        return start + (try aligned!.write(pieces, at: start, buffered: file))
     }
 
     /// Flushes appended records to stable storage.
@@ -85,10 +121,14 @@ final class WriteAheadLog {
         var offset = 0
         while offset < fileLength {
             let remaining = fileLength - offset
+            let headerBytes = try read(file, offset: offset, count: min(remaining, LogRecord.headerSize))
+            if headerBytes[0] == 0, let paddingEnd = try paddingEnd(file, from: offset, fileLength: fileLength) {
+                offset = paddingEnd
+                continue
+            }
             if remaining < LogRecord.headerSize {
                 return ScanResult(validLength: offset, fileLength: fileLength, problem: "incomplete record header", isTornTail: true)
             }
-            let headerBytes = try read(file, offset: offset, count: LogRecord.headerSize)
             let header: LogRecord.Header
             switch LogRecord.parseHeader(headerBytes) {
             case .success(let parsed): header = parsed
@@ -114,6 +154,14 @@ final class WriteAheadLog {
             offset += LogRecord.headerSize + header.payloadLength
         }
         return ScanResult(validLength: offset, fileLength: fileLength, problem: nil, isTornTail: false)
+    }
+
+    /// The end of the zero fill starting at `offset`: the next block boundary, if `offset` is not one,
+    /// the boundary is within the file, and every byte up to it is zero; otherwise nil.
+    private static func paddingEnd(_ file: FileDescriptor, from offset: Int, fileLength: Int) throws -> Int? {
+        let end = AlignedAppend.padded(offset)
+        guard end > offset, end <= fileLength else { return nil }
+        return try read(file, offset: offset, count: end - offset).allSatisfy { $0 == 0 } ? end : nil
     }
 
     private static func read(_ file: FileDescriptor, offset: Int, count: Int) throws -> [UInt8] {

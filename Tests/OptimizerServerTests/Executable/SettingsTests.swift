@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import OptimizerServer
+import OptimizerStore
 import Testing
 
 @testable import optimizerd
@@ -68,6 +69,15 @@ struct SettingsTests {
         #expect(fromCgroup?.source.contains("cgroup v2 limit 1.0 GiB") == true)
     }
 
+    @Test func logDirectIOTakesASizeOrOff() throws {
+        #expect(try configuration([]).logDirectMinimum == 1 << 20)
+        #expect(try configuration([]).storeConfiguration?.logDirectMinimum == 1 << 20)
+        #expect(try configuration(["--log-direct-io", "256KiB"]).logDirectMinimum == 256 << 10)
+        #expect(try configuration(["--log-direct-io", "off"]).logDirectMinimum == nil)
+        #expect(try configuration(["--log-direct-io", "off"]).storeConfiguration?.logDirectMinimum == nil)
+        #expect(try configuration([], environment: ["OPTIMIZERD_LOG_DIRECT_IO": "4096"]).logDirectMinimum == 4096)
+    }
+
     @Test func adminTokenFromAFile() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID())")
         try Data("file-token\n".utf8).write(to: file)
@@ -82,6 +92,7 @@ struct SettingsTests {
             (["--port", "70000"], [:]), (["--tls-cert", "cert.pem"], [:]), (["--compute-threads", "0"], [:]),
             ([], ["OPTIMIZERD_PORT": "eighty"]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "soon"]), (["--admin-token-file", "/nonexistent"], [:]),
             (["--max-memory", "0"], [:]), (["--max-memory", "plenty"], [:]), ([], ["OPTIMIZERD_MAX_MEMORY": "-1GiB"]),
+            (["--log-direct-io", "0"], [:]), (["--log-direct-io", "never"], [:]),
         ] as [([String], [String: String])])
     func badValuesAreRejected(arguments: [String], environment: [String: String]) {
         #expect(throws: (any Error).self) { try configuration(arguments, environment: environment) }
