@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import mmap
 import os
 import socket
 import statistics
@@ -190,12 +191,14 @@ def step_benchmark(
         }
         results = curl_rounds(targets, body, requests_each + warmup)
         peak = rss_bytes(running.process.pid, "VmHWM") if running.process else 0
+    disk = direct_write_seconds(data_root, len(gradient), requests_each)
 
     summary: Dict[str, Any] = {
         "parameters": count,
         "request_bytes": len(gradient),
         "requests_each": requests_each,
         "daemon_peak_rss_bytes": peak,
+        "direct_write_median": statistics.median(disk),
     }
     for name, samples in results.items():
         timed = samples[warmup:]
@@ -229,7 +232,32 @@ def step_benchmark(
         "optimizerd Server-Timing medians (ms): "
         + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in ours["phases"].items())
     )
+    log(
+        f"the request's bytes written with O_DIRECT to the data directory's disk (the `log` phase's floor): "
+        f"median {summary['direct_write_median'] * 1e3:.1f} ms"
+    )
     return summary
+
+
+def direct_write_seconds(directory: Path, size: int, times: int) -> List[float]:
+    """Seconds to append `size` bytes (rounded up to 4 KiB) `times` times with O_DIRECT to a file in
+    `directory`: how fast the disk under the data directory takes one step's log record."""
+    directory.mkdir(parents=True, exist_ok=True)
+    length = (size + 4095) // 4096 * 4096
+    block = mmap.mmap(-1, length)  # page-aligned, as O_DIRECT wants
+    block.write(os.urandom(length))
+    path = directory / "direct-write-floor.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+    seconds = []
+    try:
+        for index in range(times):
+            start = time.perf_counter()
+            os.pwrite(fd, block, index * length)
+            seconds.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return seconds
 
 
 # MARK: - Large model with the project's client
