@@ -222,21 +222,21 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
                 lowbit_f16 delta;
                 INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, *(const lowbit_f16 *)(values1 + half),
                                *(const lowbit_f16 *)(values2 + half), i + half);
-                lanes += LOWBIT_SQUARE8(delta.lo);
-                lanes += LOWBIT_SQUARE8(delta.hi);
+                LOWBIT_ADD_SQUARE8(lanes, delta.lo, false);
+                LOWBIT_ADD_SQUARE8(lanes, delta.hi, false);
             }
         }
     }
     for (; i + 16 <= n; i += 16) {
         lowbit_f16 delta;
         INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16(signed_codes, codes1 + i), GATHER16(unsigned_codes, codes2 + i), i);
-        lanes += LOWBIT_SQUARE8(delta.lo);
-        lanes += LOWBIT_SQUARE8(delta.hi);
+        LOWBIT_ADD_SQUARE8(lanes, delta.lo, false);
+        LOWBIT_ADD_SQUARE8(lanes, delta.hi, false);
     }
     if (i + 8 <= n) {
         lowbit_f8 delta;
         INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, GATHER8(signed_codes, codes1 + i), GATHER8(unsigned_codes, codes2 + i), i);
-        lanes += LOWBIT_SQUARE8(delta);
+        LOWBIT_ADD_SQUARE8(lanes, delta, false);
         i += 8;
     }
     double update;

@@ -20,9 +20,16 @@ typedef lowbit_f8 lowbit_uf8 __attribute__((aligned(4)));
 typedef lowbit_u16x16 lowbit_uu16x16 __attribute__((aligned(2)));
 typedef lowbit_u16x8 lowbit_uu16x8 __attribute__((aligned(2)));
 
-// (Δθ)² of 8 lanes in Double (exact conversion). A macro: a function taking a vector argument would
-// change its ABI between the variants.
-#define LOWBIT_SQUARE8(x) (__builtin_convertvector((x), lowbit_d8) * __builtin_convertvector((x), lowbit_d8))
+// (Δθ)² of 8 lanes added to `lanes` in Double (exact conversion). The square of a float is exact
+// in Double, so an FMA (`fused`, a constant: where the variant has the instruction) gives the same
+// bits as the product and the sum. A macro: a function taking a vector argument would change its
+// ABI between the variants.
+#define LOWBIT_ADD_SQUARE8(lanes, x, fused)                                                        \
+    do {                                                                                           \
+        lowbit_d8 wide_ = __builtin_convertvector((x), lowbit_d8);                                 \
+        if (fused) (lanes) = __builtin_elementwise_fma(wide_, wide_, (lanes));                     \
+        else (lanes) += wide_ * wide_;                                                             \
+    } while (0)
 
 // The 8 Double lanes added lane 0 to 7, as Swift's `SIMD8<Double>.sum()` adds them.
 #define LOWBIT_LANES_SUM(lanes, into)                                                              \

@@ -19,7 +19,16 @@ struct optimizerd_bf16_adam_buffers {
     uint16_t *exp_avg_sq;
 };
 
-/// One step over `count` elements with the given variant (which this CPU must support): moments
+/// A code of this kernel only, beside kernel_variant.h's: the AVX-512 variant rounding the moments
+/// with AVX-512 BF16's `vcvtneps2bf16` (and DQ's `vfpclassps` to send the blocks it would round
+/// differently, NaN or subnormal moments, to the integer rounding): the same bits, fewer operations.
+/// Only where `optimizerd_bf16_cpu_converts()`.
+#define OPTIMIZERD_BF16_KERNELS_AVX512_CONVERT 3
+
+/// 1 when this CPU runs `OPTIMIZERD_BF16_KERNELS_AVX512_CONVERT` (AVX-512 F, VL, BW, DQ and BF16), else 0.
+int optimizerd_bf16_cpu_converts(void);
+
+/// One step over `count` elements with the given variant (kernel_variant.h's or the code above; this CPU must run it): moments
 /// widened to float32, updated as torch's Adam, rounded back to nearest bfloat16 (ties to even,
 /// NaN → 0x7FC0). Returns ‖Δθ‖² in Double: eight lanes (element i in lane i mod 8, in order)
 /// added lane 0 to 7, plus the scalar tail of count mod 8 elements.

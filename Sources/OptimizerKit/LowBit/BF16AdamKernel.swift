@@ -48,13 +48,21 @@ enum BF16AdamKernel {
         return update
     }
 
+    /// Whether this CPU has AVX-512 BF16 (and DQ): the AVX-512 variant then rounds the moments with
+    /// `vcvtneps2bf16`, sending the blocks that instruction would round differently (NaN or subnormal
+    /// moments) to the integer rounding, with the same bits as without it.
+    static let cpuConverts = optimizerd_bf16_cpu_converts() != 0
+
     /// The vector loop, `optimizerd_bf16_adam` in C (`Sources/CLowBit/bf16_adam_kernel.c`), compiled
     /// for every ``KernelVariant``: the same operations as ``scalar(_:count:_:)`` on 16 or 8 lanes,
     /// with ‖Δθ‖² summed in 8 Double lanes (element i in lane i mod 8) and the scalar tail.
+    /// `converting` (only where ``cpuConverts``) rounds with AVX-512 BF16 in the AVX-512 variant.
     ///
     /// In C for the reasons ``AdamKernel/simd(_:count:_:variant:)`` is, and because Swift's 16-bit
     /// lane conversions ran this step at 0.4× the float32 step (BENCHMARKS.md, Low-bit state).
-    static func simd(_ b: Buffers, count: Int, _ c: AdamKernel.Coefficients, variant: KernelVariant = .active) -> Double {
+    static func simd(
+        _ b: Buffers, count: Int, _ c: AdamKernel.Coefficients, variant: KernelVariant = .active, converting: Bool = cpuConverts
+    ) -> Double {
         var buffers = optimizerd_bf16_adam_buffers(
             parameter: b.parameter, gradient: b.gradient, exp_avg: b.expAvg, exp_avg_sq: b.expAvgSq
         )
@@ -62,6 +70,7 @@ enum BF16AdamKernel {
             beta2: c.beta2, one_minus_beta1: c.oneMinusBeta1, one_minus_beta2: c.oneMinusBeta2, step_size: c.stepSize,
             sqrt_bias_correction2: c.sqrtBiasCorrection2, eps: c.eps, decay: c.decay, l2: c.l2, gradient_scale: c.gradientScale
         )
-        return optimizerd_bf16_adam(variant.code, &buffers, count, &coefficients)
+        let code = variant == .avx512 && converting ? OPTIMIZERD_BF16_KERNELS_AVX512_CONVERT : variant.code
+        return optimizerd_bf16_adam(code, &buffers, count, &coefficients)
     }
 }

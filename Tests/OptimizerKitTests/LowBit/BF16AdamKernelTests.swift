@@ -29,18 +29,26 @@ struct BF16AdamKernelTests {
         #expect(BFloat16.bits(.nan) == 0x7FC0)
     }
 
-    /// The vector kernel of every variant this CPU runs gives the scalar kernel's θ and moments bit
-    /// for bit, at every length around the 16- and 8-lane blocks, with each weight-decay form, on
-    /// gradients salted with NaN, ±∞, subnormals and values that round to bfloat16 ties; ‖Δθ‖² is the
-    /// same bits in every variant.
-    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 1003])
+    /// The vector kernel of every variant this CPU runs (and the AVX-512 variant's rounding with
+    /// AVX-512 BF16, where the CPU has it) gives the scalar kernel's θ and moments bit for bit, at
+    /// every length around the 16- and 8-lane blocks, with each weight-decay form, on gradients
+    /// salted with NaN, ±∞, subnormals and values that round to bfloat16 ties, and on moments salted
+    /// with NaN and subnormals (and gradients that make new moments subnormal), the values that
+    /// instruction rounds differently; ‖Δθ‖² is the same bits in every variant.
+    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 40, 1003])
     func everyVariantMatchesScalarBitForBit(count: Int) {
         var random = SeededRandom(seed: UInt64(count) + 1)
         var gradient = random.floats(count)
-        let specials: [Float] = [.nan, .infinity, -.infinity, Float.leastNonzeroMagnitude, Float(bitPattern: 0x3F81_8000), 0]
+        let specials: [Float] = [.nan, .infinity, -.infinity, Float.leastNonzeroMagnitude, Float(bitPattern: 0x3F81_8000), 0, 1e-38, -3e-39]
         for (k, special) in specials.enumerated() where k * 5 < count { gradient[k * 5] = special }
         let parameter = random.floats(count)
-        let moments = [random.floats(count, in: -0.1...0.1).map(BFloat16.bits), random.floats(count, in: 0...0.01).map(BFloat16.bits)]
+        var moments = [random.floats(count, in: -0.1...0.1).map(BFloat16.bits), random.floats(count, in: 0...0.01).map(BFloat16.bits)]
+        // NaN moments (2: v only, 3: m only) and, beside the zero and tiny gradients, moments whose
+        // update is subnormal (25: v only, 30 and 35: both); later 16-lane blocks have none of these.
+        let momentSpecials: [(Int, UInt16, UInt16)] = [
+            (1, 0x0001, 0x0040), (2, 0x807F, 0x7FC0), (3, 0x7FC0, 0x0001), (25, 0x3C00, 0x0040), (30, 0, 0x0040), (35, 0x8001, 0x0001),
+        ]
+        for (index, m, v) in momentSpecials where index < count { (moments[0][index], moments[1][index]) = (m, v) }
         for (l2, decay) in [(Float(0), Float(1)), (0.01, 1), (0, 0.999), (0.01, 0.999)] {
             let c = AdamKernel.Coefficients(
                 beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001,
@@ -62,13 +70,22 @@ struct BF16AdamKernelTests {
                 return (p.map(\.bitPattern), m, v, update)
             }
             let scalar = run { BF16AdamKernel.scalar($0, count: count, c) }
-            let variants = KernelVariant.supported.map { variant in (variant, run { BF16AdamKernel.simd($0, count: count, c, variant: variant) }) }
+            var variants = KernelVariant.supported.map { variant in
+                ("\(variant)", run { BF16AdamKernel.simd($0, count: count, c, variant: variant, converting: false) })
+            }
+            if BF16AdamKernel.cpuConverts {
+                variants.append(("avx512 with AVX-512 BF16", run { BF16AdamKernel.simd($0, count: count, c, variant: .avx512, converting: true) }))
+            }
             for (variant, outcome) in variants {
                 let label = "\(variant), l2 \(l2), decay \(decay)"
                 #expect(outcome.0 == scalar.0 && outcome.1 == scalar.1 && outcome.2 == scalar.2, "\(label)")
                 #expect(outcome.3.bitPattern == variants[0].1.3.bitPattern, "\(label) ‖Δθ‖²")
             }
             if count > 0 { #expect(scalar.1.contains(0x7FC0), "a NaN gradient gives a NaN moment") }
+            if count > 30, l2 == 0 {
+                let subnormal = { (bits: UInt16) in bits & 0x7F80 == 0 && bits & 0x7F != 0 }
+                #expect(subnormal(scalar.2[25]) && subnormal(scalar.1[30]) && subnormal(scalar.2[30]), "subnormal moments in a 16-lane block")
+            }
         }
     }
 
