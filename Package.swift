@@ -87,6 +87,8 @@ let package = Package(
             resources: [
                 .embedInCode("Resources/openapi.yaml"),
                 .embedInCode("Dashboard/Resources/index.html"),
+                .embedInCode("Dashboard/Resources/charts.js"),
+                .embedInCode("Dashboard/Resources/chart-specs.js"),
                 .embedInCode("Dashboard/Resources/dashboard.js"),
                 .embedInCode("Dashboard/Resources/dashboard.css"),
                 .embedInCode("Dashboard/Resources/favicon.svg"),

@@ -32,6 +32,8 @@ struct DashboardAsset: Sendable {
     /// The page and the files it loads.
     static let all: [DashboardAsset] = [
         DashboardAsset(path: "/", contentType: "text/html; charset=utf-8", bytes: PackageResources.index_html),
+        DashboardAsset(path: "/dashboard/charts.js", contentType: "text/javascript; charset=utf-8", bytes: PackageResources.charts_js),
+        DashboardAsset(path: "/dashboard/chart-specs.js", contentType: "text/javascript; charset=utf-8", bytes: PackageResources.chart_specs_js),
         DashboardAsset(path: "/dashboard/dashboard.js", contentType: "text/javascript; charset=utf-8", bytes: PackageResources.dashboard_js),
         DashboardAsset(path: "/dashboard/dashboard.css", contentType: "text/css; charset=utf-8", bytes: PackageResources.dashboard_css),
         DashboardAsset(path: "/dashboard/favicon.svg", contentType: "image/svg+xml", bytes: PackageResources.favicon_svg),

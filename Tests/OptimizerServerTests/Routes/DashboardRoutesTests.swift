@@ -18,6 +18,8 @@ struct DashboardRoutesTests {
 
     @Test(arguments: [
         ("/", "text/html; charset=utf-8", "index.html"),
+        ("/dashboard/charts.js", "text/javascript; charset=utf-8", "charts.js"),
+        ("/dashboard/chart-specs.js", "text/javascript; charset=utf-8", "chart-specs.js"),
         ("/dashboard/dashboard.js", "text/javascript; charset=utf-8", "dashboard.js"),
         ("/dashboard/dashboard.css", "text/css; charset=utf-8", "dashboard.css"),
         ("/dashboard/favicon.svg", "image/svg+xml", "favicon.svg"),
@@ -65,9 +67,13 @@ struct DashboardRoutesTests {
             #expect(!text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"), "\(asset.path)")
             #expect(!text.contains("<script>") && !text.contains("style=") && !text.contains("onclick"), "\(asset.path)")
         }
-        let script = String(buffer: try #require(DashboardAsset.all.first { $0.path.hasSuffix(".js") }).body)
-        #expect(!script.contains("innerHTML") && !script.contains("eval("))
-        #expect(!script.contains("localStorage."), "the token is kept in sessionStorage only")
+        let scripts = DashboardAsset.all.filter { $0.path.hasSuffix(".js") }
+        #expect(scripts.count == 3)
+        for asset in scripts {
+            let script = String(buffer: asset.body)
+            #expect(!script.contains("innerHTML") && !script.contains("eval("), "\(asset.path)")
+            #expect(!script.contains("localStorage."), "the token is kept in sessionStorage only: \(asset.path)")
+        }
     }
 
     @Test(arguments: [
