@@ -37,6 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on the machine
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # pragma: no cover - depends on the machine
@@ -420,6 +421,57 @@ def test_momo_charts_its_adaptive_step_size(daemon, runs, browser):
     chart = figure(browser, "lr")
     assert "τ" in chart.find_element(By.CSS_SELECTOR, ".title").text
     assert float(chart.get_attribute("data-last")) == pytest.approx(momo.records[-1]["lr"], rel=1e-12)
+
+
+def test_hover_reads_out_the_step_under_the_pointer_and_the_log_axis_is_kept(daemon, runs, browser):
+    adam = runs["adam"]
+    login(browser, daemon.url, ADMIN_TOKEN)
+    select(browser, adam.id)
+    charts_of(browser, adam.id, ADAM_STEPS)
+    losses = {r["step"]: r["loss"] for r in adam.records}
+    loss = figure(browser, "loss")
+    readout = loss.find_element(By.CSS_SELECTOR, ".readout")
+
+    def read() -> tuple[int, float]:
+        step, value = readout.text.removeprefix("step ").split(": ")
+        return int(step), float(value)
+
+    # At rest the readout is the last step; the pointer at the plot's left or right edge reads the
+    # first or the last step, with the cursor line shown, and leaving the plot restores the default.
+    assert read() == (ADAM_STEPS, pytest.approx(losses[ADAM_STEPS], rel=1e-5))
+    hover = loss.find_element(By.CSS_SELECTOR, "rect.hover")
+    edge = hover.size["width"] // 2 - 2
+    ActionChains(browser).move_to_element_with_offset(hover, -edge, 0).perform()
+    assert read() == (1, pytest.approx(losses[1], rel=1e-5))
+    assert loss.find_element(By.CSS_SELECTOR, "line.cursor").get_attribute("visibility") == "visible"
+    ActionChains(browser).move_to_element_with_offset(hover, edge, 0).perform()
+    assert read()[0] == ADAM_STEPS
+    ActionChains(browser).move_to_element(loss.find_element(By.CSS_SELECTOR, ".title")).perform()
+    assert read() == (ADAM_STEPS, pytest.approx(losses[ADAM_STEPS], rel=1e-5))
+    assert loss.find_element(By.CSS_SELECTOR, "line.cursor").get_attribute("visibility") == "hidden"
+
+    def y_ticks(chart) -> list[float]:
+        return [float(t.text) for t in chart.find_elements(By.CSS_SELECTOR, "text.tick.y")]
+
+    linear_path = loss.find_element(By.CSS_SELECTOR, "path.series").get_attribute("d")
+    toggle = loss.find_element(By.CSS_SELECTOR, "button.toggle")
+    assert toggle.text == "log"
+    toggle.click()
+    # Losses 2/step for steps 1-12 lie between 0.1 and 10: a log axis ticks each power of ten.
+    assert toggle.text == "linear"
+    assert y_ticks(loss) == [0.1, 1.0, 10.0]
+    assert loss.find_element(By.CSS_SELECTOR, "path.series").get_attribute("d") != linear_path
+    # Another session and back: the charts are built anew and the loss chart keeps its log axis.
+    select(browser, runs["momo"].id)
+    charts_of(browser, runs["momo"].id, runs["momo"].steps)
+    select(browser, adam.id)
+    charts_of(browser, adam.id, ADAM_STEPS)
+    loss = figure(browser, "loss")
+    assert loss.find_element(By.CSS_SELECTOR, "button.toggle").text == "linear"
+    assert y_ticks(loss) == [0.1, 1.0, 10.0]
+    loss.find_element(By.CSS_SELECTOR, "button.toggle").click()
+    assert loss.find_element(By.CSS_SELECTOR, "path.series").get_attribute("d") == linear_path
+    assert severe_console_messages(browser) == []
 
 
 def test_facts_show_the_state_dtype_and_its_bytes(daemon, runs, browser):
