@@ -128,33 +128,50 @@ static inline __attribute__((always_inline)) int int8_cell(float x, float scale)
     return position != position ? 0 : (int)position;
 }
 
-// bitsandbytes' `quantize_cpu` for one block of n ≤ 256 values: absmax = max |x| (NaN never wins; 0
-// gives all-zero codes), each value's code from the table (when `wide`, 32 at a time from its search
-// tree, which gives the same codes). The maximum of non-negative non-NaN floats does not depend on
-// the order, so the vector maximum is the scalar one.
-static inline __attribute__((always_inline)) void int8_quantize(const float *x, size_t n, const uint8_t *table,
-                                                                const uint16_t *search, uint8_t *codes, float *absmax,
-                                                                bool wide) {
+// |x| of each lane (the sign bit cleared: NaN stays NaN) and the running maximum of those lanes:
+// NaN never wins the comparison, and the maximum of non-negative non-NaN floats does not depend on
+// the order, so any split of a block into lanes gives the scalar loop's absmax.
+#define INT8_PEAK(V, U, peak, x)                                                                   \
+    do {                                                                                           \
+        V magnitude_ = (V)((U)(x) & 0x7FFFFFFFu);                                                  \
+        (peak) = magnitude_ > (peak) ? magnitude_ : (peak);                                        \
+    } while (0)
+
+// The largest of a running maximum's 16 lanes and `largest` (NaN never wins).
+static inline __attribute__((always_inline)) float int8_peak_fold(const float *lanes, int n, float largest) {
+    for (int lane = 0; lane < n; lane++)
+        if (lanes[lane] > largest) largest = lanes[lane];
+    return largest;
+}
+
+// max |x| over n values (NaN never wins): a block's absmax in bitsandbytes' `quantize_cpu`.
+static inline __attribute__((always_inline)) float int8_absmax(const float *x, size_t n) {
     lowbit_f16 lanes = 0;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        lowbit_f16 magnitude = (lowbit_f16)((lowbit_u32x16)(*(const lowbit_uf16 *)(x + i)) & 0x7FFFFFFFu);
-        lanes = magnitude > lanes ? magnitude : lanes;
-    }
-    float largest = 0;
-    for (int lane = 0; lane < 16; lane++)
-        if (lanes[lane] > largest) largest = lanes[lane];
+    for (; i + 16 <= n; i += 16) INT8_PEAK(lowbit_f16, lowbit_u32x16, lanes, *(const lowbit_uf16 *)(x + i));
+    float folded[16];
+    *(lowbit_uf16 *)folded = lanes;
+    float largest = int8_peak_fold(folded, 16, 0);
     for (; i < n; i++) {
         float magnitude = __builtin_fabsf(x[i]);
         if (magnitude > largest) largest = magnitude;
     }
+    return largest;
+}
+
+// bitsandbytes' `quantize_cpu` for one block of n ≤ 256 values whose absmax is `largest` (0 gives
+// all-zero codes): each value's code from the table (when `wide`, 32 at a time from its search tree,
+// which gives the same codes).
+static inline __attribute__((always_inline)) void int8_encode(const float *x, size_t n, float largest, const uint8_t *table,
+                                                              const uint16_t *search, uint8_t *codes, float *absmax,
+                                                              bool wide) {
     *absmax = largest;
     if (largest == 0) {
         memset(codes, 0, n);
         return;
     }
     float scale = 1.0f / largest;
-    i = 0;
+    size_t i = 0;
     if (wide) {
         for (; i + 32 <= n; i += 32) search32_avx512(search, x + i, scale, codes + i);
     }
@@ -176,9 +193,10 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
     ((lowbit_f8){(t)[(k)[0]], (t)[(k)[1]], (t)[(k)[2]], (t)[(k)[3]], (t)[(k)[4]], (t)[(k)[5]],      \
                  (t)[(k)[6]], (t)[(k)[7]]})
 
-// One element-wise step on any vector width (V floats, UV their unaligned view) from the code values
-// M and VV: dequantize (value · absmax), then bitsandbytes' m, v and θ.
-#define INT8_ADAM_STEP(V, UV, M, VV, i)                                                            \
+// One element-wise step on any vector width (V floats, UV their unaligned view, U their uint32
+// lanes) from the code values M and VV: dequantize (value · absmax), then bitsandbytes' m, v and θ;
+// the new moments' magnitudes go into the running maxima peak1 and peak2 (V lanes).
+#define INT8_ADAM_STEP(V, UV, U, M, VV, i, peak1, peak2)                                           \
     do {                                                                                           \
         V m = (M), v = (VV);                                                                       \
         V g = *(const UV *)(gradient + (i)) * (V)(gradient_scale);                                 \
@@ -190,16 +208,19 @@ static inline __attribute__((always_inline)) void int8_quantize(const float *x, 
         *(UV *)(parameter + (i)) = p;                                                              \
         *(UV *)(new_m + (i)) = m;                                                                  \
         *(UV *)(new_v + (i)) = v;                                                                  \
+        INT8_PEAK(V, U, peak1, m);                                                                 \
+        INT8_PEAK(V, U, peak2, v);                                                                 \
         delta = p - old;                                                                           \
     } while (0)
 
-// One block of n ≤ 256 elements: the update into θ and the scratch moments, then both moments
-// quantized back. Returns the block's ‖Δθ‖² (lanes, then the scalar tail).
+// One block of n ≤ 256 elements: the update into θ and the scratch moments (with their absmax, found
+// on the way), then both moments quantized back. Returns the block's ‖Δθ‖² (lanes, then the scalar
+// tail), with (Δθ)² added by FMA when `fused`.
 static inline __attribute__((always_inline)) double int8_block(const struct optimizerd_int8_adam_buffers *b, size_t start,
                                                                 size_t n, const struct optimizerd_int8_adam_coefficients *c,
                                                                 const struct optimizerd_int8_maps *maps,
                                                                 const uint16_t *halves, float *new_m, float *new_v,
-                                                                bool wide) {
+                                                                bool wide, bool fused) {
     // Locals, so that the stores below (which the compiler cannot prove apart from `c` and `maps`)
     // do not reload them.
     const float beta1 = c->beta1, beta2 = c->beta2, one_minus_beta1 = c->one_minus_beta1;
@@ -212,6 +233,7 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
     size_t block = start / OPTIMIZERD_INT8_BLOCK;
     float absmax1 = b->absmax1[block], absmax2 = b->absmax2[block];
     lowbit_d8 lanes = 0;
+    lowbit_f16 peak1 = 0, peak2 = 0;
     size_t i = 0;
     if (wide) {
         for (; i + 32 <= n; i += 32) {
@@ -220,23 +242,33 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
             dequantize32_avx512(halves + 512, codes2 + i, values2);
             for (int half = 0; half < 32; half += 16) {
                 lowbit_f16 delta;
-                INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, *(const lowbit_f16 *)(values1 + half),
-                               *(const lowbit_f16 *)(values2 + half), i + half);
-                LOWBIT_ADD_SQUARE8(lanes, delta.lo, false);
-                LOWBIT_ADD_SQUARE8(lanes, delta.hi, false);
+                INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, lowbit_u32x16, *(const lowbit_f16 *)(values1 + half),
+                               *(const lowbit_f16 *)(values2 + half), i + half, peak1, peak2);
+                LOWBIT_ADD_SQUARE8(lanes, delta.lo, fused);
+                LOWBIT_ADD_SQUARE8(lanes, delta.hi, fused);
             }
         }
     }
     for (; i + 16 <= n; i += 16) {
         lowbit_f16 delta;
-        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, GATHER16(signed_codes, codes1 + i), GATHER16(unsigned_codes, codes2 + i), i);
-        LOWBIT_ADD_SQUARE8(lanes, delta.lo, false);
-        LOWBIT_ADD_SQUARE8(lanes, delta.hi, false);
+        INT8_ADAM_STEP(lowbit_f16, lowbit_uf16, lowbit_u32x16, GATHER16(signed_codes, codes1 + i),
+                       GATHER16(unsigned_codes, codes2 + i), i, peak1, peak2);
+        LOWBIT_ADD_SQUARE8(lanes, delta.lo, fused);
+        LOWBIT_ADD_SQUARE8(lanes, delta.hi, fused);
     }
+    float peaks[2][16];
+    *(lowbit_uf16 *)peaks[0] = peak1;
+    *(lowbit_uf16 *)peaks[1] = peak2;
+    float largest1 = int8_peak_fold(peaks[0], 16, 0), largest2 = int8_peak_fold(peaks[1], 16, 0);
     if (i + 8 <= n) {
-        lowbit_f8 delta;
-        INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, GATHER8(signed_codes, codes1 + i), GATHER8(unsigned_codes, codes2 + i), i);
-        LOWBIT_ADD_SQUARE8(lanes, delta, false);
+        lowbit_f8 delta, peak8_1 = 0, peak8_2 = 0;
+        INT8_ADAM_STEP(lowbit_f8, lowbit_uf8, lowbit_u32x8, GATHER8(signed_codes, codes1 + i),
+                       GATHER8(unsigned_codes, codes2 + i), i, peak8_1, peak8_2);
+        LOWBIT_ADD_SQUARE8(lanes, delta, fused);
+        *(lowbit_uf8 *)peaks[0] = peak8_1;
+        *(lowbit_uf8 *)peaks[1] = peak8_2;
+        largest1 = int8_peak_fold(peaks[0], 8, largest1);
+        largest2 = int8_peak_fold(peaks[1], 8, largest2);
         i += 8;
     }
     double update;
@@ -252,17 +284,21 @@ static inline __attribute__((always_inline)) double int8_block(const struct opti
         parameter[i] = p;
         new_m[i] = m;
         new_v[i] = v;
+        if (__builtin_fabsf(m) > largest1) largest1 = __builtin_fabsf(m);
+        if (__builtin_fabsf(v) > largest2) largest2 = __builtin_fabsf(v);
         double d = (double)(p - old);
         tail += d * d;
     }
-    int8_quantize(new_m, n, maps->signed_table, maps->signed_search, b->codes1 + start, b->absmax1 + block, wide);
-    int8_quantize(new_v, n, maps->unsigned_table, maps->unsigned_search, b->codes2 + start, b->absmax2 + block, wide);
+    int8_encode(new_m, n, largest1, maps->signed_table, maps->signed_search, b->codes1 + start, b->absmax1 + block, wide);
+    int8_encode(new_v, n, largest2, maps->unsigned_table, maps->unsigned_search, b->codes2 + start, b->absmax2 + block,
+                wide);
     return update + tail;
 }
 
 static inline __attribute__((always_inline)) double int8_run(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                               const struct optimizerd_int8_adam_coefficients *c,
-                                                              const struct optimizerd_int8_maps *maps, bool wide) {
+                                                              const struct optimizerd_int8_maps *maps, bool wide,
+                                                              bool fused) {
     float new_m[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
     float new_v[OPTIMIZERD_INT8_BLOCK] __attribute__((aligned(64)));
     // Both maps' values as 16-bit halves (signed map first) for the wide dequantizer.
@@ -274,14 +310,14 @@ static inline __attribute__((always_inline)) double int8_run(const struct optimi
     double total = 0;
     for (size_t start = 0; start < count; start += OPTIMIZERD_INT8_BLOCK) {
         size_t n = count - start < OPTIMIZERD_INT8_BLOCK ? count - start : OPTIMIZERD_INT8_BLOCK;
-        total += int8_block(b, start, n, c, maps, halves, new_m, new_v, wide);
+        total += int8_block(b, start, n, c, maps, halves, new_m, new_v, wide, fused);
     }
     return total;
 }
 
 static double int8_baseline(const struct optimizerd_int8_adam_buffers *b, size_t count,
                             const struct optimizerd_int8_adam_coefficients *c, const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps, false);
+    return int8_run(b, count, c, maps, false, false);
 }
 
 #if defined(__x86_64__)
@@ -289,32 +325,32 @@ static double int8_baseline(const struct optimizerd_int8_adam_buffers *b, size_t
 __attribute__((target("avx2,fma"))) static double int8_avx2(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                             const struct optimizerd_int8_adam_coefficients *c,
                                                             const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps, false);
+    return int8_run(b, count, c, maps, false, true);
 }
 
 __attribute__((target("avx512f,avx512vl,avx512bw"))) static double int8_avx512(const struct optimizerd_int8_adam_buffers *b, size_t count,
                                                                       const struct optimizerd_int8_adam_coefficients *c,
                                                                       const struct optimizerd_int8_maps *maps) {
-    return int8_run(b, count, c, maps, true);
+    return int8_run(b, count, c, maps, true, true);
 }
 #endif
 
 static void quantize_baseline(const float *x, size_t n, const uint8_t *table, const uint16_t *search, uint8_t *codes,
                               float *absmax) {
-    int8_quantize(x, n, table, search, codes, absmax, false);
+    int8_encode(x, n, int8_absmax(x, n), table, search, codes, absmax, false);
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) static void quantize_avx2(const float *x, size_t n, const uint8_t *table,
                                                               const uint16_t *search, uint8_t *codes, float *absmax) {
-    int8_quantize(x, n, table, search, codes, absmax, false);
+    int8_encode(x, n, int8_absmax(x, n), table, search, codes, absmax, false);
 }
 
 __attribute__((target("avx512f,avx512vl,avx512bw"))) static void quantize_avx512(const float *x, size_t n,
                                                                                  const uint8_t *table,
                                                                                  const uint16_t *search, uint8_t *codes,
                                                                                  float *absmax) {
-    int8_quantize(x, n, table, search, codes, absmax, true);
+    int8_encode(x, n, int8_absmax(x, n), table, search, codes, absmax, true);
 }
 #endif
 
