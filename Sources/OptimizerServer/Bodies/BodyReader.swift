@@ -95,6 +95,10 @@ struct BodyReader: Sendable {
             throw ProblemError.incompleteBody(error)
         }
         metrics.recordBytesIn(body.readableBytes)
+        // A reused block may still hold pages an earlier, larger body touched past this one's end.
+        body.withUnsafeReadableBytes { bytes in
+            if let start = bytes.baseAddress { BufferPool.shared.discardPages(of: start, after: bytes.count) }
+        }
         return (body, coding)
     }
 }

@@ -14,7 +14,11 @@ import Darwin
 /// ~8000 for an 8M-parameter f32 body, every step, both ways — and unmapping it afterwards. The
 /// pool keeps the blocks of bodies that are done (``deallocate(_:)``) and hands them to the next
 /// body of a similar size (at least its size, at most twice it), whose pages are then already
-/// resident. Smaller buffers go straight to malloc, untracked.
+/// resident. Smaller buffers go straight to malloc, untracked. Of the blocks that fit, the one
+/// whose resident part covers the size most closely is taken (no new page faults, least memory
+/// idle in it), and a block handed to a smaller body than it served before gives its pages past
+/// that size back to the system (`madvise(MADV_DONTNEED)`): a 200M-parameter model's 800 MB
+/// upload body, reused for its 400 MB step bodies, then holds 400 MB, not 800.
 ///
 /// A step's float32 copy of 16-bit gradients comes from the pool too (``scratchAllocator``): one
 /// block for all of a request's conversions, as large as the same model's next step needs again.
@@ -52,13 +56,16 @@ final class BufferPool: Sendable {
     private struct Block {
         let address: UInt
         let capacity: Int
+        /// How many bytes from its start may be resident: the most handed out since it was
+        /// allocated or last trimmed.
+        let touched: Int
         /// The ``releaseIdle(afterRounds:)`` round in which it was returned.
         let round: Int
     }
 
     private struct State {
-        /// Pooled blocks in use: address → capacity.
-        var live: [UInt: Int] = [:]
+        /// Pooled blocks in use: address → capacity and touched bytes.
+        var live: [UInt: (capacity: Int, touched: Int)] = [:]
         /// Free blocks, oldest first.
         var idle: [Block] = []
         var round = 0
@@ -76,28 +83,76 @@ final class BufferPool: Sendable {
     }
 
     /// At least `size` bytes: an idle block of `size`…`2 × size` bytes if there is one, else new.
+    ///
+    /// Of the fitting idle blocks, one whose touched bytes cover `size` is preferred, the fewest
+    /// touched first (then the smallest capacity); else the most touched. The pages of a block
+    /// past `size` are given back when more than ``trimmedBytes`` of them were touched before.
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         guard size >= minimumPooledBytes else { return Self.systemAllocate(size) }
-        let reused = state.withLock { state -> UInt? in
+        let reused = state.withLock { state -> (address: UInt, touched: Int)? in
             let fitting = state.idle.indices.filter { state.idle[$0].capacity >= size && state.idle[$0].capacity / 2 <= size }
-            guard let best = fitting.min(by: { state.idle[$0].capacity < state.idle[$1].capacity }) else { return nil }
+            guard let best = fitting.min(by: { Self.prefers(state.idle[$0], over: state.idle[$1], for: size) }) else { return nil }
             let block = state.idle.remove(at: best)
-            state.live[block.address] = block.capacity
-            return block.address
+            let kept = block.touched - size > Self.trimmedBytes ? size : max(block.touched, size)
+            state.live[block.address] = (block.capacity, kept)
+            return (block.address, block.touched)
         }
-        if let reused { return UnsafeMutableRawPointer(bitPattern: reused)! }
+        if let (key, touched) = reused {
+            let address = UnsafeMutableRawPointer(bitPattern: key)!
+            if touched - size > Self.trimmedBytes { Self.discardPages(of: address, from: size, to: touched) }
+            return address
+        }
         let address = Self.systemAllocate(size)
         let key = UInt(bitPattern: address)
-        state.withLock { $0.live[key] = size }
+        state.withLock { $0.live[key] = (size, size) }
         return address
+    }
+
+    /// Gives back the pages of a block in use past its first `used` bytes, when an earlier user
+    /// touched more than ``trimmedBytes`` beyond them: for a body that turned out smaller than
+    /// the block's capacity (a `ByteBuffer` asks for the next power of two). No effect on memory
+    /// that is not a pooled block's start.
+    func discardPages(of address: UnsafeRawPointer, after used: Int) {
+        let key = UInt(bitPattern: address)
+        let touched = state.withLock { state -> Int? in
+            guard let block = state.live[key], block.touched - used > Self.trimmedBytes else { return nil }
+            state.live[key] = (block.capacity, used)
+            return block.touched
+        }
+        if let touched { Self.discardPages(of: UnsafeMutableRawPointer(mutating: address), from: used, to: touched) }
+    }
+
+    /// Touched bytes past the size asked for above which a reused block gives its pages back.
+    static let trimmedBytes = 1 << 20
+
+    /// Whether `block` serves `size` bytes better than `other` (see ``allocate(_:)``).
+    private static func prefers(_ block: Block, over other: Block, for size: Int) -> Bool {
+        switch (block.touched >= size, other.touched >= size) {
+        case (true, false): return true
+        case (false, true): return false
+        case (true, true): return (block.touched, block.capacity) < (other.touched, other.capacity)
+        case (false, false): return (block.touched, -block.capacity) > (other.touched, -other.capacity)
+        }
+    }
+
+    /// Gives the whole pages of `address[start..<end]` back to the system (they read as zeros when
+    /// touched again). Only memory inside a block this pool handed out, so malloc's own bookkeeping
+    /// (before the block, or after its end) is never touched.
+    private static func discardPages(of address: UnsafeMutableRawPointer, from start: Int, to end: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let base = Int(bitPattern: address)
+        let first = (base + start + page - 1) / page * page
+        let last = (base + end) / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, Int32(MADV_DONTNEED))
     }
 
     /// Returns a block to the pool (a pooled one) or to malloc (a small one).
     func deallocate(_ address: UnsafeMutableRawPointer) {
         let key = UInt(bitPattern: address)
         let toFree = state.withLock { state -> UInt? in
-            guard let capacity = state.live.removeValue(forKey: key) else { return key }
-            state.idle.append(Block(address: key, capacity: capacity, round: state.round))
+            guard let block = state.live.removeValue(forKey: key) else { return key }
+            state.idle.append(Block(address: key, capacity: block.capacity, touched: block.touched, round: state.round))
             return state.idle.count > maxIdleBlocks ? state.idle.removeFirst().address : nil
         }
         if let toFree { Self.release(toFree) }

@@ -3,6 +3,10 @@ import Testing
 
 @testable import OptimizerServer
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Large body buffers are reused for bodies of a similar size, bounded, and released when idle.
 struct BufferPoolTests {
     private let megabyte = 1 << 20
@@ -37,6 +41,71 @@ struct BufferPoolTests {
         let taken = [pool.allocate(4 * megabyte), pool.allocate(4 * megabyte)]
         #expect(taken == [blocks[1], blocks[2]])
         for block in taken { pool.deallocate(block) }
+    }
+
+    @Test func aBlockCoveringTheSizeWithFewerTouchedPagesIsPreferred() {
+        let pool = BufferPool()
+        let wide = pool.allocate(8 * megabyte)
+        pool.deallocate(wide)
+        let trimmed = pool.allocate(5 * megabyte)  // the 8 MiB block, its pages past 5 MiB given back
+        let narrow = pool.allocate(6 * megabyte)
+        #expect(trimmed == wide && narrow != wide)
+        pool.deallocate(trimmed)
+        pool.deallocate(narrow)
+        // Both fit 5 MiB; the 8 MiB one has 5 MiB touched, the 6 MiB one 6: no faults either way,
+        // and the one holding less memory is taken (the smallest capacity would have been the other).
+        let taken = [pool.allocate(5 * megabyte), pool.allocate(6 * megabyte)]
+        #expect(taken == [wide, narrow])
+        for block in taken { pool.deallocate(block) }
+    }
+
+    @Test func aBlockReusedForLessGivesBackThePagesPastTheNewSize() throws {
+        let pool = BufferPool()
+        let block = returnedFullyTouched(pool)
+        let reused = pool.allocate(9 * megabyte)
+        #expect(reused == block)
+        try expectResident(reused, through: 9)
+        #expect(reused.load(fromByteOffset: 9 * megabyte - 1, as: UInt8.self) == 1)
+        pool.deallocate(reused)
+    }
+
+    @Test func aBodySmallerThanItsBlockGivesBackWhatAnEarlierBodyTouchedPastIt() throws {
+        let pool = BufferPool()
+        _ = returnedFullyTouched(pool)
+        let reused = pool.allocate(16 * megabyte)
+        pool.discardPages(of: reused, after: 3 * megabyte)
+        try expectResident(reused, through: 3)
+        pool.discardPages(of: UnsafeRawPointer(reused) + 4096, after: 0)  // not a block's start: nothing happens
+        #expect(try residentPages(reused, bytes: 3 * megabyte).allSatisfy { $0 })
+        pool.deallocate(reused)
+    }
+
+    /// A 16 MiB block of `pool`, every page written, returned to the pool.
+    private func returnedFullyTouched(_ pool: BufferPool) -> UnsafeMutableRawPointer {
+        let block = pool.allocate(16 * megabyte)
+        block.initializeMemory(as: UInt8.self, repeating: 1, count: 16 * megabyte)
+        pool.deallocate(block)
+        return block
+    }
+
+    /// Expects the first `mebibytes` MiB of a 16 MiB block resident and its pages from one MiB
+    /// further on given back (but the last, which reaches past the block).
+    private func expectResident(_ block: UnsafeMutableRawPointer, through mebibytes: Int) throws {
+        let pages = try residentPages(block, bytes: 16 * megabyte)
+        let perMebibyte = pages.count / 16
+        #expect(pages[..<(mebibytes * perMebibyte)].allSatisfy { $0 })
+        #expect(pages[((mebibytes + 1) * perMebibyte)...].dropLast().allSatisfy { !$0 })
+    }
+
+    /// Which pages of `bytes` bytes from `address` (rounded out to whole pages) are resident (`mincore`).
+    private func residentPages(_ address: UnsafeMutableRawPointer, bytes: Int) throws -> [Bool] {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: address) / page * page
+        let count = (Int(bitPattern: address) + bytes - start + page - 1) / page
+        var vector = [UInt8](repeating: 0, count: count)
+        let status = mincore(UnsafeMutableRawPointer(bitPattern: start), count * page, &vector)
+        try #require(status == 0)
+        return vector.map { $0 & 1 == 1 }
     }
 
     @Test func smallBuffersAreNotPooled() {
