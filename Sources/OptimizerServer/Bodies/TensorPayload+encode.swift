@@ -6,7 +6,8 @@ extension TensorPayload {
     /// Encodes named tensors and metadata as a safetensors buffer, converting to `dtype`.
     ///
     /// Writes straight into one response buffer from ``BufferPool`` (no intermediate array; a large
-    /// one reused from an earlier answer, already resident). Deterministic: the same
+    /// one reused, already resident: a step's answer usually takes its own request's block, let
+    /// go of before the answer is encoded, see ``StepRequest``). Deterministic: the same
     /// tensors and metadata always give the same bytes, which idempotent step retries rely on.
     static func encode(
         _ tensors: [(name: String, tensor: TensorBuffer)],

@@ -46,10 +46,12 @@ struct TensorRoutes {
         let query = request.uri.queryParameters
         let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
         var timing = ServerTiming()
-        let payload = try await dependencies.bodies.readTensors(request, purpose: "this step", isStep: true, timing: &timing)
-        let metadata = try StepMetadata(payload.metadata)
+        // The body goes straight into the request, its only holder (see StepRequest).
+        let step = try StepRequest(
+            payload: await dependencies.bodies.readTensors(request, purpose: "this step", isStep: true, timing: &timing),
+            options: options)
         let start = ContinuousClock.now
-        let outcome = try await session.step(StepRequest(payload: payload, metadata: metadata, options: options))
+        let outcome = try await session.step(step)
         if !outcome.isRetry { dependencies.metrics.recordStep(duration: ContinuousClock.now - start) }
         timing.append(outcome.timing)
         return try await dependencies.binaryResponse(

@@ -42,11 +42,9 @@ extension SessionState {
         precondition(journal == nil, "replay runs before the journal is attached")
         switch record.kind {
         case .step:
-            let payload = try TensorPayload(parsing: ByteBuffer(bytes: record.body))
-            let request = StepRequest(
-                payload: payload,
-                metadata: try StepMetadata(payload.metadata),
-                options: try ResponseOptions(returnValue: "none", dtypeValue: nil)
+            let request = try StepRequest(
+                payload: TensorPayload(parsing: ByteBuffer(bytes: record.body)),
+                options: ResponseOptions(returnValue: "none", dtypeValue: nil)
             )
             _ = try step(request, parallelism: parallelism)
         case .parameters:

@@ -31,7 +31,7 @@ extension SessionState {
     /// gradients converted to float32, sparse gradients scattered into dense ones, the response's
     /// tensors (float32 at most), and with `return=delta` the copy kept of the parameters.
     func stepStaging(_ request: StepRequest) -> Int {
-        let header = request.payload.header
+        let header = request.header
         var elements = Self.conversionBytes(header) / MemoryLayout<Float>.stride
         var touched = Set<Int>()
         for entry in header.tensors {

@@ -24,20 +24,23 @@ extension SessionState {
         let start = ContinuousClock.now
         var validated = start
         var logged = start
-        let applied = try request.payload.bytes.withUnsafeReadableBytes { body in
-            try session.step(
-                request.metadata, gradients: request.payload.header, in: body,
-                keepingDelta: request.options.content == .delta, parallelism: parallelism,
-                scratch: BufferPool.scratchAllocator
-            ) { _ in
-                validated = ContinuousClock.now
-                // The write-ahead log gets the request before the state moves: if the disk refuses
-                // it, nothing has changed and the client gets 507/503. (With durability snapshot,
-                // steps are not logged: background snapshots carry them.)
-                if let journal, journal.logsSteps {
-                    try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
+        // The body is let go of once applied, so that the answer below can reuse its memory.
+        let applied = try request.consumingPayload { payload in
+            try payload.bytes.withUnsafeReadableBytes { body in
+                try session.step(
+                    request.metadata, gradients: payload.header, in: body,
+                    keepingDelta: request.options.content == .delta, parallelism: parallelism,
+                    scratch: BufferPool.scratchAllocator
+                ) { _ in
+                    validated = ContinuousClock.now
+                    // The write-ahead log gets the request before the state moves: if the disk refuses
+                    // it, nothing has changed and the client gets 507/503. (With durability snapshot,
+                    // steps are not logged: background snapshots carry them.)
+                    if let journal, journal.logsSteps {
+                        try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
+                    }
+                    logged = ContinuousClock.now
                 }
-                logged = ContinuousClock.now
             }
         }
         let appliedAt = ContinuousClock.now
