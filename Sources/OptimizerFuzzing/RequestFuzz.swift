@@ -8,7 +8,7 @@ import OptimizerWire
 /// again as gradients). They go through the daemon's own code: the configuration is decoded and
 /// validated (`SessionConfiguration`); the upload and each step run through OptimizerWire's request
 /// functions, which the daemon's routes and its log replay call too
-/// (`OptimizerSession.setParameters(from:in:beforeChange:)`, and
+/// (`OptimizerSession.setParameters(from:in:parallelism:beforeChange:)`, and
 /// `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:scratch:beforeApply:)` after
 /// `StepMetadata` parsed the body's `__metadata__`: the `step` number check, sparse pairs, duplicate
 /// and unknown tensors, validation and the update). Finally the parameters are encoded as a step's

@@ -51,52 +51,75 @@ public final class OptimizerSession {
     /// Uploads parameter values: new names are added (with fresh optimizer state), existing names are
     /// overwritten in place and keep their state (a re-sync). Shapes of existing parameters cannot change.
     ///
+    /// Every tensor is checked before anything changes: a new parameter is copied in the same pass
+    /// that checks its values (``TensorBuffer/finiteCopy(of:shape:parallelism:)``), an existing
+    /// one checked, then overwritten after `beforeChange`.
+    ///
+    /// - Parameters:
+    ///   - parallelism: Threads the check and the copy of one large tensor may use.
+    ///   - beforeChange: Runs once the upload is known to be valid, before anything changes (the
+    ///     server appends the upload to its write-ahead log here); if it throws, nothing changes.
     /// - Throws: ``OptimizerError`` for an empty or duplicate name, a shape that differs from the
-    ///   existing parameter's, or a non-finite value. Nothing changes on error.
-    public func setParameters(_ tensors: [TensorView]) throws {
-        try checkParameters(tensors)
+    ///   existing parameter's, or a non-finite value (the first problem in tensor order), or what
+    ///   `beforeChange` throws. Nothing changes on error.
+    public func setParameters(
+        _ tensors: [TensorView], parallelism: Parallelism = .serial, beforeChange: () throws -> Void = {}
+    ) throws {
+        var seen = Set<String>()
+        var copies: [TensorBuffer?] = []
         for tensor in tensors {
-            if let index = indexByName[tensor.name] {
-                parameters[index].assign(tensor.values)
+            try checkParameter(tensor, seen: &seen)
+            if indexByName[tensor.name] == nil {
+                guard let copy = TensorBuffer.finiteCopy(of: tensor.values, shape: tensor.shape, parallelism: parallelism) else {
+                    throw Self.nonFinite(tensor)
+                }
+                copies.append(copy)
             } else {
+                guard Reduction.allFinite(tensor.values, parallelism: parallelism) else { throw Self.nonFinite(tensor) }
+                copies.append(nil)
+            }
+        }
+        try beforeChange()
+        for (tensor, copy) in zip(tensors, copies) {
+            if let index = indexByName[tensor.name] {
+                parameters[index].assign(tensor.values, parallelism: parallelism)
+            } else if let copy {
                 indexByName[tensor.name] = parameters.count
                 parameterNames.append(tensor.name)
-                parameters.append(TensorBuffer(shape: tensor.shape, copying: tensor.values))
+                parameters.append(copy)
                 states.append(StateSlots())
                 groupOfParameter.append(configuration.groupIndex(ofParameter: tensor.name))
             }
         }
     }
 
-    /// Checks an upload exactly as ``setParameters(_:)`` does, without changing anything (so a caller
-    /// can log the upload durably between the check and the change).
-    ///
-    /// - Throws: ``OptimizerError``, as ``setParameters(_:)``.
-    public func checkParameters(_ tensors: [TensorView]) throws {
-        var seen = Set<String>()
-        for tensor in tensors {
-            guard !tensor.name.isEmpty else {
-                throw OptimizerError.tensor(.unknownTensor, tensor.name, "parameter names must not be empty")
-            }
-            guard seen.insert(tensor.name).inserted else {
-                throw OptimizerError.tensor(.duplicateTensor, tensor.name, "given twice")
-            }
-            guard tensor.values.count == tensor.shape.elementCount else {
-                throw OptimizerError.tensor(
-                    .shapeMismatch, tensor.name,
-                    "\(tensor.values.count) values do not fill shape \(tensor.shape)"
-                )
-            }
-            if let index = indexByName[tensor.name], parameters[index].shape != tensor.shape {
-                throw OptimizerError.tensor(
-                    .shapeMismatch, tensor.name,
-                    "has shape \(parameters[index].shape) in this session, got \(tensor.shape)"
-                )
-            }
-            if let bad = Reduction.firstNonFinite(tensor.values) {
-                throw OptimizerError.tensor(.nonFiniteValue, tensor.name, "element \(bad) is \(tensor.values[bad])")
-            }
+    /// Checks one uploaded tensor's name (not empty, not in `seen`, which it joins) and shape
+    /// (filled by its values, and the existing parameter's).
+    private func checkParameter(_ tensor: TensorView, seen: inout Set<String>) throws {
+        guard !tensor.name.isEmpty else {
+            throw OptimizerError.tensor(.unknownTensor, tensor.name, "parameter names must not be empty")
         }
+        guard seen.insert(tensor.name).inserted else {
+            throw OptimizerError.tensor(.duplicateTensor, tensor.name, "given twice")
+        }
+        guard tensor.values.count == tensor.shape.elementCount else {
+            throw OptimizerError.tensor(
+                .shapeMismatch, tensor.name,
+                "\(tensor.values.count) values do not fill shape \(tensor.shape)"
+            )
+        }
+        if let index = indexByName[tensor.name], parameters[index].shape != tensor.shape {
+            throw OptimizerError.tensor(
+                .shapeMismatch, tensor.name,
+                "has shape \(parameters[index].shape) in this session, got \(tensor.shape)"
+            )
+        }
+    }
+
+    /// The error for an uploaded tensor with a NaN or infinity, naming the first one.
+    private static func nonFinite(_ tensor: TensorView) -> OptimizerError {
+        let bad = Reduction.firstNonFinite(tensor.values) ?? 0
+        return OptimizerError.tensor(.nonFiniteValue, tensor.name, "element \(bad) is \(tensor.values[bad])")
     }
 
     /// Replaces the configuration (a hyperparameter change mid-run); state is kept.

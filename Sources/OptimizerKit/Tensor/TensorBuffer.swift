@@ -14,21 +14,29 @@ public final class TensorBuffer {
     /// The elements, row-major. Valid for the lifetime of the buffer.
     public let pointer: UnsafeMutablePointer<Float>
 
-    /// Creates a zero-filled tensor.
-    public init(zeros shape: TensorShape) {
+    /// Creates a tensor whose elements the caller writes before reading any (a float has no
+    /// invalid bit patterns; this only skips a fill that would be overwritten).
+    init(uninitialized shape: TensorShape) {
         self.shape = shape
         self.count = shape.elementCount
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: max(count, 1) * MemoryLayout<Float>.stride,
             alignment: 64
         )
-        self.pointer = raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+        self.pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if count == 0 { pointer.initialize(to: 0) }  // the one placeholder element, never written
+    }
+
+    /// Creates a zero-filled tensor.
+    public convenience init(zeros shape: TensorShape) {
+        self.init(uninitialized: shape)
+        pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
     /// Creates a tensor holding a copy of `values`, which must have `shape.elementCount` elements.
     public convenience init(shape: TensorShape, copying values: UnsafeBufferPointer<Float>) {
         precondition(values.count == shape.elementCount, "\(values.count) values for shape \(shape)")
-        self.init(zeros: shape)
+        self.init(uninitialized: shape)
         if let base = values.baseAddress, count > 0 { pointer.update(from: base, count: count) }
     }
 
@@ -57,10 +65,15 @@ public final class TensorBuffer {
     /// A copy of the elements as an array.
     public var values: [Float] { Array(readOnly) }
 
-    /// Overwrites every element with `values`, which must have `count` elements.
-    public func assign(_ values: UnsafeBufferPointer<Float>) {
+    /// Overwrites every element with `values`, which must have `count` elements, on up to
+    /// `parallelism.threads` threads.
+    public func assign(_ values: UnsafeBufferPointer<Float>, parallelism: Parallelism = .serial) {
         precondition(values.count == count)
-        if let base = values.baseAddress, count > 0 { pointer.update(from: base, count: count) }
+        guard let source = values.baseAddress, count > 0 else { return }
+        let target = pointer
+        Chunking.forEach(count: count, parallelism: parallelism) { range in
+            (target + range.lowerBound).update(from: source + range.lowerBound, count: range.count)
+        }
     }
 
     /// The L2 norm of all elements, accumulated in Double in a fixed order.

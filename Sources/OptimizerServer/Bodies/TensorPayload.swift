@@ -6,7 +6,7 @@ import OptimizerWire
 ///
 /// Parsing validates the whole structure (OptimizerWire's ``SafetensorsHeader``), so a malformed body
 /// is rejected before any session is touched. Tensor values are read later, under the session's lock,
-/// by OptimizerWire's request functions (`OptimizerSession.setParameters(from:in:beforeChange:)`
+/// by OptimizerWire's request functions (`OptimizerSession.setParameters(from:in:parallelism:beforeChange:)`
 /// and `OptimizerSession.step(_:gradients:in:keepingDelta:parallelism:scratch:beforeApply:)`).
 struct TensorPayload: Sendable {
     let bytes: ByteBuffer

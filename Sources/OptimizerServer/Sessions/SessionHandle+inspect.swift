@@ -20,7 +20,7 @@ extension SessionHandle {
         return try await withState { [self] state in
             let planned = payload.header.tensors.map { (name: $0.name, shape: TensorShape($0.shape)) }
             try admitting(state.memoryFootprint(adding: planned), stepBytes: state.stepRoom(adding: planned), for: "this upload") {
-                try state.setParameters(payload)
+                try state.setParameters(payload, parallelism: parallelism)
             }
             return state.summary(of: self)
         }

@@ -12,11 +12,11 @@ struct ConfigurationChange: Codable, Sendable {
 
 extension SessionState {
     /// Uploads parameters: checked, logged, then applied (OptimizerWire's
-    /// ``OptimizerSession/setParameters(from:in:beforeChange:)`` with the log in between).
-    mutating func setParameters(_ payload: TensorPayload) throws {
+    /// ``OptimizerSession/setParameters(from:in:parallelism:beforeChange:)`` with the log in between).
+    mutating func setParameters(_ payload: TensorPayload, parallelism: Parallelism) throws {
         let (session, journal) = (self.session, self.journal)
         try payload.bytes.withUnsafeReadableBytes { body in
-            try session.setParameters(from: payload.header, in: body) {
+            try session.setParameters(from: payload.header, in: body, parallelism: parallelism) {
                 try journal?.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
             }
         }
@@ -48,7 +48,7 @@ extension SessionState {
             )
             _ = try step(request, parallelism: parallelism)
         case .parameters:
-            try setParameters(try TensorPayload(parsing: ByteBuffer(bytes: record.body)))
+            try setParameters(try TensorPayload(parsing: ByteBuffer(bytes: record.body)), parallelism: parallelism)
         case .configure:
             try reconfigure(try JSONDecoder().decode(ConfigurationChange.self, from: Data(record.body)))
         case .commit:

@@ -11,19 +11,20 @@ extension OptimizerSession {
     /// - Parameters:
     ///   - header: The body's validated header.
     ///   - body: The buffer `header` was parsed from.
+    ///   - parallelism: Threads one tensor's conversion, check and copy may use.
     ///   - beforeChange: Runs once the upload is known to be valid, before anything changes (the
     ///     server appends the body to its write-ahead log here); if it throws, nothing changes.
     /// - Throws: ``SafetensorsError`` for a dtype that is not a float, ``OptimizerError`` as
-    ///   ``OptimizerSession/checkParameters(_:)``, or what `beforeChange` throws. Nothing changes on error.
+    ///   ``OptimizerSession/setParameters(_:parallelism:beforeChange:)``, or what `beforeChange`
+    ///   throws. Nothing changes on error.
     public func setParameters(
         from header: SafetensorsHeader,
         in body: UnsafeRawBufferPointer,
+        parallelism: Parallelism = .serial,
         beforeChange: () throws -> Void = {}
     ) throws {
-        try header.withFloatTensors(in: body, sparseShape: nil) { tensors in
-            try checkParameters(tensors)
-            try beforeChange()
-            try setParameters(tensors)
+        try header.withFloatTensors(in: body, sparseShape: nil, parallelism: parallelism) { tensors in
+            try setParameters(tensors, parallelism: parallelism, beforeChange: beforeChange)
         }
     }
 
