@@ -15,9 +15,9 @@ import Darwin
 /// pool keeps the blocks of bodies that are done (``deallocate(_:)``) and hands them to the next
 /// body of a similar size (at least its size, at most twice it), whose pages are then already
 /// resident. Smaller buffers go straight to malloc, untracked. Of the blocks that fit, the one
-/// whose resident part covers the size most closely is taken (no new page faults, least memory
-/// idle in it), and a block handed to a smaller body than it served before gives its pages past
-/// that size back to the system (`madvise(MADV_DONTNEED)`): a 200M-parameter model's 800 MB
+/// whose touched part is closest to the size is taken (fewest pages to fault in or give back), and
+/// a block handed to a smaller body than it served before gives its pages past that size back to
+/// the system (`madvise(MADV_DONTNEED)`): a 200M-parameter model's 800 MB
 /// upload body, reused for its 400 MB step bodies, then holds 400 MB, not 800.
 ///
 /// A step's float32 copy of 16-bit gradients comes from the pool too (``scratchAllocator``): one
@@ -84,9 +84,9 @@ final class BufferPool: Sendable {
 
     /// At least `size` bytes: an idle block of `size`…`2 × size` bytes if there is one, else new.
     ///
-    /// Of the fitting idle blocks, one whose touched bytes cover `size` is preferred, the fewest
-    /// touched first (then the smallest capacity); else the most touched. The pages of a block
-    /// past `size` are given back when more than ``trimmedBytes`` of them were touched before.
+    /// Of the fitting idle blocks, the one whose touched bytes are closest to `size` is taken (the
+    /// fewest pages to fault in or give back; then the smallest). The pages of a block past `size`
+    /// are given back when more than ``trimmedBytes`` of them were touched before.
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         guard size >= minimumPooledBytes else { return Self.systemAllocate(size) }
         let reused = state.withLock { state -> (address: UInt, touched: Int)? in
@@ -126,13 +126,12 @@ final class BufferPool: Sendable {
     static let trimmedBytes = 1 << 20
 
     /// Whether `block` serves `size` bytes better than `other` (see ``allocate(_:)``).
+    ///
+    /// By touched bytes rather than capacity: a `ByteBuffer` asks for the next power of two, so a
+    /// 400 MB body asks for 512 MiB and touches 400 MB of it; its block then stays its own, and the
+    /// 800 MB scratch block, a closer fit by capacity, stays the scratch's.
     private static func prefers(_ block: Block, over other: Block, for size: Int) -> Bool {
-        switch (block.touched >= size, other.touched >= size) {
-        case (true, false): return true
-        case (false, true): return false
-        case (true, true): return (block.touched, block.capacity) < (other.touched, other.capacity)
-        case (false, false): return (block.touched, -block.capacity) > (other.touched, -other.capacity)
-        }
+        (abs(block.touched - size), block.capacity) < (abs(other.touched - size), other.capacity)
     }
 
     /// Gives the whole pages of `address[start..<end]` back to the system (they read as zeros when
