@@ -16,7 +16,12 @@ extension SessionHandle {
     ///   Nothing changes on error.
     func setParameters(_ payload: TensorPayload) async throws -> SessionSummary {
         let staging = try memory.budget.reserve(SessionState.conversionBytes(payload.header), for: .staging, purpose: "this upload")
-        defer { staging.release() }
+        defer {
+            staging.release()
+            // The body is done with: its bytes leave the budget now, before the answer goes out,
+            // not whenever the compute thread lets go of the closure that held it.
+            payload.memory?.release()
+        }
         return try await withState { [self] state in
             let planned = payload.header.tensors.map { (name: $0.name, shape: TensorShape($0.shape)) }
             try admitting(state.memoryFootprint(adding: planned), stepBytes: state.stepRoom(adding: planned), for: "this upload") {
