@@ -26,6 +26,9 @@ struct CheckpointRoutes {
     @Sendable func restore(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
         let payload = try await dependencies.bodies.readTensors(request, purpose: "this checkpoint restore")
+        // The body leaves the memory budget before the answer goes out, not whenever the compute
+        // thread lets go of the closure that held it (as for parameter uploads).
+        defer { payload.memory?.release() }
         let summary = try await session.restore(checkpoint: payload.bytes)
         context.logger.info(
             "checkpoint restored",

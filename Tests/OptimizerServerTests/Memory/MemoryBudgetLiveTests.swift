@@ -86,4 +86,22 @@ struct MemoryBudgetLiveTests {
             try await client.putParameters(other, try Self.tensor("c", 1))
         }
     }
+
+    @Test func aRestoredCheckpointsBodyLeavesTheBudgetBeforeTheAnswer() async throws {
+        let app = try makeApp(maxMemory: Self.budget)
+        try await app.test(.router) { client in
+            let session = try await client.createSession(#"{"optimizer":"adam"}"#)
+            try await client.putParameters(session, try Self.tensor("a", 0.5))
+            let checkpoint = try await client.execute(uri: session.path + "/checkpoint", method: .get, headers: session.auth)
+            #expect(checkpoint.status == .ok)
+            for _ in 0..<3 {
+                let restore = try await client.execute(
+                    uri: session.path + "/checkpoint", method: .put, headers: session.auth, body: checkpoint.body)
+                #expect(restore.status == .ok, "\(String(buffer: restore.body))")
+                // Right after the answer only the session is counted: neither the body nor its copies.
+                let admitted = try #require(try await client.summary(session)["memory_bytes"] as? Int)
+                #expect(try await Self.metric(client, "optimizerd_memory_used_bytes") == Double(admitted))
+            }
+        }
+    }
 }
