@@ -88,6 +88,33 @@ public final class SessionJournal {
         if syncNow || configuration.fsync == .never { loggedStep = step }
     }
 
+    /// Appends a record whose body was spooled while it arrived (``BodySpool``): the spool file
+    /// becomes the log's, and only a small record naming it is written now. Falls back to writing
+    /// `body` (the same bytes, in memory) when the spool is not this body's.
+    ///
+    /// - Throws: ``StoreError``; the log is unchanged then, and the caller must not apply the change.
+    public func append(
+        kind: LogRecord.Kind, step: Int, contentEncoding: String?, body: UnsafeRawBufferPointer, spooled: SpooledBody?
+    ) throws {
+        guard let spooled, contentEncoding == nil, spooled.length == body.count,
+            spooled.path.hasPrefix(directory + "/")
+        else { return try append(kind: kind, step: step, contentEncoding: contentEncoding, body: body) }
+        let syncNow = configuration.fsync == .always
+        try log.append(
+            kind: kind, step: UInt64(step), spooled: spooled, sync: syncNow, deferSync: configuration.fsync != .always && configuration.fsync != .never)
+        appendedStep = step
+        if syncNow || configuration.fsync == .never { loggedStep = step }
+    }
+
+    /// Where this session's large request bodies (steps, when they are logged, and parameter
+    /// uploads) may be spooled while they arrive: in its directory, from the log's direct-write
+    /// minimum; nil when direct writes are off (`--log-direct-io off`: every record is written
+    /// through the page cache).
+    public var spoolTarget: SpoolTarget? {
+        guard let minimum = configuration.logDirectMinimum else { return nil }
+        return SpoolTarget(directory: directory, minimumBytes: minimum)
+    }
+
     /// Forces appended records to stable storage (the periodic flusher calls this).
     public func sync() throws {
         for retired in retiredLogs { try retired.sync() }
@@ -218,6 +245,15 @@ public final class SessionJournal {
         for (prefix, suffix) in [("snapshot-", ".safetensors"), ("wal-", ".log")] where name.hasPrefix(prefix) && name.hasSuffix(suffix) {
             return Int(name.dropFirst(prefix.count).dropLast(suffix.count))
         }
-        return nil
+        return bodyFileLogStep(name)
+    }
+
+    /// The step of the log a body file (`wal-<step>.<offset>.body`) belongs to, if it is one: it is
+    /// removed with that log.
+    static func bodyFileLogStep(_ name: String) -> Int? {
+        guard name.hasPrefix("wal-"), name.hasSuffix(".body") else { return nil }
+        let parts = name.dropFirst(4).dropLast(5).split(separator: ".")
+        guard parts.count == 2, Int(parts[1]) != nil else { return nil }
+        return Int(parts[0])
     }
 }

@@ -44,7 +44,7 @@ enum ServeFlag: String, CaseIterable {
                 "log | snapshot: the default for sessions that do not choose (create body \"durability\"). log: every step's gradients go to the write-ahead log before they are applied (nothing acknowledged is lost, within --fsync). snapshot: steps are not logged; background snapshots every --snapshot-interval carry durability, and a restarted session resumes at its durable_step (the newest complete snapshot)."
         case .logDirectIO:
             return
-                "Write-ahead log records of at least this size (e.g. 1MiB, 256KiB, plain bytes; off: none) are written with O_DIRECT, around the page cache, padded to 4 KiB. Large buffered appends are throttled to the disk's write-back speed once dirty pages pile up; direct writes keep going at the device's speed. File systems without O_DIRECT get plain writes."
+                "Write-ahead log records of at least this size (e.g. 1MiB, 256KiB, plain bytes; off: none) are written with O_DIRECT, around the page cache, padded to 4 KiB. Large buffered appends are throttled to the disk's write-back speed once dirty pages pile up; direct writes keep going at the device's speed. File systems without O_DIRECT get plain writes. Step bodies of this size are written to disk while they arrive, and the log names their file."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .maxMemory:

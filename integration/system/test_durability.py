@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import socket
 import threading
 import time
 
@@ -29,8 +30,10 @@ from safetensors.numpy import save
 
 ADAM = ("adam", {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True})
 
-# The write-ahead log's two ways of writing a record (the step requests below are 44 KB to 0.5 MB): through
-# the page cache, and around it with O_DIRECT from a 4 KiB boundary, padded with zeros.
+# The write-ahead log's two ways of writing a record (the step requests below are 44 KB to 0.8 MB): through
+# the page cache; and, from 16 KiB, around it with O_DIRECT — step bodies then written to a file beside
+# the log while they arrive (the log names the file in a small record), uploads from a 4 KiB boundary,
+# padded with zeros.
 LOG_WRITES = pytest.mark.parametrize("log_direct_io", ["off", "16KiB"], ids=["buffered-log", "direct-log"])
 
 
@@ -100,12 +103,20 @@ def test_torn_log_tail_is_cut_and_the_daemon_continues(binary, tmp_path, log_dir
             assert session.step(step, gradients(initial, step)).status_code == 200
         daemon.process.send_signal(signal.SIGKILL)
         daemon.process.wait()
-        log = tmp_path / "data" / "sessions" / session.id / "wal-0000000000000000.log"
-        size = log.stat().st_size
-        if log_direct_io != "off":
-            assert size % 4096 == 0, size  # the direct records start and end on 4 KiB boundaries
-        # The last record is now torn (past any padding after it, which is shorter than 4 KiB).
-        os.truncate(log, size - 4196)
+        directory = tmp_path / "data" / "sessions" / session.id
+        log = directory / "wal-0000000000000000.log"
+        bodies = sorted(directory.glob("wal-*.body"), key=lambda path: int(path.name.split(".")[1]))
+        if log_direct_io == "off":
+            assert not bodies
+            # The last record is now torn.
+            os.truncate(log, log.stat().st_size - 4196)
+        else:
+            # The upload's and each step's body are files named by their records, nothing is left of the spools.
+            assert len(bodies) == 6 and not list(directory.glob("spool-*")), sorted(
+                p.name for p in directory.iterdir()
+            )
+            # The last step's body file is now torn.
+            os.truncate(bodies[-1], bodies[-1].stat().st_size // 2)
         daemon.restart()
         assert session.summary()["step"] == 4
         notes = requests.get(f"{daemon.url}/readyz", timeout=10).json()["durability"]["recovery"]["notes"]
@@ -115,6 +126,48 @@ def test_torn_log_tail_is_cut_and_the_daemon_continues(binary, tmp_path, log_dir
             assert session.step(step, gradients(initial, step)).status_code == 200
         final = session.parameters()
     assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, 7))
+
+
+def test_refused_retried_and_abandoned_steps_leave_no_body_files(binary, tmp_path):
+    """A step body is written to a spool file while it arrives; only a step that is logged keeps it."""
+    initial = model(seed=3, scale=20)  # 0.8 MB step bodies
+    optimizer, hyperparameters = ADAM
+    args = ["--fsync", "periodic", "--log-direct-io", "16KiB"]
+    with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
+        session = RawSession(daemon.url, optimizer, hyperparameters)
+        directory = tmp_path / "data" / "sessions" / session.id
+        assert session.upload(initial).status_code == 200
+        first = session.step(1, gradients(initial, 1))
+        assert first.status_code == 200
+        assert "spool;dur=" in first.headers["Server-Timing"], first.headers["Server-Timing"]
+        assert session.step(1, gradients(initial, 1)).status_code == 200  # a retry: answered, not logged
+        assert session.step(3, gradients(initial, 3)).status_code == 409  # not the next step
+        bad = gradients(initial, 2)
+        bad["layer.bias"] = bad["layer.bias"][:10]
+        assert session.step(2, bad).status_code == 422  # a tensor of the wrong shape
+        # A client that goes away halfway through a body.
+        body = save(gradients(initial, 2), metadata={"step": "2"})
+        host, port = daemon.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            head = (
+                f"POST /v1/sessions/{session.id}/step HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {session.token}\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            connection.sendall(head.encode() + body[: len(body) // 2])
+        wait_until(
+            lambda: not list(directory.glob("spool-*")), "the abandoned spool to be removed", timeout=30
+        )
+        # The upload's body and step 1's, nothing else.
+        assert len(list(directory.glob("wal-0000000000000000.*.body"))) == 2
+        for step in range(2, 5):
+            assert session.step(step, gradients(initial, step)).status_code == 200
+        assert len(list(directory.glob("wal-0000000000000000.*.body"))) == 5
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait()
+        daemon.restart()
+        assert session.summary()["step"] == 4
+        final = session.parameters()
+    assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, 4))
 
 
 def test_garbage_after_the_log_and_a_rotten_snapshot_never_stop_other_sessions(binary, tmp_path):

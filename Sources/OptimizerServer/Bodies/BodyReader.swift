@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import OptimizerStore
 
 /// Reads request bodies under the daemon's limits: collects at most `maxBytes` (JSON bodies:
 /// ``RequestLimits/maxJSONBodyBytes``), then decompresses and decodes on the compute pool with the
@@ -27,7 +28,7 @@ struct BodyReader: Sendable {
         let limit = min(maxBytes, RequestLimits.maxJSONBodyBytes)
         let reservation = MemoryReservation(budget: memory, kind: .bodies)
         defer { reservation.release() }
-        let (body, coding) = try await collect(request, limit: limit, reservation: reservation, purpose: "this request body")
+        let (body, coding, _) = try await collect(request, limit: limit, reservation: reservation, purpose: "this request body")
         return try await pool.run {
             try JSONCoding.decode(
                 T.self,
@@ -48,27 +49,44 @@ struct BodyReader: Sendable {
 
     /// ``readTensors(_:purpose:isStep:)``, recording `receive` (until the last body byte arrived)
     /// and `decode` (decompression and the safetensors header) in `timing`.
-    func readTensors(_ request: Request, purpose: String, isStep: Bool = false, timing: inout ServerTiming) async throws -> TensorPayload {
+    ///
+    /// With a `spool` target, an uncompressed body of at least its minimum size is written to a
+    /// spool file as it arrives (``BodySpool``), for the write-ahead log to adopt
+    /// (``TensorPayload/spooled``); `spool` in `timing` is the wait for its last writes.
+    func readTensors(
+        _ request: Request, purpose: String, isStep: Bool = false, spool: SpoolTarget? = nil, timing: inout ServerTiming
+    ) async throws -> TensorPayload {
         let limit = maxBytes
         let start = ContinuousClock.now
         let reservation = MemoryReservation(budget: memory, kind: .bodies)
-        let (body, coding) = try await collect(request, limit: limit, reservation: reservation, purpose: purpose, isStep: isStep)
-        let received = ContinuousClock.now
+        let (body, coding, spooler) = try await collect(
+            request, limit: limit, reservation: reservation, purpose: purpose, isStep: isStep, spool: spool)
+        var received = ContinuousClock.now
         timing.record("receive", received - start)
-        let payload = try await pool.run {
+        var spooled: SpooledBody?
+        if let spooler {
+            spooled = await body.withUnsafeReadableBytes { bytes in UncheckedBytes(bytes) }.finish(with: spooler)
+            let now = ContinuousClock.now
+            timing.record("spool", now - received)
+            received = now
+        }
+        var payload = try await pool.run {
             let reserve = reservation.admitting(body, purpose: purpose, isStep: isStep)
             let decompressed = try BodyCompression.decompress(body, coding: coding, limit: limit, reserve: reserve)
             try reservation.resize(to: decompressed.readableBytes, purpose: purpose, isStep: isStep)
             return try TensorPayload(parsing: decompressed, limits: RequestLimits.safetensors, memory: reservation)
         }
+        payload.spooled = spooled
         timing.record("decode", ContinuousClock.now - received)
         return payload
     }
 
-    /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`.
+    /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`, and
+    /// the spool it is being written to (see ``readTensors(_:purpose:isStep:spool:timing:)``).
     private func collect(
-        _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, isStep: Bool = false
-    ) async throws -> (body: ByteBuffer, coding: ContentCoding) {
+        _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, isStep: Bool = false,
+        spool target: SpoolTarget? = nil
+    ) async throws -> (body: ByteBuffer, coding: ContentCoding, spool: BodySpool?) {
         let coding = try ContentCoding(contentEncoding: request.headers[.contentEncoding])
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
@@ -77,30 +95,50 @@ struct BodyReader: Sendable {
         // from the pool: a large one is already resident, not page-faulted in byte by byte. (Never
         // of capacity 0, which would be NIO's shared empty buffer, growing outside the pool.)
         var body = BufferPool.allocator.buffer(capacity: max(declared ?? 0, 1))
+        // The log records a body as it is after Content-Encoding is undone: only an uncompressed
+        // body can be spooled as it arrives.
+        var spool = coding == .identity ? target.flatMap { target in declared.flatMap { BodySpool(target: target, length: $0) } } : nil
         do {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
                 if body.readableBytes + chunk.readableBytes > reservation.bytes {
                     try reservation.resize(to: body.readableBytes + chunk.readableBytes, purpose: purpose, isStep: isStep)
                 }
+                if let spooler = spool, body.readableBytes + chunk.readableBytes > body.capacity {
+                    // More than declared: the buffer would move under the spool's writes.
+                    await spooler.abandon()
+                    spool = nil
+                }
                 body.writeImmutableBuffer(chunk)
+                if let spool { body.withUnsafeReadableBytes { spool.received($0) } }
             }
-        } catch let problem as ProblemError {
-            throw problem
-        } catch let refusal as MemoryBudgetExceeded {
-            throw refusal
         } catch {
-            // The connection was closed, reset or timed out, or the framing broke, mid-body: the
-            // client's doing (a 400, logged as a refusal), never a server error.
-            throw ProblemError.incompleteBody(error)
+            // The spool's queue may still be reading the body, which is let go of now.
+            await spool?.abandon()
+            switch error {
+            case let problem as ProblemError: throw problem
+            case let refusal as MemoryBudgetExceeded: throw refusal
+            default:
+                // The connection was closed, reset or timed out, or the framing broke, mid-body: the
+                // client's doing (a 400, logged as a refusal), never a server error.
+                throw ProblemError.incompleteBody(error)
+            }
         }
         metrics.recordBytesIn(body.readableBytes)
         // A reused block may still hold pages an earlier, larger body touched past this one's end.
         body.withUnsafeReadableBytes { bytes in
             if let start = bytes.baseAddress { BufferPool.shared.discardPages(of: start, after: bytes.count) }
         }
-        return (body, coding)
+        return (body, coding, spool)
     }
+}
+
+/// A body's bytes handed to its spool's queue while the body itself stays put (see ``BodySpool``).
+private struct UncheckedBytes: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    func finish(with spool: BodySpool) async -> SpooledBody? { await spool.finish(bytes) }
 }
 
 extension MemoryReservation {

@@ -1,5 +1,6 @@
 import NIOCore
 import OptimizerKit
+import OptimizerStore
 import OptimizerWire
 
 /// A safetensors request body: the (decompressed) bytes and their validated header.
@@ -13,6 +14,9 @@ struct TensorPayload: Sendable {
     let header: SafetensorsHeader
     /// The body's bytes in the memory budget, given back when the last copy of the payload is gone.
     let memory: MemoryReservation?
+    /// The body written to a spool file while it arrived, for the write-ahead log to adopt
+    /// (``BodySpool``); its file is removed with the payload unless the log took it.
+    var spooled: SpooledBody?
 
     /// Validates `bytes` as safetensors.
     ///

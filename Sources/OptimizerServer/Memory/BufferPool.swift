@@ -102,7 +102,7 @@ final class BufferPool: Sendable {
             if touched - size > Self.trimmedBytes { Self.discardPages(of: address, from: size, to: touched) }
             return address
         }
-        let address = Self.systemAllocate(size)
+        let address = Self.pageAlignedAllocate(size)
         let key = UInt(bitPattern: address)
         state.withLock { $0.live[key] = (size, size) }
         return address
@@ -194,6 +194,14 @@ final class BufferPool: Sendable {
 
     private static func release(_ address: UInt) {
         UnsafeMutableRawPointer(bitPattern: address).map { free($0) }
+    }
+
+    /// A pooled block starts at a page boundary, so a body in it can be written to disk with
+    /// `O_DIRECT` straight from its memory (``BodySpool``).
+    private static func pageAlignedAllocate(_ size: Int) -> UnsafeMutableRawPointer {
+        var address: UnsafeMutableRawPointer?
+        guard posix_memalign(&address, 4096, size) == 0, let address else { fatalError("out of memory: \(size) bytes") }
+        return address
     }
 
     private static func systemAllocate(_ size: Int) -> UnsafeMutableRawPointer {

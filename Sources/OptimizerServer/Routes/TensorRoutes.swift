@@ -22,7 +22,9 @@ struct TensorRoutes {
     /// `PUT /v1/sessions/{id}/parameters` (safetensors, F32/F16/BF16) → the JSON summary.
     @Sendable func putParameters(_ request: Request, context: Context) async throws -> Response {
         let session = try context.requireSession()
-        let payload = try await dependencies.bodies.readTensors(request, purpose: "this upload")
+        var timing = ServerTiming()
+        let payload = try await dependencies.bodies.readTensors(
+            request, purpose: "this upload", spool: session.progress.spool, timing: &timing)
         let summary = try await session.setParameters(payload)
         context.logger.info(
             "parameters uploaded",
@@ -48,7 +50,8 @@ struct TensorRoutes {
         var timing = ServerTiming()
         // The body goes straight into the request, its only holder (see StepRequest).
         let step = try StepRequest(
-            payload: await dependencies.bodies.readTensors(request, purpose: "this step", isStep: true, timing: &timing),
+            payload: await dependencies.bodies.readTensors(
+                request, purpose: "this step", isStep: true, spool: session.progress.stepSpool, timing: &timing),
             options: options)
         let start = ContinuousClock.now
         let outcome = try await session.step(step)

@@ -43,6 +43,10 @@ final class SessionHandle: Sendable {
         /// The bytes the optimizer state holds (compact slots at their size).
         var stateBytes = 0
         var lastTelemetry: StepTelemetry?
+        /// Where large logged bodies are written as they arrive (``BodySpool``); nil in memory.
+        var spool: SpoolTarget?
+        /// Whether steps are logged (durability log), so that their bodies are worth spooling.
+        var logsSteps = false
     }
 
     /// Wraps existing state (a session recovered from disk, or a new one) whose memory `memory` holds.
@@ -122,4 +126,9 @@ final class SessionHandle: Sendable {
         return SnapshotReport(
             step: pending.write.step, bytes: pending.write.byteCount, copy: copied - start, write: written - copied, error: failure)
     }
+}
+
+extension SessionHandle.Progress {
+    /// Where a step body is written as it arrives: only when steps are logged.
+    var stepSpool: SpoolTarget? { logsSteps ? spool : nil }
 }

@@ -17,7 +17,7 @@ extension SessionState {
         let (session, journal) = (self.session, self.journal)
         try payload.bytes.withUnsafeReadableBytes { body in
             try session.setParameters(from: payload.header, in: body, parallelism: parallelism) {
-                try journal?.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body)
+                try journal?.append(kind: .parameters, step: session.step, contentEncoding: nil, body: body, spooled: payload.spooled)
             }
         }
     }

@@ -37,7 +37,7 @@ extension SessionState {
                     // it, nothing has changed and the client gets 507/503. (With durability snapshot,
                     // steps are not logged: background snapshots carry them.)
                     if let journal, journal.logsSteps {
-                        try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body)
+                        try journal.append(kind: .step, step: current + 1, contentEncoding: nil, body: body, spooled: payload.spooled)
                     }
                     logged = ContinuousClock.now
                 }

@@ -128,7 +128,9 @@ struct SessionState: @unchecked Sendable {
             parameterTensors: session.parameters.count,
             parameterCount: session.parameterCount,
             stateBytes: session.stateBytes,
-            lastTelemetry: session.lastTelemetry
+            lastTelemetry: session.lastTelemetry,
+            spool: journal?.spoolTarget,
+            logsSteps: journal?.logsSteps ?? false
         )
     }
 }

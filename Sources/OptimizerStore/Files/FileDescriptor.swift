@@ -6,8 +6,10 @@ import Darwin
 
 /// A thin owner of a POSIX file descriptor with the few durable operations the store needs.
 ///
-/// Thread-safety: none; every use is serialised by its owner (a session's lock, or recovery).
-final class FileDescriptor {
+/// Thread-safety: the descriptor and path never change and each operation is one system call (or a
+/// loop of them on disjoint bytes), so it may be handed between threads; callers serialise what
+/// must not interleave (a session's lock, recovery, a spool's queue).
+final class FileDescriptor: @unchecked Sendable {
     let fd: Int32
     let path: String
 

@@ -32,7 +32,7 @@ struct AlignedAppend {
 
     /// Linux's `O_DIRECT`, which Swift's Glibc module does not export (it needs `_GNU_SOURCE`):
     /// 0o40000 on x86 (asm-generic), 0o200000 on arm64. Nil where there is none (Darwin).
-    private static var directFlag: Int32? {
+    static var directFlag: Int32? {
         #if os(Linux) && (arch(x86_64) || arch(i386))
         return 0o40000
         #elseif os(Linux) && arch(arm64)

@@ -3,9 +3,12 @@ import CChecksum
 /// One entry of a session's write-ahead log: a request as it was received, framed with its length and
 /// checksums.
 ///
-/// Layout (little-endian): a 32-byte header — magic `OPWL`, format version (1), kind, two reserved
+/// Layout (little-endian): a 32-byte header — magic `OPWL`, format version, kind, two reserved
 /// bytes, the session step the record leads to (u64), the payload length (u64), the payload's
-/// CRC-32C (u32), and the CRC-32C of the preceding 28 header bytes (u32) — followed by the payload.
+/// CRC-32C (u32), and the CRC-32C of the preceding 28 header bytes (u32) — followed by the payload:
+/// the content encoding (u16 length + UTF-8), then, in version 1, the body; in version 2, a
+/// reference to the body in a file beside the log (``BodyReference``: a spooled body,
+/// ``BodySpool``).
 public struct LogRecord: Sendable, Equatable {
     /// What the record replays.
     public enum Kind: UInt8, Sendable {
@@ -43,7 +46,10 @@ public struct LogRecord: Sendable, Equatable {
 
     static let magic: [UInt8] = Array("OPWL".utf8)
     static let headerSize = 32
+    /// The version of a record holding its body.
     static let version: UInt8 = 1
+    /// The version of a record whose body is in a file beside the log.
+    static let referenceVersion: UInt8 = 2
 
     /// The payload prefix: a u16 length-prefixed encoding name (the body follows it).
     static func payloadPrefix(contentEncoding: String?) -> [UInt8] {
@@ -52,7 +58,9 @@ public struct LogRecord: Sendable, Equatable {
     }
 
     /// The 32-byte header for a payload of `prefix` + `body`.
-    static func header(kind: Kind, step: UInt64, prefix: [UInt8], body: UnsafeRawBufferPointer) -> [UInt8] {
+    static func header(
+        kind: Kind, step: UInt64, prefix: [UInt8], body: UnsafeRawBufferPointer, version: UInt8 = Self.version
+    ) -> [UInt8] {
         var crc = prefix.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
         crc = optimizerd_crc32c(crc, body.baseAddress, body.count)
         var header = magic + [version, kind.rawValue, 0, 0]
@@ -66,6 +74,8 @@ public struct LogRecord: Sendable, Equatable {
 
     /// Parsed header fields.
     struct Header {
+        /// Whether the payload refers to the body in a file (version 2).
+        var bodyInFile: Bool
         var kind: Kind
         var step: UInt64
         var payloadLength: Int
@@ -79,12 +89,15 @@ public struct LogRecord: Sendable, Equatable {
         let stored = UInt32(littleEndianBytes: bytes[28..<32])
         let computed = bytes.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, 28) }
         guard stored == computed else { return .failure(RecordProblem("record header checksum mismatch")) }
-        guard bytes[4] == version else { return .failure(RecordProblem("unknown record version \(bytes[4])")) }
+        guard bytes[4] == version || bytes[4] == referenceVersion else {
+            return .failure(RecordProblem("unknown record version \(bytes[4])"))
+        }
         guard let kind = Kind(rawValue: bytes[5]) else { return .failure(RecordProblem("unknown record kind \(bytes[5])")) }
         let length = UInt64(littleEndianBytes: bytes[16..<24])
         guard length <= UInt64(Int.max) else { return .failure(RecordProblem("record length out of range")) }
         return .success(
             Header(
+                bodyInFile: bytes[4] == referenceVersion,
                 kind: kind,
                 step: UInt64(littleEndianBytes: bytes[8..<16]),
                 payloadLength: Int(length),
@@ -93,23 +106,55 @@ public struct LogRecord: Sendable, Equatable {
         )
     }
 
-    /// Rebuilds a record from a checked header and its payload, or says why the payload is bad.
-    static func decode(_ header: Header, payload: [UInt8]) -> Result<LogRecord, RecordProblem> {
+    /// Rebuilds a record from a checked header and its payload, or says why the payload is bad. A
+    /// version 2 payload's body is read with `loadBody`.
+    static func decode(
+        _ header: Header, payload: [UInt8],
+        loadBody: (BodyReference) -> Result<[UInt8], RecordProblem> = { _ in
+            .failure(RecordProblem("a record refers to a body file"))
+        }
+    ) -> Result<LogRecord, RecordProblem> {
         let crc = payload.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
         guard crc == header.payloadCRC else { return .failure(RecordProblem("record payload checksum mismatch")) }
         guard payload.count >= 2 else { return .failure(RecordProblem("record payload too short")) }
         let encodingLength = Int(payload[0]) | Int(payload[1]) << 8
         guard payload.count >= 2 + encodingLength else { return .failure(RecordProblem("record payload too short")) }
         let encoding = String(decoding: payload[2..<(2 + encodingLength)], as: UTF8.self)
+        var body = Array(payload[(2 + encodingLength)...])
+        if header.bodyInFile {
+            guard let reference = BodyReference(decoding: body) else { return .failure(RecordProblem("bad body file reference")) }
+            switch loadBody(reference) {
+            case .success(let loaded): body = loaded
+            case .failure(let problem): return .failure(problem)
+            }
+        }
         return .success(
-            LogRecord(
-                kind: header.kind,
-                step: header.step,
-                contentEncoding: encoding.isEmpty ? nil : encoding,
-                body: Array(payload[(2 + encodingLength)...])
-            )
-        )
+            LogRecord(kind: header.kind, step: header.step, contentEncoding: encoding.isEmpty ? nil : encoding, body: body))
     }
+}
+
+/// What a version 2 record holds instead of its body: the body's length and CRC-32C (u64, u32) and
+/// the name of the file beside the log that holds it (UTF-8, the rest of the payload; a plain name).
+struct BodyReference: Equatable {
+    var length: Int
+    var crc: UInt32
+    var fileName: String
+
+    init(length: Int, crc: UInt32, fileName: String) {
+        self.length = length
+        self.crc = crc
+        self.fileName = fileName
+    }
+
+    init?(decoding bytes: [UInt8]) {
+        guard bytes.count > 12 else { return nil }
+        let length = UInt64(littleEndianBytes: bytes[0..<8])
+        let name = String(decoding: bytes[12...], as: UTF8.self)
+        guard length <= UInt64(Int.max), !name.contains("/"), name != ".", name != ".." else { return nil }
+        self.init(length: Int(length), crc: UInt32(littleEndianBytes: bytes[8..<12]), fileName: name)
+    }
+
+    var encoded: [UInt8] { UInt64(length).littleEndianBytes + crc.littleEndianBytes + Array(fileName.utf8) }
 }
 
 extension FixedWidthInteger {

@@ -1,3 +1,5 @@
+import CChecksum
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,6 +12,11 @@ import Darwin
 /// boundary (``AlignedAppend``): zeros fill the file up to the boundary before such a record and
 /// after it up to the next one. So a record may be followed by zero bytes up to the next multiple
 /// of ``AlignedAppend/blockSize``; ``scan(_:_:)`` skips them (a record never starts with a zero byte).
+///
+/// A body spooled while it arrived (``BodySpool``) is not copied: its file is renamed to
+/// `<log name>.<record offset>.body` beside the log, and a version 2 record naming it is appended.
+/// The body file is written (and, when the record is synced, synced) before the record, so a record
+/// whose body file is missing or short is the tail of a crash, and ``scan(_:_:)`` stops there.
 ///
 /// Appends either complete or are cut back: if a write fails (disk full), the file is truncated to
 /// its previous length, so the log never holds a record that was not acknowledged as written.
@@ -25,6 +32,8 @@ final class WriteAheadLog {
     private(set) var length: Int
     /// Whether records were appended since the last ``sync()``.
     private(set) var isDirty = false
+    /// Body files adopted since the last ``sync()`` whose data and names ``sync()`` makes durable.
+    private var unsyncedBodies: [FileDescriptor] = []
 
     /// Opens (creating if needed) the log at `path` for appending after `validLength` bytes, cutting
     /// anything beyond them (a torn tail found by ``scan(_:_:)``). Records of at least
@@ -80,6 +89,50 @@ final class WriteAheadLog {
         isDirty = !sync
     }
 
+    /// Appends a record for a body spooled while it arrived: the spool file becomes the log's
+    /// (renamed beside it) and the record names it. With `sync`, the body, its name and the record
+    /// are on stable storage when this returns; with `deferSync`, the next ``sync()`` makes them so.
+    ///
+    /// - Throws: ``StoreError``; the log is then as before the call and the body file is removed.
+    func append(kind: LogRecord.Kind, step: UInt64, spooled: SpooledBody, sync: Bool, deferSync: Bool) throws {
+        let name = bodyFileName(at: length)
+        let target = directory + "/" + name
+        if sync { try spooled.file.sync() }
+        guard spooled.adopt() else { preconditionFailure("a spooled body is logged at most once") }
+        guard rename(spooled.path, target) == 0 else {
+            let error = StoreError.system("rename", path: spooled.path)
+            unlink(spooled.path)
+            throw error
+        }
+        let prefix = LogRecord.payloadPrefix(contentEncoding: nil)
+        let reference = BodyReference(length: spooled.length, crc: spooled.crc, fileName: name).encoded
+        let payload = prefix + reference
+        let header = payload.withUnsafeBytes {
+            LogRecord.header(kind: kind, step: step, prefix: [], body: $0, version: LogRecord.referenceVersion)
+        }
+        do {
+            if sync { try FileSystem.syncDirectory(directory) }
+            try (header + payload).withUnsafeBytes { try file.writeAll($0, at: length) }
+            if sync { try file.sync() }
+        } catch {
+            unlink(target)
+            try? file.truncate(to: length)
+            throw error
+        }
+        length += header.count + payload.count
+        if deferSync { unsyncedBodies.append(spooled.file) }
+        isDirty = deferSync
+    }
+
+    /// The directory the log is in.
+    private var directory: String { Self.directory(of: path) }
+
+    /// The name of the body file of the record at `offset`: the log's name without `.log`, then the offset.
+    private func bodyFileName(at offset: Int) -> String {
+        let name = path.split(separator: "/").last ?? Substring(path)
+        return (name.hasSuffix(".log") ? String(name.dropLast(4)) : String(name)) + "." + String(offset) + ".body"
+    }
+
     /// Writes a record's pieces from the next block boundary (zeros fill the gap), padded to the
     /// boundary after it, and returns the log's new length. On failure ``length`` is unchanged.
     private func appendAligned(_ pieces: [UnsafeRawBufferPointer]) throws -> Int {
@@ -95,6 +148,11 @@ final class WriteAheadLog {
     /// Flushes appended records to stable storage.
     func sync() throws {
         guard isDirty else { return }
+        if !unsyncedBodies.isEmpty {
+            for body in unsyncedBodies { try body.sync() }
+            try FileSystem.syncDirectory(directory)
+            unsyncedBodies = []
+        }
         try file.sync()
         isDirty = false
     }
@@ -141,19 +199,47 @@ final class WriteAheadLog {
                 return ScanResult(validLength: offset, fileLength: fileLength, problem: "incomplete record payload", isTornTail: true)
             }
             let payload = try read(file, offset: offset + LogRecord.headerSize, count: header.payloadLength)
-            switch LogRecord.decode(header, payload: payload) {
+            var bodyMissing = false
+            let decoded = LogRecord.decode(header, payload: payload) { reference in
+                let body = readBody(reference, directory: directory(of: path))
+                if case .failure = body { bodyMissing = true }
+                return body
+            }
+            switch decoded {
             case .success(let record):
                 guard try body(record) else {
                     let problem = "a record of step \(record.step) follows steps that were not logged"
                     return ScanResult(validLength: offset, fileLength: fileLength, problem: problem, isTornTail: true)
                 }
             case .failure(let reason):
+                // A body file is written before its record, and synced before it when the record is:
+                // a record whose body file is not all there is the tail of a crash.
                 let isLast = offset + LogRecord.headerSize + header.payloadLength == fileLength
-                return ScanResult(validLength: offset, fileLength: fileLength, problem: reason.description, isTornTail: isLast)
+                return ScanResult(
+                    validLength: offset, fileLength: fileLength, problem: reason.description, isTornTail: isLast || bodyMissing)
             }
             offset += LogRecord.headerSize + header.payloadLength
         }
         return ScanResult(validLength: offset, fileLength: fileLength, problem: nil, isTornTail: false)
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return String(path[..<slash])
+    }
+
+    /// The body a version 2 record refers to, checked against its length and CRC-32C.
+    private static func readBody(_ reference: BodyReference, directory: String) -> Result<[UInt8], RecordProblem> {
+        let path = directory + "/" + reference.fileName
+        guard let file = try? FileDescriptor.open(path, O_RDONLY) else {
+            return .failure(RecordProblem("body file \(reference.fileName) is missing"))
+        }
+        guard let size = try? file.size(), size >= reference.length,
+            let body = try? read(file, offset: 0, count: reference.length)
+        else { return .failure(RecordProblem("body file \(reference.fileName) is incomplete")) }
+        let crc = body.withUnsafeBytes { optimizerd_crc32c(0, $0.baseAddress, $0.count) }
+        guard crc == reference.crc else { return .failure(RecordProblem("body file \(reference.fileName) checksum mismatch")) }
+        return .success(body)
     }
 
     /// The end of the zero fill starting at `offset`: the next block boundary, if `offset` is not one,
