@@ -194,8 +194,10 @@ def test_a_snapshot_without_room_is_put_off_and_the_log_keeps_every_step(binary,
             answer = session.step(step, gradients(initial, step))
             assert answer.status_code == 200, answer.text
         files = data_files(daemon.data_dir, session.id)
-        assert [name.split("-")[0] for name in files] == ["snapshot", "wal"], files  # generation 0 only
+        # Generation 0 only: its snapshot, its log and the step bodies the log names beside it.
         assert files[0] == f"snapshot-{0:016d}.safetensors", files
+        assert all(name.startswith(f"wal-{0:016d}.") for name in files[1:]), files
+        assert f"wal-{0:016d}.log" in files, files
         before = session.parameters()
         daemon.restart(kill=True)  # kill -9: no shutdown snapshot, recovery replays the log
         assert session.summary()["step"] == 3
