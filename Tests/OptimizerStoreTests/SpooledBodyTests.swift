@@ -101,6 +101,16 @@ struct SpooledBodyTests {
         #expect(result.validLength == offset)
         #expect(result.isTornTail, "\(result.problem ?? "no problem")")
         #expect(result.problem?.contains("body file") == true)
+
+        // Reopened at the cut (as recovery does), the log drops the body files of the cut records
+        // and of a rename a crash kept from being logged, and leaves other logs' body files alone.
+        let orphan = directory.path + "/wal-0000000000000003.\(offset + 8192).body"
+        let otherLog = directory.path + "/wal-0000000000000009.\(offset).body"
+        for path in [orphan, otherLog] { #expect(FileManager.default.createFile(atPath: path, contents: Data([1]))) }
+        _ = try WriteAheadLog(path: path, validLength: result.validLength, directMinimum: 4096)
+        #expect(!FileManager.default.fileExists(atPath: orphan))
+        #expect(!FileManager.default.fileExists(atPath: bodyPath))
+        #expect(FileManager.default.fileExists(atPath: otherLog))
     }
 
     @Test func aSpoolThatIsAbandonedNotAdoptedOrNotTheDeclaredBodyLeavesNoFile() async throws {

@@ -46,6 +46,18 @@ final class WriteAheadLog {
         try file.truncate(to: validLength)
         if hadTail { try file.sync() }
         length = validLength
+        removeBodyFiles(from: validLength)
+    }
+
+    /// Deletes this log's body files of records at `offset` or later: those of a cut tail, and one
+    /// renamed for a record that a crash kept from being appended. (A later record at the same
+    /// offset would replace it anyway; until then it would only take disk space.)
+    private func removeBodyFiles(from offset: Int) {
+        let prefix = Self.baseName(path) + "."
+        for name in FileSystem.list(directory) where name.hasPrefix(prefix) && name.hasSuffix(".body") {
+            guard let recordOffset = Int(name.dropFirst(prefix.count).dropLast(5)), recordOffset >= offset else { continue }
+            unlink(directory + "/" + name)
+        }
     }
 
     /// Whether large records really bypass the page cache (false until the first one, and where
@@ -129,8 +141,13 @@ final class WriteAheadLog {
 
     /// The name of the body file of the record at `offset`: the log's name without `.log`, then the offset.
     private func bodyFileName(at offset: Int) -> String {
+        Self.baseName(path) + "." + String(offset) + ".body"
+    }
+
+    /// The log's file name without its directory and `.log`.
+    private static func baseName(_ path: String) -> String {
         let name = path.split(separator: "/").last ?? Substring(path)
-        return (name.hasSuffix(".log") ? String(name.dropLast(4)) : String(name)) + "." + String(offset) + ".body"
+        return name.hasSuffix(".log") ? String(name.dropLast(4)) : String(name)
     }
 
     /// Writes a record's pieces from the next block boundary (zeros fill the gap), padded to the
