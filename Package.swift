@@ -126,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OptimizerStoreTests",
-            dependencies: ["OptimizerStore", "OptimizerWire", "OptimizerKit"],
+            dependencies: ["CChecksum", "OptimizerStore", "OptimizerWire", "OptimizerKit"],
             swiftSettings: swiftSettings
         ),
         .target(
