@@ -58,6 +58,35 @@ def test_full_disk_is_507_and_changes_nothing_then_recovers(binary, small_disk):
         assert_bit_identical(session.parameters(), after)
 
 
+def test_a_full_disk_while_a_step_body_is_spooled_is_507_and_leaves_no_file(binary, small_disk):
+    """With `--log-direct-io 64KiB` the ~120 KB step bodies are written to a spool file while they
+    arrive; when that write finds the disk full the step is refused the same way, changes nothing
+    and leaves no spool or body file, and goes through once there is room."""
+    initial = model(seed=8, scale=4)
+    args = ["--fsync", "always", "--log-direct-io", "64KiB"]
+    with LocalDaemon(binary, data_dir=small_disk, args=args) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        assert session.step(1, gradients(initial, 1)).status_code == 200
+        directory = small_disk / "sessions" / session.id
+        files = sorted(os.listdir(directory))
+        assert any(name.endswith(".body") for name in files), files  # the step's body was spooled
+        before = session.parameters()
+        fill(small_disk, leave=16 * 1024)
+        refused = session.step(2, gradients(initial, 2))
+        assert refused.status_code == 507, refused.text
+        assert "full" in refused.json()["detail"]
+        assert session.summary()["step"] == 1
+        assert_bit_identical(session.parameters(), before)
+        assert sorted(os.listdir(directory)) == files
+        os.remove(small_disk / "filler")
+        assert session.step(2, gradients(initial, 2)).status_code == 200
+        after = session.parameters()
+        daemon.restart(kill=True)
+        assert session.summary()["step"] == 2
+        assert_bit_identical(session.parameters(), after)
+
+
 def test_read_only_data_directory_is_503_until_it_is_writable_again(binary, small_disk):
     initial = model(seed=7)
     data = small_disk  # the mount point itself: the daemon log (kept beside it) stays off the small disk
