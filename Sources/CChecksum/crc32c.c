@@ -37,6 +37,7 @@ static uint32_t crc32c_table(uint32_t crc, const unsigned char *p, size_t length
     return crc;
 }
 
+#if defined(__x86_64__)
 /* Combining CRCs of consecutive blocks (after Mark Adler's crc32c.c, zlib licence): the raw CRC
    register is linear, so crc(c, A || B) = zeros_B(crc(c, A)) ^ crc(0, B), where zeros_B is what
    len(B) zero bytes do to a register: a 32x32 matrix over GF(2), applied here a byte at a time by
@@ -84,7 +85,6 @@ static inline uint32_t shift(const uint32_t tables[4][256], uint32_t crc) {
     return tables[0][crc & 0xFF] ^ tables[1][(crc >> 8) & 0xFF] ^ tables[2][(crc >> 16) & 0xFF] ^ tables[3][crc >> 24];
 }
 
-#if defined(__x86_64__)
 /* Three interleaved lanes: the crc32 instruction has a latency of 3 cycles and a throughput of 1,
    so one dependent chain runs at a third of its speed (~8 GB/s, against ~20 for three). */
 #define LONG_BLOCK 8192

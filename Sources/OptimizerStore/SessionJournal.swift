@@ -251,9 +251,7 @@ public final class SessionJournal {
     /// The step of the log a body file (`wal-<step>.<offset>.body`) belongs to, if it is one: it is
     /// removed with that log.
     static func bodyFileLogStep(_ name: String) -> Int? {
-        guard name.hasPrefix("wal-"), name.hasSuffix(".body") else { return nil }
-        let parts = name.dropFirst(4).dropLast(5).split(separator: ".")
-        guard parts.count == 2, Int(parts[1]) != nil else { return nil }
-        return Int(parts[0])
+        guard let log = WriteAheadLog.bodyFile(named: name)?.log, log.hasPrefix("wal-") else { return nil }
+        return Int(log.dropFirst(4))
     }
 }

@@ -53,9 +53,9 @@ final class WriteAheadLog {
     /// renamed for a record that a crash kept from being appended. (A later record at the same
     /// offset would replace it anyway; until then it would only take disk space.)
     private func removeBodyFiles(from offset: Int) {
-        let prefix = Self.baseName(path) + "."
-        for name in FileSystem.list(directory) where name.hasPrefix(prefix) && name.hasSuffix(".body") {
-            guard let recordOffset = Int(name.dropFirst(prefix.count).dropLast(5)), recordOffset >= offset else { continue }
+        let log = Self.baseName(path)
+        for name in FileSystem.list(directory) {
+            guard let file = Self.bodyFile(named: name), file.log == log, file.offset >= offset else { continue }
             unlink(directory + "/" + name)
         }
     }
@@ -142,6 +142,15 @@ final class WriteAheadLog {
     /// The name of the body file of the record at `offset`: the log's name without `.log`, then the offset.
     private func bodyFileName(at offset: Int) -> String {
         Self.baseName(path) + "." + String(offset) + ".body"
+    }
+
+    /// The log (its name without `.log`) and record offset a body file name (`<log>.<offset>.body`,
+    /// see ``bodyFileName(at:)``) stands for; nil for any other name.
+    static func bodyFile(named name: String) -> (log: String, offset: Int)? {
+        guard name.hasSuffix(".body"), let dot = name.dropLast(5).lastIndex(of: "."),
+            let offset = Int(name[name.index(after: dot)..<name.index(name.endIndex, offsetBy: -5)])
+        else { return nil }
+        return (String(name[..<dot]), offset)
     }
 
     /// The log's file name without its directory and `.log`.
