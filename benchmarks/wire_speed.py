@@ -31,6 +31,7 @@ import contextlib
 import json
 import mmap
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -301,6 +302,7 @@ def large_benchmark(
             peak = rss_bytes(pid, "VmHWM")
             curl_seconds = curl_steps(running.url, session, grads, steps) if with_curl else []
             session.delete()
+        snapshots = snapshot_lines(running.log())
     held = parameter_bytes * 3 + 2 * (2 * size * tensors)  # θ, m, v + a bf16 request and answer
     row = {
         "parameters": size * tensors,
@@ -314,6 +316,7 @@ def large_benchmark(
         "must_hold_bytes": held,
         "peak_over_held": peak / held,
         "curl_steps": curl_seconds,
+        "snapshots": snapshots,
     }
     log(
         f"{count / 1e6:.0f}M params in {tensors} tensors: upload {row['upload_mb_per_s']:.0f} MB/s"
@@ -326,7 +329,30 @@ def large_benchmark(
     )
     for seconds, timing in curl_seconds:
         log(f"the same step sent with curl: {seconds:.2f} s  Server-Timing: {timing}")
+    for snapshot in snapshots:
+        log(
+            f"background snapshot of step {snapshot['step']}: {snapshot['written_under_lock_bytes'] / 2**20:.0f} MiB"
+            f" written under the session's lock, {snapshot['copy_ms']:.0f} ms under it, {snapshot['write_ms']:.0f} ms after"
+        )
     return row
+
+
+def snapshot_lines(text: str) -> List[Dict[str, float]]:
+    """The daemon's `snapshot written` log lines past step 0: step, bytes written under the lock,
+    time under the lock (copy and that write) and after it."""
+    found = []
+    for line in text.splitlines():
+        if "snapshot written" not in line:
+            continue
+        fields = dict(re.findall(r"snapshot\.([a-z_]+)=([0-9.]+)", line))
+        if int(fields.get("step", "0")) > 0:
+            found.append(
+                {
+                    key: float(fields.get(key, "0"))
+                    for key in ("step", "written_under_lock_bytes", "copy_ms", "write_ms")
+                }
+            )
+    return found
 
 
 def curl_steps(url: str, session: Any, grads: Dict[str, np.ndarray], steps: int) -> List[Any]:

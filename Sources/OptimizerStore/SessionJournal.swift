@@ -130,9 +130,13 @@ public final class SessionJournal {
             steps: step - logStep, logBytes: log.length, stateBytes: snapshotBytes, elapsed: now - snapshotBegan)
     }
 
+    /// The most bytes a background snapshot may copy into memory (``StoreConfiguration/snapshotCopyLimit``).
+    public var snapshotCopyLimit: Int? { configuration.snapshotCopyLimit }
+
     /// Starts a background snapshot: `snapshot`'s data is copied into `staging` now (a fresh one
-    /// when nil or of another size; pass one made off the session's lock so the copy runs at memcpy
-    /// speed), so the caller may change the session as soon as this returns, and a new log starts at
+    /// when nil; pass one made off the session's lock so the copy runs at memcpy speed; the head of
+    /// the data that does not fit in it is written to the snapshot's file now, see
+    /// ``SessionSnapshot/stage(into:writingHeadTo:)``), so the caller may change the session as soon as this returns, and a new log starts at
     /// its step, so every later record lands after it. Write it with ``SnapshotWrite/write()`` off the session's lock,
     /// then report with ``finishSnapshot(_:error:)``. Until it is complete, recovery uses the previous
     /// snapshot and the logs that follow it, which still hold every step.
@@ -143,14 +147,21 @@ public final class SessionJournal {
         _ snapshot: SessionSnapshot, staging: SnapshotStaging? = nil, now: ContinuousClock.Instant = .now
     ) throws -> SnapshotWrite {
         precondition(inFlight == nil && snapshot.step > logStep, "a snapshot is being written, or no step since the last one")
-        let write = SnapshotWrite(
-            staged: try snapshot.stage(into: staging), path: directory + "/" + Self.snapshotName(snapshot.step), directory: directory)
-        let newLog = try WriteAheadLog(
-            path: directory + "/" + Self.logName(snapshot.step), directMinimum: configuration.logDirectMinimum)
+        let path = directory + "/" + Self.snapshotName(snapshot.step)
+        let staged = try snapshot.stage(into: staging, writingHeadTo: path + ".tmp")
+        let write = SnapshotWrite(staged: staged, path: path, directory: directory)
+        let newLog: WriteAheadLog
         do {
-            try FileSystem.syncDirectory(directory)
+            newLog = try WriteAheadLog(
+                path: directory + "/" + Self.logName(snapshot.step), directMinimum: configuration.logDirectMinimum)
+            do {
+                try FileSystem.syncDirectory(directory)
+            } catch {
+                unlink(newLog.path)
+                throw error
+            }
         } catch {
-            unlink(newLog.path)
+            staged.discard()
             throw error
         }
         if log.isDirty { retiredLogs.append(log) }

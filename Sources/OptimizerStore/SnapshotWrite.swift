@@ -31,16 +31,38 @@ public final class SnapshotWrite: Sendable {
     }
 
     /// The size of the snapshot's data section in bytes (its header adds a few hundred more).
-    public var byteCount: Int { staged.data.byteCount }
+    public var byteCount: Int { staged.dataByteCount }
+
+    /// The bytes written under the session's lock (the head that had no room in memory), or 0.
+    public var writtenUnderLock: Int { staged.head?.byteCount ?? 0 }
 
     /// Writes the snapshot durably: its header (checksummed now) and staged data to a temporary
-    /// file, fsynced, renamed into place, the directory fsynced.
+    /// file (after the head already there, if any), fsynced, renamed into place, the directory fsynced.
     ///
     /// - Throws: ``StoreError`` (also when the write was cancelled); the session's log still holds
     ///   everything then, so nothing is lost.
     public func write() throws {
         let header = try staged.header()
-        let temporary = try header.withUnsafeBytes { try FileSystem.writeTemporary([$0, staged.data.bytes], for: path) }
+        let temporary: String
+        if let head = staged.head {
+            temporary = head.temporary
+            do {
+                guard header.count == head.headerByteCount else {
+                    throw StoreError(code: .io, message: "snapshot \(path): the header changed size (\(head.headerByteCount) → \(header.count) bytes)")
+                }
+                let file = try FileDescriptor.open(temporary, O_WRONLY)
+                try header.withUnsafeBytes { try file.writeAll($0, at: 0) }
+                try file.writeAll(staged.stagedBytes, at: header.count + head.byteCount)
+                // The head's direct writes are padded to a block boundary: cut what the tail did not cover.
+                try file.truncate(to: header.count + staged.dataByteCount)
+                try file.sync()
+            } catch {
+                unlink(temporary)
+                throw error
+            }
+        } else {
+            temporary = try header.withUnsafeBytes { try FileSystem.writeTemporary([$0, staged.stagedBytes], for: path) }
+        }
         try cancelled.withLock { cancelled in
             guard !cancelled else {
                 unlink(temporary)

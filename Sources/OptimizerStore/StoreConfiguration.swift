@@ -41,6 +41,10 @@ public struct StoreConfiguration: Sendable {
     /// (where the file system allows it); nil: every record goes through the page cache. Large
     /// buffered appends are throttled to the disk's write-back speed once dirty pages pile up.
     public var logDirectMinimum: Int?
+    /// The most bytes a background snapshot copies into memory to write them after the session's
+    /// lock is released; the rest of its data is written under the lock (the session's steps wait).
+    /// Nil: as much as the memory budget allows. 0 keeps a snapshot from needing memory at all.
+    public var snapshotCopyLimit: Int?
 
     /// The default ``logDirectMinimum``: 1 MiB, below which a copy into the page cache is cheaper
     /// than a device write.

@@ -31,6 +31,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong(ServeFlag.snapshotInterval.rawValue), help: ServeFlag.snapshotInterval.help) var snapshotInterval: String?
     @Option(help: ServeFlag.durability.help) var durability: String?
     @Option(name: .customLong(ServeFlag.logDirectIO.rawValue), help: ServeFlag.logDirectIO.help) var logDirectIO: String?
+    @Option(name: .customLong(ServeFlag.snapshotCopy.rawValue), help: ServeFlag.snapshotCopy.help) var snapshotCopy: String?
     @Option(name: .customLong(ServeFlag.maxBodyBytes.rawValue), help: ServeFlag.maxBodyBytes.help) var maxBodyBytes: String?
     @Option(name: .customLong(ServeFlag.maxMemory.rawValue), help: ServeFlag.maxMemory.help) var maxMemory: String?
     @Option(name: .customLong(ServeFlag.idleTimeout.rawValue), help: ServeFlag.idleTimeout.help) var idleTimeout: String?

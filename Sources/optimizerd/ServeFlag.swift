@@ -12,6 +12,7 @@ enum ServeFlag: String, CaseIterable {
     case snapshotInterval = "snapshot-interval"
     case durability
     case logDirectIO = "log-direct-io"
+    case snapshotCopy = "snapshot-copy"
     case maxBodyBytes = "max-body-bytes"
     case maxMemory = "max-memory"
     case idleTimeout = "idle-timeout"
@@ -45,6 +46,9 @@ enum ServeFlag: String, CaseIterable {
         case .logDirectIO:
             return
                 "Write-ahead log records of at least this size (e.g. 1MiB, 256KiB, plain bytes; off: none) are written with O_DIRECT, around the page cache, padded to 4 KiB. Large buffered appends are throttled to the disk's write-back speed once dirty pages pile up; direct writes keep going at the device's speed. File systems without O_DIRECT get plain writes. Step bodies of this size are written to disk while they arrive, and the log names their file."
+        case .snapshotCopy:
+            return
+                "The most a background snapshot copies into memory (e.g. 2GiB, 0, plain bytes; all: as much as --max-memory has room for) to write it while the session steps on. The rest of the snapshot is written to disk from the session itself, under its lock: its steps wait for that write. 0 keeps snapshots from needing memory (peak memory stays at the session and one step) at the price of that wait."
         case .maxBodyBytes:
             return "Largest request body, before and after decompression (e.g. 1GiB, 512MiB, 1048576). Larger bodies get 413."
         case .maxMemory:
@@ -77,6 +81,7 @@ enum ServeFlag: String, CaseIterable {
         case .snapshotInterval: return "30s"
         case .durability: return "log"
         case .logDirectIO: return "1MiB"
+        case .snapshotCopy: return "all"
         case .maxBodyBytes: return "1GiB"
         case .maxMemory: return "80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB"
         case .idleTimeout: return "60s"

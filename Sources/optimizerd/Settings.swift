@@ -50,6 +50,12 @@ struct Settings {
                 configuration.logDirectMinimum = bytes
             }
         }
+        if let text = try string(command.snapshotCopy, .snapshotCopy), text != "all" {
+            guard let bytes = Self.byteCount(text) else {
+                throw invalid(.snapshotCopy, "expected a size such as 2GiB, 0 or 1048576, or all, got \"\(text)\"")
+            }
+            configuration.snapshotCopyLimit = bytes
+        }
         if let text = try string(command.maxBodyBytes, .maxBodyBytes) {
             guard let bytes = Self.byteCount(text), (1...ServerConfiguration.maxBodyBytesLimit).contains(bytes) else {
                 throw invalid(.maxBodyBytes, "expected a size from 1 byte to 4GiB-1 such as 1GiB or 1048576, got \"\(text)\"")

@@ -182,43 +182,63 @@ def test_an_address_space_limit_sets_the_budget_and_the_daemon_refuses_instead_o
         assert requests.get(f"{daemon.url}/healthz", timeout=10).status_code == 200
 
 
-def test_a_snapshot_without_room_is_put_off_and_the_log_keeps_every_step(binary, tmp_path):
-    """A snapshot is encoded in memory (a copy of the session): with no room for it in the budget
-    it is put off, the steps go on, and a restart replays them from the log."""
+def snapshots_past_zero(daemon: LocalDaemon, session: RawSession) -> list[str]:
+    return [
+        name
+        for name in data_files(daemon.data_dir, session.id)
+        if name.startswith("snapshot-")
+        and name.endswith(".safetensors")
+        and name != f"snapshot-{0:016d}.safetensors"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--max-memory", "25MiB"], ["--snapshot-copy", "0"], ["--snapshot-copy", "1MiB"]],
+    ids=["no-room-in-the-budget", "snapshot-copy-0", "snapshot-copy-1MiB"],
+)
+def test_a_snapshot_without_room_for_its_copy_is_written_from_the_session(binary, tmp_path, args):
+    """A snapshot is written while the session steps on from a copy in memory: with no room for a
+    whole copy (a full budget, or --snapshot-copy) the part that does not fit is written from the
+    session under its lock, so large sessions are still snapshotted and their logs cut; a kill -9
+    then recovers every step bit for bit from that snapshot and the log after it."""
     initial = large_model(5)  # 12 MiB with Adam's state, 8 MiB kept for a step
-    args = ["--max-memory", "25MiB", "--fsync", "always", "--snapshot-every", "1"]
+    args = args + ["--fsync", "always", "--snapshot-every", "1"]
     with LocalDaemon(binary, data_dir=tmp_path / "tight", args=args) as daemon:
         session = RawSession(daemon.url, "adam", {"lr": 0.01})
         assert session.upload(initial).status_code == 200
         for step in range(1, 4):
             answer = session.step(step, gradients(initial, step))
             assert answer.status_code == 200, answer.text
-        files = data_files(daemon.data_dir, session.id)
-        # Generation 0 only: its snapshot, its log and the step bodies the log names beside it.
-        assert files[0] == f"snapshot-{0:016d}.safetensors", files
-        assert all(name.startswith(f"wal-{0:016d}.") for name in files[1:]), files
-        assert f"wal-{0:016d}.log" in files, files
+        wait_until(lambda: snapshots_past_zero(daemon, session), "a snapshot past step 0")
+        assert session.summary()["step"] == 3
+        written = [
+            int(n) for n in re.findall(r"snapshot\.written_under_lock_bytes[=:\"\s]+(\d+)", daemon.log())
+        ]
+        assert written and all(n > 0 for n in written), daemon.log()[-2000:]
+        if "0" in args:
+            assert all(n >= 12 * MIB for n in written), written
+        assert not [name for name in data_files(daemon.data_dir, session.id) if name.endswith(".tmp")]
         before = session.parameters()
-        daemon.restart(kill=True)  # kill -9: no shutdown snapshot, recovery replays the log
+        daemon.restart(kill=True)  # kill -9: recovery reads the newest snapshot and replays the log after it
         assert session.summary()["step"] == 3
         assert_bit_identical(session.parameters(), before)
-    # With room, the same steps are snapshotted as --snapshot-every says.
+        for step in range(4, 6):
+            assert session.step(step, gradients(initial, step)).status_code == 200
+        stepped = session.parameters()
+    # The same steps with room for whole copies reach the same parameters.
     with LocalDaemon(
         binary, data_dir=tmp_path / "roomy", args=["--fsync", "always", "--snapshot-every", "1"]
     ) as daemon:
         session = RawSession(daemon.url, "adam", {"lr": 0.01})
         assert session.upload(initial).status_code == 200
-        for step in range(1, 4):
+        for step in range(1, 6):
             assert session.step(step, gradients(initial, step)).status_code == 200
-        # Snapshots are written in the background, after the step that made one due.
-        wait_until(
-            lambda: any(
-                name.startswith("snapshot-") and name != f"snapshot-{0:016d}.safetensors"
-                for name in data_files(daemon.data_dir, session.id)
-            ),
-            "a snapshot past step 0",
-        )
-        assert_bit_identical(session.parameters(), before)
+        wait_until(lambda: snapshots_past_zero(daemon, session), "a snapshot past step 0")
+        assert_bit_identical(session.parameters(), stepped)
+        assert re.search(r"snapshot\.written_under_lock_bytes[=:\"\s]+0\b", daemon.log()), daemon.log()[
+            -2000:
+        ]
 
 
 def test_recovery_keeps_sessions_past_the_budget_and_counts_them(binary, tmp_path):

@@ -51,6 +51,9 @@ public struct ServerConfiguration: Sendable {
     /// Write-ahead log records of at least this many bytes are written with `O_DIRECT` (where the
     /// file system allows it); nil: all through the page cache.
     public var logDirectMinimum: Int?
+    /// The most bytes a background snapshot copies into memory (nil: as much as the memory budget
+    /// allows); the rest is written under the session's lock.
+    public var snapshotCopyLimit: Int?
     /// The OpenAPI document served at `GET /openapi.yaml`. Nil (the default) serves the document
     /// embedded in the binary: the repository's `openapi.yaml` at build time, so the daemon serves
     /// it from any working directory. A path serves that file instead, read once at startup; the
@@ -127,9 +130,11 @@ public struct ServerConfiguration: Sendable {
         case .periodic: policy = .periodic(fsyncInterval)
         case .never: policy = .never
         }
-        return StoreConfiguration(
+        var configuration = StoreConfiguration(
             directory: dataDirectory, fsync: policy, durability: durability, snapshotEvery: snapshotEvery ?? 1000,
             snapshotInterval: snapshotInterval, logDirectMinimum: logDirectMinimum)
+        configuration.snapshotCopyLimit = snapshotCopyLimit
+        return configuration
     }
 
     /// Whether TLS is configured (both certificate and key paths are set).

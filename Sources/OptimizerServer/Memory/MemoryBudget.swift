@@ -81,6 +81,16 @@ final class MemoryBudget: Sendable {
         return reservation
     }
 
+    /// Reserves as many of `bytes` for `kind` as fit now, down to none: for what can make do with
+    /// less memory (a snapshot's copy, whose remainder is written under the session's lock instead).
+    func reserve(upTo bytes: Int, for kind: Kind, purpose: String) -> MemoryReservation {
+        if let whole = try? reserve(bytes, for: kind, purpose: purpose) { return whole }
+        let reservation = MemoryReservation(budget: self, kind: kind)
+        let room = limit - used - stepRoom
+        if room > 0 { try? reservation.resize(to: min(bytes, room), purpose: purpose) }
+        return reservation
+    }
+
     /// Counts `bytes` (and the room a step of theirs needs, `stepBytes`) for `kind` whether or not
     /// they fit: for memory that is already allocated and must be kept (sessions recovered at
     /// start: data is never refused).

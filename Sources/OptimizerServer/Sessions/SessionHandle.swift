@@ -124,7 +124,8 @@ final class SessionHandle: Sendable {
             progressSnapshot.withLock { $0 = state.progress }
         }
         return SnapshotReport(
-            step: pending.write.step, bytes: pending.write.byteCount, copy: copied - start, write: written - copied, error: failure)
+            step: pending.write.step, bytes: pending.write.byteCount, writtenUnderLock: pending.write.writtenUnderLock,
+            copy: copied - start, write: written - copied, error: failure)
     }
 }
 

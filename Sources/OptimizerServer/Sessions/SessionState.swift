@@ -76,21 +76,19 @@ struct SessionState: @unchecked Sendable {
 
     /// The first half of taking the scheduled snapshot (on the snapshot writer's thread, a short
     /// stay under the lock): reserves room for its copy and says how large to make it, so that the
-    /// copy's memory is allocated and faulted in off the lock. Nil when there is nothing to write
-    /// (no step since the last snapshot) or no room in the memory budget for the copy (then it is
-    /// put off: the log keeps everything meanwhile).
+    /// copy's memory is allocated and faulted in off the lock. The copy is as large as the memory
+    /// budget allows (and `--snapshot-copy` says); what does not fit is written under the lock
+    /// instead (``SessionSnapshot/stage(into:writingHeadTo:)``), so a large session is snapshotted
+    /// however full the budget is, its steps waiting for that part. Nil when there is nothing to
+    /// write (no step since the last snapshot).
     mutating func planSnapshot() -> SnapshotPlan? {
         guard let journal, session.step > journal.logStep else {
             isSnapshotPending = false
             return nil
         }
-        let bytes = session.memoryFootprint()
-        guard let copy = try? memory.reserve(bytes, for: .staging, purpose: "a snapshot") else {
-            snapshotProblem = "put off: no room in the memory budget for the snapshot's copy (\(ByteCount(bytes)))"
-            isSnapshotPending = false
-            return nil
-        }
-        return SnapshotPlan(byteCount: snapshot.dataByteCount, copy: copy)
+        let size = snapshot.dataByteCount
+        let copy = memory.reserve(upTo: min(size, journal.snapshotCopyLimit ?? size), for: .staging, purpose: "a snapshot")
+        return SnapshotPlan(byteCount: copy.bytes, copy: copy)
     }
 
     /// The second half (under the lock again): the session is copied into `staging` (memcpy speed;

@@ -34,6 +34,7 @@ final class SnapshotWriter: Sendable {
                     metadata: [
                         "session.id": .string(session.id), "snapshot.step": .stringConvertible(report.step),
                         "snapshot.bytes": .stringConvertible(report.bytes),
+                        "snapshot.written_under_lock_bytes": .stringConvertible(report.writtenUnderLock),
                         "snapshot.copy_ms": .stringConvertible(report.copy.milliseconds),
                         "snapshot.write_ms": .stringConvertible(report.write.milliseconds),
                     ])
@@ -56,7 +57,10 @@ final class SnapshotWriter: Sendable {
 struct SnapshotReport: Sendable {
     var step: Int
     var bytes: Int
-    /// Time under the session's lock: copying the session (what its steps may wait for).
+    /// The bytes written to the file under the session's lock (no room in memory for their copy).
+    var writtenUnderLock: Int
+    /// Time under the session's lock: copying the session, and writing what had no room in memory
+    /// (what its steps may wait for).
     var copy: Duration
     /// Time without the lock: checksumming, writing, fsyncing and renaming the file.
     var write: Duration

@@ -36,7 +36,11 @@ public final class SnapshotStaging: @unchecked Sendable {
 
 /// A snapshot copied out of its session: the metadata and tensor index, and the data section in a
 /// ``SnapshotStaging``. The checksum and the header are made later, off the session's lock
-/// (``header()``); the file is the header followed by the staged bytes.
+/// (``header()``); the file is the header followed by the data section.
+///
+/// When the staging holds only the data section's tail (the memory budget had no room for a whole
+/// copy), the head was written under the session's lock straight from its tensors into the
+/// snapshot's temporary file (``WrittenHead``), after room for a header padded to a 4 KiB boundary.
 public struct StagedSnapshot: Sendable {
     struct Entry: Sendable {
         var name: String
@@ -46,33 +50,51 @@ public struct StagedSnapshot: Sendable {
         var byteCount: Int
     }
 
+    /// The head of the data section, written to the temporary file under the session's lock.
+    struct WrittenHead: Sendable {
+        /// The temporary file (the snapshot's path + `.tmp`).
+        let temporary: String
+        /// The header's size: the data section starts here.
+        let headerByteCount: Int
+        /// The head's size, from the start of the data section.
+        let byteCount: Int
+        /// CRC-32C of the head.
+        let crc: UInt32
+    }
+
     /// The session step.
     public let step: Int
     let metadata: [String: String]
     let entries: [Entry]
-    /// The data section.
+    /// The data section from `head.byteCount` (all of it without a head), at the start of `data`.
     let data: SnapshotStaging
+    /// The head written under the lock, or nil when `data` holds the whole data section.
+    let head: WrittenHead?
 
-    /// The header (length prefix, padded JSON) with the checksum over the staged data: CRC-32C
-    /// over the whole data section, as ``SessionSnapshot/init(decoding:origin:)`` verifies it.
-    func header() throws -> [UInt8] {
-        let dataCRC = optimizerd_crc32c(0, data.base, data.byteCount)
+    /// The size of the whole data section.
+    var dataByteCount: Int { entries.last.map { $0.offset + $0.byteCount } ?? 0 }
+
+    /// The staged bytes: the data section after the head.
+    var stagedBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: data.base, count: dataByteCount - (head?.byteCount ?? 0))
+    }
+
+    /// The header (length prefix, padded JSON) with the checksum over the data section: CRC-32C
+    /// over all of it, as ``SessionSnapshot/init(decoding:origin:)`` verifies it. Nil `dataCRC`: the
+    /// head's CRC continued over the staged bytes.
+    func header(dataCRC: UInt32? = nil) throws -> [UInt8] {
+        let dataCRC = dataCRC ?? optimizerd_crc32c(head?.crc ?? 0, stagedBytes.baseAddress, stagedBytes.count)
         var metadata = metadata
         metadata["checksum"] = SessionSnapshot.checksum(
             metadata: metadata, index: entries.map { ($0.name, $0.dtype.rawValue, $0.shape) }, dataCRC: dataCRC)
         var writer = SafetensorsWriter(metadata: metadata)
-        for entry in entries {
-            let start = data.base + entry.offset
-            if entry.dtype == .F64 {
-                try writer.add(entry.name, shape: entry.shape, doubles: [start.loadUnaligned(as: Double.self)])
-            } else if entry.dtype != .F32 {
-                try writer.add(entry.name, shape: entry.shape, bytes: UnsafeRawBufferPointer(start: start, count: entry.byteCount), as: entry.dtype)
-            } else {
-                let floats = UnsafeBufferPointer(start: start.assumingMemoryBound(to: Float.self), count: entry.byteCount / 4)
-                try writer.add(entry.name, shape: entry.shape, floats: floats)
-            }
-        }
-        return writer.headerBytes()
+        for entry in entries { try writer.addExternal(entry.name, shape: entry.shape, dtype: entry.dtype) }
+        return writer.headerBytes(alignedTo: head == nil ? 8 : AlignedAppend.blockSize)
+    }
+
+    /// Removes the head's temporary file (a snapshot abandoned before ``SnapshotWrite/write()``).
+    func discard() {
+        if let head { unlink(head.temporary) }
     }
 }
 
@@ -91,30 +113,97 @@ extension SessionSnapshot {
         }
     }
 
-    /// Copies the snapshot's data into `staging` (one memcpy per tensor; a new staging when its
-    /// size does not match, say after an upload changed a shape) and captures its metadata, so the
-    /// session may change as soon as this returns.
-    public func stage(into staging: SnapshotStaging?) throws -> StagedSnapshot {
+    /// Copies the snapshot's data into `staging` (one memcpy per tensor) and captures its metadata,
+    /// so the session may change as soon as this returns.
+    ///
+    /// - Parameters:
+    ///   - staging: Memory for the copy. Nil, or too small without `temporary`: a new staging of
+    ///     the data section's size.
+    ///   - temporary: Where to write the head of the data section that does not fit in `staging`
+    ///     (whole tensors, from the first; `O_DIRECT` where the file system allows it), so that the
+    ///     copy needs no more memory than `staging` has. The steps waiting on the caller's lock
+    ///     wait for that write.
+    /// - Throws: ``StoreError`` when the head cannot be written (the temporary file is removed).
+    public func stage(into staging: SnapshotStaging?, writingHeadTo temporary: String? = nil) throws -> StagedSnapshot {
         let entries = dataEntries()
-        let size = Self.byteCount(of: entries)
-        let data = staging.flatMap { $0.byteCount == size ? $0 : nil } ?? SnapshotStaging(byteCount: size)
         var index: [StagedSnapshot.Entry] = []
         var offset = 0
         for (name, value) in entries {
+            let entry: StagedSnapshot.Entry
             switch value {
-            case .scalar(let scalar):
-                (data.base + offset).storeBytes(of: scalar.bitPattern.littleEndian, as: UInt64.self)
-                index.append(.init(name: name, dtype: .F64, shape: [], offset: offset, byteCount: 8))
+            case .scalar: entry = .init(name: name, dtype: .F64, shape: [], offset: offset, byteCount: 8)
             case .tensor(let tensor):
-                let byteCount = tensor.count * 4
-                (data.base + offset).copyMemory(from: tensor.pointer, byteCount: byteCount)
-                index.append(.init(name: name, dtype: .F32, shape: tensor.shape.dimensions, offset: offset, byteCount: byteCount))
+                entry = .init(name: name, dtype: .F32, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.count * 4)
             case .packed(let tensor):
-                (data.base + offset).copyMemory(from: tensor.pointer, byteCount: tensor.byteCount)
-                index.append(.init(name: name, dtype: tensor.dtype, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.byteCount))
+                entry = .init(name: name, dtype: tensor.dtype, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.byteCount)
             }
-            offset = index.last!.offset + index.last!.byteCount
+            index.append(entry)
+            offset += entry.byteCount
         }
-        return StagedSnapshot(step: step, metadata: try metadataWithoutChecksum(), entries: index, data: data)
+        let size = offset
+        // The first entry of the staged tail: the head before it is written to the file instead.
+        var first = 0
+        if let staging, temporary != nil, staging.byteCount < size {
+            first = index.firstIndex { size - $0.offset <= staging.byteCount } ?? index.count
+        }
+        let headBytes = first < index.count ? index[first].offset : size
+        let data =
+            first > 0 ? staging! : staging.flatMap { $0.byteCount >= size ? $0 : nil } ?? SnapshotStaging(byteCount: size)
+        for (position, (_, value)) in entries.enumerated() where position >= first {
+            let target = data.base + index[position].offset - headBytes
+            switch value {
+            case .scalar(let scalar): target.storeBytes(of: scalar.bitPattern.littleEndian, as: UInt64.self)
+            case .tensor(let tensor): target.copyMemory(from: tensor.pointer, byteCount: tensor.count * 4)
+            case .packed(let tensor): target.copyMemory(from: tensor.pointer, byteCount: tensor.byteCount)
+            }
+        }
+        var staged = StagedSnapshot(step: step, metadata: try metadataWithoutChecksum(), entries: index, data: data, head: nil)
+        if first > 0, let temporary {
+            staged = try writeHead(of: staged, entries: entries[..<first].map(\.value), byteCount: headBytes, to: temporary)
+        }
+        return staged
+    }
+
+    /// Writes the first entries' bytes (`byteCount` in all) to `temporary` after room for the
+    /// header, padded to a block boundary, and returns `staged` with that head.
+    private func writeHead(
+        of staged: StagedSnapshot, entries: [StateSlot.Value], byteCount: Int, to temporary: String
+    ) throws -> StagedSnapshot {
+        let scalars = entries.compactMap { value -> UInt64? in
+            if case .scalar(let scalar) = value { return scalar.bitPattern.littleEndian }
+            return nil
+        }
+        return try scalars.withUnsafeBytes { scalarBytes in
+            var pieces: [UnsafeRawBufferPointer] = []
+            var scalar = 0
+            for value in entries {
+                switch value {
+                case .scalar:
+                    pieces.append(UnsafeRawBufferPointer(rebasing: scalarBytes[scalar * 8..<scalar * 8 + 8]))
+                    scalar += 1
+                case .tensor(let tensor):
+                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * 4))
+                case .packed(let tensor):
+                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+                }
+            }
+            let crc = pieces.reduce(UInt32(0)) { optimizerd_crc32c($0, $1.baseAddress, $1.count) }
+            // The header's size does not depend on the checksum's value (eight hex digits).
+            let placeholder = StagedSnapshot(
+                step: staged.step, metadata: staged.metadata, entries: staged.entries, data: staged.data,
+                head: .init(temporary: temporary, headerByteCount: 0, byteCount: byteCount, crc: crc))
+            let headerByteCount = try placeholder.header(dataCRC: 0).count
+            do {
+                let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+                var direct = AlignedAppend(path: temporary)
+                _ = try direct.write(pieces, at: headerByteCount, buffered: file)
+            } catch {
+                unlink(temporary)
+                throw error
+            }
+            return StagedSnapshot(
+                step: staged.step, metadata: staged.metadata, entries: staged.entries, data: staged.data,
+                head: .init(temporary: temporary, headerByteCount: headerByteCount, byteCount: byteCount, crc: crc))
+        }
     }
 }

@@ -27,6 +27,8 @@ public struct SafetensorsWriter {
         case int64s([Int64])
         case int32s([Int32])
         case raw(UnsafeRawBufferPointer)
+        /// Bytes the caller writes itself, after the header: ``write(into:)`` leaves them untouched.
+        case external
     }
 
     private struct Tensor {
@@ -123,6 +125,19 @@ public struct SafetensorsWriter {
             throw SafetensorsError(.sizeMismatch, tensor: name, "tensor '\(name)': \(bytes.count) bytes are not whole \(dtype.rawValue) elements")
         }
         try add(name, shape: shape, count: bytes.count / size, dtype: dtype, floatsOnly: false, source: .raw(bytes))
+    }
+
+    /// Adds a tensor to the header only: its bytes (in `dtype`) are the caller's to write after
+    /// ``headerBytes(alignedTo:)``, at the data offset the tensors before it give. ``write(into:)``
+    /// leaves them untouched.
+    ///
+    /// - Throws: ``SafetensorsError`` when the name is taken or reserved, or the dtype has no fixed size.
+    public mutating func addExternal(_ name: String, shape: [Int], dtype: DType) throws {
+        guard dtype.byteSize != nil else {
+            throw SafetensorsError(.unsupportedDType, tensor: name, "tensor '\(name)': \(dtype.rawValue) has no fixed element size")
+        }
+        let count = try SafetensorsHeader.size(of: shape, dtype: dtype, tensor: name).elements
+        try add(name, shape: shape, count: count, dtype: dtype, floatsOnly: false, source: .external)
     }
 
     private mutating func add(
@@ -222,6 +237,8 @@ public struct SafetensorsWriter {
                 Self.writeLittleEndian(values, into: target)
             case .raw(let bytes):
                 if let base = bytes.baseAddress, !bytes.isEmpty { target.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+            case .external:
+                break
             }
         }
         return total
@@ -231,8 +248,14 @@ public struct SafetensorsWriter {
     /// header. Written before data laid out as the tensors were added (back to back, in order), it
     /// makes the same file as ``write(into:)``, so data staged elsewhere can be written without
     /// copying it into one buffer first.
-    public func headerBytes() -> [UInt8] {
-        let header = headerJSON()
+    ///
+    /// - Parameter alignment: The multiple of bytes the header is padded to (with spaces, which
+    ///   readers skip), so that the data section starts there: 8 by default, 4096 for data written
+    ///   with `O_DIRECT`.
+    public func headerBytes(alignedTo alignment: Int = 8) -> [UInt8] {
+        var header = headerJSON()
+        let padding = (alignment - (8 + header.count) % alignment) % alignment
+        header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding))
         return withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header
     }
 

@@ -78,6 +78,14 @@ struct SettingsTests {
         #expect(try configuration([], environment: ["OPTIMIZERD_LOG_DIRECT_IO": "4096"]).logDirectMinimum == 4096)
     }
 
+    @Test func snapshotCopyTakesASizeOrAll() throws {
+        #expect(try configuration([]).snapshotCopyLimit == nil)
+        #expect(try configuration(["--snapshot-copy", "all"]).storeConfiguration?.snapshotCopyLimit == nil)
+        #expect(try configuration(["--snapshot-copy", "0"]).storeConfiguration?.snapshotCopyLimit == 0)
+        #expect(try configuration(["--snapshot-copy", "2GiB"]).snapshotCopyLimit == 2 << 30)
+        #expect(try configuration([], environment: ["OPTIMIZERD_SNAPSHOT_COPY": "1MiB"]).storeConfiguration?.snapshotCopyLimit == 1 << 20)
+    }
+
     @Test func adminTokenFromAFile() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID())")
         try Data("file-token\n".utf8).write(to: file)
@@ -93,6 +101,7 @@ struct SettingsTests {
             ([], ["OPTIMIZERD_PORT": "eighty"]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "soon"]), (["--admin-token-file", "/nonexistent"], [:]),
             (["--max-memory", "0"], [:]), (["--max-memory", "plenty"], [:]), ([], ["OPTIMIZERD_MAX_MEMORY": "-1GiB"]),
             (["--log-direct-io", "0"], [:]), (["--log-direct-io", "never"], [:]),
+            (["--snapshot-copy", "some"], [:]), ([], ["OPTIMIZERD_SNAPSHOT_COPY": "-1"]),
         ] as [([String], [String: String])])
     func badValuesAreRejected(arguments: [String], environment: [String: String]) {
         #expect(throws: (any Error).self) { try configuration(arguments, environment: environment) }

@@ -38,6 +38,20 @@ struct MemoryBudgetTests {
         second.release()
     }
 
+    /// What can make do with less (a snapshot's copy) takes the room there is, never the room kept
+    /// for steps, and none when there is none.
+    @Test func reservingUpToTakesWhatFits() throws {
+        let budget = MemoryBudget(limit: 1000, source: "test")
+        let session = MemoryReservation(budget: budget, kind: .sessions)
+        try session.resize(to: 400, stepBytes: 300, purpose: "this upload")
+        #expect(budget.reserve(upTo: 100, for: .staging, purpose: "a snapshot").bytes == 100)
+        let partial = budget.reserve(upTo: 1000, for: .staging, purpose: "a snapshot")
+        #expect(partial.bytes == 300)  // 1000 − 400 held − 300 kept for a step (the first one was released)
+        #expect(budget.reserve(upTo: 50, for: .staging, purpose: "a snapshot").bytes == 0)
+        partial.release()
+        #expect(budget.used == 400)
+    }
+
     @Test func deallocationReleases() throws {
         let budget = MemoryBudget(limit: 1000, source: "test")
         do {
