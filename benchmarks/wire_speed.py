@@ -279,7 +279,11 @@ def large_benchmark(
     params = {f"layer{k}.weight": rng.standard_normal(size, dtype=np.float32) for k in range(tensors)}
     grads = {name: (rng.standard_normal(size, dtype=np.float32) * 1e-2) for name in params}
     parameter_bytes = 4 * size * tensors
-    with python_server(ECHO) as echo_port, default_daemon(binary, data_root, extra) as running:
+    # At info level the daemon logs each background snapshot (reported below); a few lines per step.
+    with (
+        python_server(ECHO) as echo_port,
+        default_daemon(binary, data_root, [*extra, "--log-level", "info"]) as running,
+    ):
         assert running.process is not None
         pid = running.process.pid
         with Client(running.url) as client:
@@ -331,7 +335,7 @@ def large_benchmark(
         log(f"the same step sent with curl: {seconds:.2f} s  Server-Timing: {timing}")
     for snapshot in snapshots:
         log(
-            f"background snapshot of step {snapshot['step']}: {snapshot['written_under_lock_bytes'] / 2**20:.0f} MiB"
+            f"background snapshot of step {snapshot['step']:.0f}: {snapshot['written_under_lock_bytes'] / 2**20:.0f} MiB"
             f" written under the session's lock, {snapshot['copy_ms']:.0f} ms under it, {snapshot['write_ms']:.0f} ms after"
         )
     return row

@@ -39,29 +39,38 @@ public final class SnapshotWrite: Sendable {
     /// Writes the snapshot durably: its header (checksummed now) and staged data to a temporary
     /// file (after the head already there, if any), fsynced, renamed into place, the directory fsynced.
     ///
+    /// The bytes go with `O_DIRECT` where the file system allows it (``AlignedAppend``): buffered,
+    /// a snapshot of a few GB filled the page cache and was throttled to the write-back speed once
+    /// dirty pages piled up (measured at 200M parameters: 9.3–9.7 s for 2.4 GB, while its staged
+    /// copy held that much memory), and dirty pages count against a container's memory limit.
+    ///
     /// - Throws: ``StoreError`` (also when the write was cancelled); the session's log still holds
     ///   everything then, so nothing is lost.
     public func write() throws {
         let header = try staged.header()
-        let temporary: String
-        if let head = staged.head {
-            temporary = head.temporary
-            do {
+        let temporary = staged.head?.temporary ?? path + ".tmp"
+        do {
+            let file = try FileDescriptor.open(temporary, O_RDWR | O_CREAT | (staged.head == nil ? O_TRUNC : 0))
+            var direct = AlignedAppend(path: temporary)
+            if let head = staged.head {
                 guard header.count == head.headerByteCount else {
                     throw StoreError(code: .io, message: "snapshot \(path): the header changed size (\(head.headerByteCount) → \(header.count) bytes)")
                 }
-                let file = try FileDescriptor.open(temporary, O_WRONLY)
+                // The tail continues the head's last block, read back, so that it too goes in whole blocks.
+                let end = header.count + head.byteCount
+                let start = end / AlignedAppend.blockSize * AlignedAppend.blockSize
+                let continued = try file.read(end - start, at: start)
+                _ = try continued.withUnsafeBytes { try direct.write([$0, staged.stagedBytes], at: start, buffered: file) }
                 try header.withUnsafeBytes { try file.writeAll($0, at: 0) }
-                try file.writeAll(staged.stagedBytes, at: header.count + head.byteCount)
-                // The head's direct writes are padded to a block boundary: cut what the tail did not cover.
-                try file.truncate(to: header.count + staged.dataByteCount)
-                try file.sync()
-            } catch {
-                unlink(temporary)
-                throw error
+            } else {
+                _ = try header.withUnsafeBytes { try direct.write([$0, staged.stagedBytes], at: 0, buffered: file) }
             }
-        } else {
-            temporary = try header.withUnsafeBytes { try FileSystem.writeTemporary([$0, staged.stagedBytes], for: path) }
+            // Direct writes end padded to a block boundary: cut the file to its size.
+            try file.truncate(to: header.count + staged.dataByteCount)
+            try file.sync()
+        } catch {
+            unlink(temporary)
+            throw error
         }
         try cancelled.withLock { cancelled in
             guard !cancelled else {

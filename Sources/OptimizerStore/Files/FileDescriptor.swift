@@ -82,12 +82,16 @@ final class FileDescriptor: @unchecked Sendable {
 
     /// Reads the whole file from the start.
     func readAll() throws -> [UInt8] {
-        let length = try size()
+        try read(try size(), at: 0)
+    }
+
+    /// Reads up to `length` bytes from `offset` (fewer at the end of the file).
+    func read(_ length: Int, at start: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: length)
         var offset = 0
         try bytes.withUnsafeMutableBytes { buffer in
             while offset < length {
-                let count = pread(fd, buffer.baseAddress! + offset, length - offset, off_t(offset))
+                let count = pread(fd, buffer.baseAddress! + offset, length - offset, off_t(start + offset))
                 if count < 0 {
                     if errno == EINTR { continue }
                     throw StoreError.system("read", path: path)
