@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -35,6 +36,11 @@ ADAM = ("adam", {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True})
 # the log while they arrive (the log names the file in a small record), uploads from a 4 KiB boundary,
 # padded with zeros.
 LOG_WRITES = pytest.mark.parametrize("log_direct_io", ["off", "16KiB"], ids=["buffered-log", "direct-log"])
+# A background snapshot copies the session and writes the copy while it steps on; with
+# --snapshot-copy 0 it writes the session itself under its lock instead (no copy at all).
+SNAPSHOT_COPIES = pytest.mark.parametrize(
+    "snapshot_copy", ["all", "0"], ids=["copied-snapshots", "uncopied-snapshots"]
+)
 
 
 def step_until_killed(daemon, session, initial, acknowledged, steps, chooser, kill_when_done=True):
@@ -59,6 +65,13 @@ def step_until_killed(daemon, session, initial, acknowledged, steps, chooser, ki
     return acknowledged, reported
 
 
+def assert_snapshots_took_their_path(log: str, snapshot_copy: str) -> None:
+    """Background snapshots were written, each from a copy (`all`) or from the session under its lock (`0`)."""
+    under_lock = [int(n) for n in re.findall(r"snapshot\.written_under_lock_bytes=(\d+)", log)]
+    assert under_lock, "no background snapshot was written"
+    assert all((n == 0) == (snapshot_copy == "all") for n in under_lock), under_lock
+
+
 def load_metadata(body: bytes) -> dict:
     """The `__metadata__` of a safetensors body."""
     length = int.from_bytes(body[:8], "little")
@@ -66,12 +79,24 @@ def load_metadata(body: bytes) -> dict:
 
 
 @LOG_WRITES
-def test_kill_9_at_random_moments_never_loses_an_acknowledged_step(binary, tmp_path, log_direct_io):
+@SNAPSHOT_COPIES
+def test_kill_9_at_random_moments_never_loses_an_acknowledged_step(
+    binary, tmp_path, log_direct_io, snapshot_copy
+):
     steps, kills = 60, 0
     initial = model(seed=1, scale=20)  # ~200k parameters: requests take long enough to be cut
     optimizer, hyperparameters = ADAM
     chooser = random.Random(7)
-    args = ["--fsync", "always", "--snapshot-every", "7", "--log-direct-io", log_direct_io]
+    args = [
+        "--fsync",
+        "always",
+        "--snapshot-every",
+        "7",
+        "--log-direct-io",
+        log_direct_io,
+        "--snapshot-copy",
+        snapshot_copy,
+    ]
     with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
         session = RawSession(daemon.url, optimizer, hyperparameters)
         assert session.upload(initial).status_code == 200
@@ -87,6 +112,7 @@ def test_kill_9_at_random_moments_never_loses_an_acknowledged_step(binary, tmp_p
             assert summary["durable_step"] == summary["step"]
             acknowledged = summary["step"]
         final = session.parameters()
+        assert_snapshots_took_their_path(daemon.log(), snapshot_copy)
     assert kills >= 5
     assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, steps))
 
@@ -281,7 +307,10 @@ def reference_trajectory(binary, optimizer, hyperparameters, initial, steps) -> 
         return trajectory
 
 
-def test_snapshot_durability_resumes_exactly_at_a_complete_snapshot_after_kill_9(binary, tmp_path):
+@SNAPSHOT_COPIES
+def test_snapshot_durability_resumes_exactly_at_a_complete_snapshot_after_kill_9(
+    binary, tmp_path, snapshot_copy
+):
     """--durability snapshot: steps are not logged. After kill -9 the session is at a step no older
     than the last durable_step it reported, that step is its durable_step (a complete snapshot), and
     its state is bit-identical to an uninterrupted run's at that step; never torn. The trainer
@@ -299,6 +328,8 @@ def test_snapshot_durability_resumes_exactly_at_a_complete_snapshot_after_kill_9
         "3600s",
         "--fsync",
         "always",
+        "--snapshot-copy",
+        snapshot_copy,
     ]
     chooser = random.Random(11)
     with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
@@ -326,6 +357,7 @@ def test_snapshot_durability_resumes_exactly_at_a_complete_snapshot_after_kill_9
             acknowledged = reported = summary["step"]  # the trainer resumes from durable_step
         assert len(restored) >= 3
         assert any(step > 0 for step in restored), restored  # snapshots were written and used
+        assert_snapshots_took_their_path(daemon.log(), snapshot_copy)
         assert_bit_identical(session.parameters(), reference[steps])
         # No step was logged: a log holds at most the parameter upload.
         directory = tmp_path / "data" / "sessions" / session.id
