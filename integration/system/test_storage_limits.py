@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 import requests
-from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model
+from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model, wait_until
 
 
 @pytest.fixture
@@ -84,6 +84,33 @@ def test_a_full_disk_while_a_step_body_is_spooled_is_507_and_leaves_no_file(bina
         after = session.parameters()
         daemon.restart(kill=True)
         assert session.summary()["step"] == 2
+        assert_bit_identical(session.parameters(), after)
+
+
+def test_a_full_disk_under_a_snapshot_written_from_the_session_loses_nothing(binary, small_disk):
+    """`--snapshot-copy 0` writes snapshots from the session under its lock. With steps not logged
+    (`--durability snapshot`) a full disk then fails only the snapshot: the step is answered,
+    `durable_step` stays at the last complete snapshot and no temporary file is left; once there is
+    room the next snapshot goes through and a kill -9 resumes exactly there."""
+    initial = model(seed=9, scale=4)
+    args = ["--fsync", "always", "--durability", "snapshot", "--snapshot-every", "1", "--snapshot-copy", "0"]
+    with LocalDaemon(binary, data_dir=small_disk, args=args) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        assert session.step(1, gradients(initial, 1)).status_code == 200
+        wait_until(lambda: session.summary()["durable_step"] == 1, "the snapshot of step 1")
+        directory = small_disk / "sessions" / session.id
+        fill(small_disk, leave=16 * 1024)
+        assert session.step(2, gradients(initial, 2)).status_code == 200
+        wait_until(lambda: "snapshot failed" in daemon.log(), "the snapshot of step 2 to fail")
+        assert session.summary()["durable_step"] == 1
+        assert not [name for name in os.listdir(directory) if name.endswith(".tmp")]
+        os.remove(small_disk / "filler")
+        assert session.step(3, gradients(initial, 3)).status_code == 200
+        wait_until(lambda: session.summary()["durable_step"] == 3, "the snapshot of step 3")
+        after = session.parameters()
+        daemon.restart(kill=True)
+        assert session.summary()["step"] == 3
         assert_bit_identical(session.parameters(), after)
 
 

@@ -110,7 +110,14 @@ final class SessionHandle: Sendable {
         guard let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
         let staging = SnapshotStaging(byteCount: plan.byteCount)
         let start = ContinuousClock.now
-        guard let pending = state.withLock({ $0.beginSnapshot(plan, staging: staging) }) else { return nil }
+        let pending: SessionState.PendingSnapshot
+        do {
+            guard let begun = try state.withLock({ try $0.beginSnapshot(plan, staging: staging) }) else { return nil }
+            pending = begun
+        } catch {
+            let step = progressSnapshot.withLock { $0.step }
+            return SnapshotReport(step: step, bytes: 0, writtenUnderLock: 0, copy: ContinuousClock.now - start, write: .zero, error: error)
+        }
         let copied = ContinuousClock.now
         var failure: (any Error)?
         do {

@@ -92,9 +92,13 @@ struct SessionState: @unchecked Sendable {
     }
 
     /// The second half (under the lock again): the session is copied into `staging` (memcpy speed;
-    /// steps wait only for that) and a new log starts at its step. Nil when the session went back
-    /// to its last snapshot's step meanwhile (a checkpoint restore), or the new log cannot be made.
-    mutating func beginSnapshot(_ plan: SnapshotPlan, staging: SnapshotStaging) -> PendingSnapshot? {
+    /// steps wait only for that, and for what had no room in it to be written) and a new log starts
+    /// at its step. Nil when the session went back to its last snapshot's step meanwhile (a
+    /// checkpoint restore).
+    ///
+    /// - Throws: why the snapshot could not begin (a full disk under the part written now, the new
+    ///   log not made); also kept as ``snapshotProblem``. Nothing is lost: the log still holds every step.
+    mutating func beginSnapshot(_ plan: SnapshotPlan, staging: SnapshotStaging) throws -> PendingSnapshot? {
         guard let journal, session.step > journal.logStep else {
             plan.copy.release()
             isSnapshotPending = false
@@ -106,7 +110,7 @@ struct SessionState: @unchecked Sendable {
             plan.copy.release()
             snapshotProblem = "\(error)"
             isSnapshotPending = false
-            return nil
+            throw error
         }
     }
 

@@ -43,7 +43,7 @@ struct SnapshotPlanTests {
         var (state, plan) = try planAfterOneStep(budget: budget)
         #expect(budget.used > 0)
         try step(state)  // a step between the plan and the copy
-        let begun = state.beginSnapshot(plan, staging: SnapshotStaging(byteCount: plan.byteCount))
+        let begun = try state.beginSnapshot(plan, staging: SnapshotStaging(byteCount: plan.byteCount))
         let pending = try #require(begun)
         try step(state)  // and one while the copy is written
         try pending.write.write()
@@ -61,7 +61,7 @@ struct SnapshotPlanTests {
         var (state, plan) = try planAfterOneStep(budget: budget)
         // A restore replaces the journal's files with a generation at the current step.
         try state.journal?.replaceAll(with: state.snapshot)
-        let begun = state.beginSnapshot(plan, staging: SnapshotStaging(byteCount: plan.byteCount))
+        let begun = try state.beginSnapshot(plan, staging: SnapshotStaging(byteCount: plan.byteCount))
         #expect(begun == nil)
         #expect(budget.used == 0 && !state.isSnapshotPending)
     }
