@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,6 +373,8 @@ def test_admin_token_lists_every_session_and_charts_the_history(daemon, runs, br
     assert fact(browser, "step") == str(ADAM_STEPS)
     assert fact(browser, "skipped") == "1"
     assert fact(browser, "durable_step") == f"{summary['durable_step']:,}"
+    # The newest snapshot's step (no snapshot failed here; one may complete between reads).
+    assert re.fullmatch(r"step [0-9,]+", fact(browser, "snapshot")), fact(browser, "snapshot")
     assert fact(browser, "parameters").startswith(f"{summary['parameter_count']:,} in 2 tensors")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-session-id="{adam.id}"]')
     assert row.find_element(By.CSS_SELECTOR, '[data-field="step"]').text == str(ADAM_STEPS)

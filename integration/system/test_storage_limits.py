@@ -103,11 +103,14 @@ def test_a_full_disk_under_a_snapshot_written_from_the_session_loses_nothing(bin
         fill(small_disk, leave=16 * 1024)
         assert session.step(2, gradients(initial, 2)).status_code == 200
         wait_until(lambda: "snapshot failed" in daemon.log(), "the snapshot of step 2 to fail")
-        assert session.summary()["durable_step"] == 1
+        summary = session.summary()
+        assert summary["durable_step"] == summary["snapshot_step"] == 1
+        assert "No space left on device" in summary["snapshot_problem"], summary.get("snapshot_problem")
         assert not [name for name in os.listdir(directory) if name.endswith(".tmp")]
         os.remove(small_disk / "filler")
         assert session.step(3, gradients(initial, 3)).status_code == 200
         wait_until(lambda: session.summary()["durable_step"] == 3, "the snapshot of step 3")
+        assert "snapshot_problem" not in session.summary()
         after = session.parameters()
         daemon.restart(kill=True)
         assert session.summary()["step"] == 3

@@ -17,6 +17,12 @@ struct SessionSummary: Encodable, Sendable {
     var durableStep: Int
     /// What carries the steps across a crash: `log` or `snapshot`.
     var durability: DurabilityMode
+    /// The step of the newest complete snapshot (a restart replays the log after it); 0 when the
+    /// daemon keeps sessions in memory only.
+    var snapshotStep: Int
+    /// Why the last background snapshot could not be taken or written; absent once one is. Nothing
+    /// is lost meanwhile: with `log` the steps stay in the log, with `snapshot` `durable_step` stays.
+    var snapshotProblem: String?
     /// Total number of parameter elements.
     var parameterCount: Int
     /// How the optimizer's moments are stored: `f32`, `bf16` or `int8` (DESIGN §10).
@@ -88,6 +94,8 @@ struct SessionSummary: Encodable, Sendable {
         case id, name, optimizer, hyperparameters, groups, step, parameters, state, durability
         case createdAt = "created_at"
         case durableStep = "durable_step"
+        case snapshotStep = "snapshot_step"
+        case snapshotProblem = "snapshot_problem"
         case parameterCount = "parameter_count"
         case stateDType = "state_dtype"
         case stateBytes = "state_bytes"
@@ -138,6 +146,8 @@ extension SessionState {
             step: session.step,
             durableStep: durableStep,
             durability: durability,
+            snapshotStep: journal?.snapshotStep ?? 0,
+            snapshotProblem: snapshotProblem,
             parameterCount: session.parameterCount,
             stateDType: configuration.stateDType,
             stateBytes: session.stateBytes,

@@ -449,6 +449,7 @@
       ["optimizer", "Optimizer", summary ? summary.optimizer : "…"],
       ["step", "Step", summary ? integer(Math.max(summary.step, view.step)) : integer(view.step)],
       ["durable_step", "Durable step", summary && summary.durable_step != null ? integer(summary.durable_step) : "—"],
+      ["snapshot", "Newest snapshot", snapshotFact(summary)],
       ["last_loss", "Last loss", last && finite(last.loss) != null ? precise(last.loss) : "—"],
       ["parameters", "Parameters", summary ? integer(summary.parameter_count) + " in " + plural((summary.parameters || []).length, "tensor") : "…"],
       ["state", "Optimizer state", summary && summary.state_dtype ? summary.state_dtype + " · " + integer(summary.state_bytes) + " bytes" : "…"],
@@ -472,6 +473,13 @@
         return item;
       })
     );
+  }
+
+  // The newest complete snapshot's step, or why the last background snapshot failed.
+  function snapshotFact(summary) {
+    if (!summary || summary.snapshot_step == null) return "—";
+    const newest = "step " + integer(summary.snapshot_step);
+    return summary.snapshot_problem ? newest + " · last snapshot failed: " + summary.snapshot_problem : newest;
   }
 
   function note(text) {
