@@ -50,7 +50,8 @@ struct MetricsMiddleware: RouterMiddleware {
         metrics.bySession.record(
             .init(
                 sessionID: session.id, sessionName: session.name, optimizer: session.optimizer.rawValue,
-                stateDType: session.stateDType.rawValue, step: progress.step, stateBytes: progress.stateBytes,
+                stateDType: session.stateDType.rawValue, step: progress.step, durableStep: progress.durableStep,
+                stateBytes: progress.stateBytes,
                 status: status.code, duration: duration, bytesIn: meter.bytesIn,
                 bytesOut: bytesOut ?? 0, steps: meter.steps
             )

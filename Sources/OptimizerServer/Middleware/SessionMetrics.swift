@@ -20,6 +20,8 @@ import Synchronization
 /// - `optimizerd_session_request_body_bytes`, `optimizerd_session_response_body_bytes` (counters,
 ///   bytes on the wire: compressed when the body is)
 /// - `optimizerd_session_step` (gauge: the session's current step),
+///   `optimizerd_session_durable_step` (gauge: the step a crash keeps, as of the session's last
+///   request; standing still while `step` moves means its snapshots fail, see the summary),
 ///   `optimizerd_session_state_bytes` (gauge: the bytes its optimizer state holds, compact state at
 ///   its compact size) and `optimizerd_session_info` (gauge, always 1, also `session_name`,
 ///   `session_optimizer` and `session_state_dtype`, to show names in legends); none exists for
@@ -52,6 +54,8 @@ final class SessionMetrics: Sendable {
         var stateDType: String
         /// The session's step after the request.
         var step: Int
+        /// The step that survives a crash after the request.
+        var durableStep: Int
         /// The bytes of its optimizer state after the request.
         var stateBytes: Int
         var status: Int
@@ -118,6 +122,7 @@ private final class SessionSeries: Sendable {
     let bytesIn: Counter
     let bytesOut: Counter
     let step: Gauge?
+    let durableStep: Gauge?
     let stateBytes: Gauge?
     let info: Gauge?
     private let factory: any MetricsFactory
@@ -135,6 +140,7 @@ private final class SessionSeries: Sendable {
         bytesOut = Counter(label: "optimizerd.session.response.body.bytes", dimensions: dimensions, factory: factory)
         if let info {
             step = Gauge(label: "optimizerd.session.step", dimensions: dimensions, factory: factory)
+            durableStep = Gauge(label: "optimizerd.session.durable_step", dimensions: dimensions, factory: factory)
             stateBytes = Gauge(label: "optimizerd.session.state.bytes", dimensions: dimensions, factory: factory)
             let infoGauge = Gauge(
                 label: "optimizerd.session.info",
@@ -147,6 +153,7 @@ private final class SessionSeries: Sendable {
             self.info = infoGauge
         } else {
             step = nil
+            durableStep = nil
             stateBytes = nil
             self.info = nil
         }
@@ -161,6 +168,7 @@ private final class SessionSeries: Sendable {
             stepDuration.record(duration: observation.duration)
         }
         step?.record(observation.step)
+        durableStep?.record(observation.durableStep)
         stateBytes?.record(observation.stateBytes)
         if observation.status >= 400 {
             let counter = errors.withLock { all in
@@ -185,6 +193,7 @@ private final class SessionSeries: Sendable {
         bytesIn.destroy()
         bytesOut.destroy()
         step?.destroy()
+        durableStep?.destroy()
         stateBytes?.destroy()
         info?.destroy()
         for counter in errors.withLock({ Array($0.values) }) { counter.destroy() }

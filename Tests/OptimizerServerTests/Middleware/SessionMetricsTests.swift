@@ -41,6 +41,7 @@ struct SessionMetricsTests {
             #expect(text.contains(#"optimizerd_session_step_duration_count{\#(id)} 2"#))
             #expect(text.contains(#"optimizerd_session_step_duration_bucket{\#(id),le="0.0005"}"#), "sub-millisecond buckets")
             #expect(text.contains(#"optimizerd_session_step{\#(id)} 2"#))
+            #expect(text.contains(#"optimizerd_session_durable_step{\#(id)} 0"#), "kept in memory only: nothing survives a crash")
             #expect(text.contains(#"optimizerd_session_requests{\#(id)} 6"#))
             #expect(text.contains(#"optimizerd_session_errors{\#(id),http_response_status_code="401"} 1"#))
             #expect(text.contains(#"optimizerd_session_errors{\#(id),http_response_status_code="409"} 1"#))
