@@ -1,17 +1,22 @@
 import NIOCore
 import OptimizerKit
 import OptimizerStore
+import OptimizerWire
 
 extension SessionHandle {
     /// `GET …/checkpoint`: parameters, every state slot and the configuration as one safetensors file.
     ///
-    /// - Throws: ``MemoryBudgetExceeded`` (507) when the budget has no room for the file's copies
-    ///   (encoded, then as the response body).
+    /// The file is encoded straight into the response body's buffer (one copy of the session).
+    ///
+    /// - Throws: ``MemoryBudgetExceeded`` (507) when the budget has no room for that copy.
     func checkpoint() async throws -> ByteBuffer {
         try await withState { [memory] state in
-            let copies = try memory.budget.reserve(2 * state.session.memoryFootprint(), for: .staging, purpose: "this download")
-            defer { copies.release() }
-            return ByteBuffer(bytes: try SessionSnapshot(session: state.session, id: nil, name: nil, tokenHash: nil).encoded())
+            let copy = try memory.budget.reserve(state.session.memoryFootprint(), for: .staging, purpose: "this download")
+            defer { copy.release() }
+            let encoder = try SessionSnapshot(session: state.session, id: nil, name: nil, tokenHash: nil).encoder()
+            var body = ByteBufferAllocator().buffer(capacity: encoder.byteCount)
+            body.writeWithUnsafeMutableBytes(minimumWritableBytes: encoder.byteCount) { encoder.write(into: $0) }
+            return body
         }
     }
 

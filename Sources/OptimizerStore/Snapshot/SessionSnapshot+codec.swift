@@ -6,6 +6,13 @@ import OptimizerWire
 extension SessionSnapshot {
     /// Encodes the snapshot as one safetensors buffer with its checksum.
     public func encoded() throws -> [UInt8] {
+        try encoder().bytes()
+    }
+
+    /// A writer of the snapshot's file, checksum included, that reads the session's tensors when
+    /// it writes (``SafetensorsWriter/write(into:)``: one copy, into memory the caller provides).
+    /// The session must not change until then.
+    public func encoder() throws -> SafetensorsWriter {
         var metadata = try metadataWithoutChecksum()
         var writer = SafetensorsWriter()
         var index: [(name: String, dtype: String, shape: [Int])] = []
@@ -29,7 +36,7 @@ extension SessionSnapshot {
         }
         metadata["checksum"] = Self.checksum(metadata: metadata, index: index, dataCRC: dataCRC)
         writer.metadata = metadata
-        return writer.bytes()
+        return writer
     }
 
     /// Every metadata entry of the file except `checksum`, which covers them.
