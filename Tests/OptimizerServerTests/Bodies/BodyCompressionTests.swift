@@ -36,5 +36,10 @@ struct BodyCompressionTests {
         let noise = ByteBuffer(bytes: (0..<(1 << 18)).map { _ in UInt8.random(in: 0...255, using: &generator) })
         #expect(BodyCompression.compressIfWorthwhile(noise, coding: .gzip) == nil)
         #expect(BodyCompression.compressIfWorthwhile(zeros, coding: .identity) == nil)
+        // Past the limit even zeros go as they are: compressing would cost more than sending.
+        let largest = ByteBuffer(repeating: 0, count: BodyCompression.maxCompressedResponseBytes)
+        #expect(BodyCompression.compressIfWorthwhile(largest, coding: .gzip) != nil)
+        let larger = ByteBuffer(repeating: 0, count: BodyCompression.maxCompressedResponseBytes + 1)
+        #expect(BodyCompression.compressIfWorthwhile(larger, coding: .gzip) == nil)
     }
 }
