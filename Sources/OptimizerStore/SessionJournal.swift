@@ -148,7 +148,7 @@ public final class SessionJournal {
     ) throws -> SnapshotWrite {
         precondition(inFlight == nil && snapshot.step > logStep, "a snapshot is being written, or no step since the last one")
         let path = directory + "/" + Self.snapshotName(snapshot.step)
-        let staged = try snapshot.stage(into: staging, writingHeadTo: path + ".tmp")
+        let staged = try snapshot.stage(into: staging, writingHeadTo: SnapshotWrite.temporaryPath(for: path))
         let write = SnapshotWrite(staged: staged, path: path, directory: directory)
         let newLog: WriteAheadLog
         do {

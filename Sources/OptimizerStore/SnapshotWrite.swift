@@ -33,6 +33,12 @@ public final class SnapshotWrite: Sendable {
     /// The size of the snapshot's data section in bytes (its header adds a few hundred more).
     public var byteCount: Int { staged.dataByteCount }
 
+    /// The temporary file of the background snapshot that becomes `path`: a name of its own, since a
+    /// checkpoint restore to the same step writes `path` (through `path.tmp`) while this one, cancelled,
+    /// may still be writing; sharing the file, it could have written into the restore's snapshot.
+    /// Recovery deletes both (`.tmp`).
+    static func temporaryPath(for path: String) -> String { path + ".background.tmp" }
+
     /// The bytes written under the session's lock (the head that had no room in memory), or 0.
     public var writtenUnderLock: Int { staged.head?.byteCount ?? 0 }
 
@@ -48,7 +54,7 @@ public final class SnapshotWrite: Sendable {
     ///   everything then, so nothing is lost.
     public func write() throws {
         let header = try staged.header()
-        let temporary = staged.head?.temporary ?? path + ".tmp"
+        let temporary = staged.head?.temporary ?? Self.temporaryPath(for: path)
         do {
             let file = try FileDescriptor.open(temporary, O_RDWR | O_CREAT | (staged.head == nil ? O_TRUNC : 0))
             var direct = AlignedAppend(path: temporary)

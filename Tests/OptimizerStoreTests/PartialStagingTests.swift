@@ -83,7 +83,7 @@ struct PartialStagingTests {
         try StoreFixtures.run(3, session: session, journal: journal)
         let write = try journal.beginSnapshot(Self.snapshot(session), staging: SnapshotStaging(byteCount: 0))
         #expect(write.writtenUnderLock == Self.snapshot(session).dataByteCount)
-        #expect(BackgroundSnapshotTests.files(directory).contains("snapshot-0000000000000003.safetensors.tmp"))
+        #expect(BackgroundSnapshotTests.files(directory).contains("snapshot-0000000000000003.safetensors.background.tmp"))
         try StoreFixtures.run(2, session: session, journal: journal)
         try write.write()
         journal.finishSnapshot(write, error: nil)
@@ -146,5 +146,28 @@ extension PartialStagingTests {
             let decoded = try SessionSnapshot(decoding: try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))), origin: path)
             #expect(StoreFixtures.fingerprint(try decoded.makeSession()) == expected, "staging of \(size) bytes")
         }
+    }
+}
+
+extension PartialStagingTests {
+    /// A checkpoint restore to the step of a background snapshot still being written writes its own
+    /// snapshot of that step: the two never share a temporary file (the cancelled background write
+    /// could otherwise write into the restore's snapshot), and the restore's is what recovery reads.
+    @Test func aRestoreToTheSameStepNeverSharesTheBackgroundSnapshotsFile() throws {
+        let directory = TemporaryDirectory()
+        let session = try StoreFixtures.session()
+        let journal = try BackgroundSnapshotTests.store(directory).create(Self.snapshot(session))
+        try StoreFixtures.run(2, session: session, journal: journal)
+        let write = try journal.beginSnapshot(Self.snapshot(session), staging: SnapshotStaging(byteCount: 0))
+        let background = "snapshot-0000000000000002.safetensors.background.tmp"
+        #expect(BackgroundSnapshotTests.files(directory).contains(background))
+        try journal.replaceAll(with: Self.snapshot(session))
+        #expect(BackgroundSnapshotTests.files(directory).contains(background), "the restore left the background file alone")
+        #expect(throws: StoreError.self) { try write.write() }
+        journal.finishSnapshot(write, error: nil)
+        #expect(!BackgroundSnapshotTests.files(directory).contains { $0.hasSuffix(".tmp") })
+        let (recovered, failures) = try BackgroundSnapshotTests.store(directory).recoverAll(replay: StoreFixtures.replay)
+        #expect(failures.isEmpty && recovered[0].notes.isEmpty)
+        #expect(StoreFixtures.fingerprint(recovered[0].session) == StoreFixtures.fingerprint(session))
     }
 }

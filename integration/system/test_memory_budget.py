@@ -218,7 +218,11 @@ def test_a_snapshot_without_room_for_its_copy_is_written_from_the_session(binary
         assert written and all(n > 0 for n in written), daemon.log()[-2000:]
         if "0" in args:
             assert all(n >= 12 * MIB for n in written), written
-        assert not [name for name in data_files(daemon.data_dir, session.id) if name.endswith(".tmp")]
+        # (A snapshot being written has one; once none is in flight, none is left.)
+        wait_until(
+            lambda: not [name for name in data_files(daemon.data_dir, session.id) if name.endswith(".tmp")],
+            "no temporary snapshot file",
+        )
         before = session.parameters()
         daemon.restart(kill=True)  # kill -9: recovery reads the newest snapshot and replays the log after it
         assert session.summary()["step"] == 3
