@@ -12,6 +12,23 @@ struct PartialStagingTests {
         SessionSnapshot(session: session, id: "s1", name: "demo", tokenHash: "h", durability: .log)
     }
 
+    /// A journal's background snapshot after `steps` logged steps, begun with no memory for a copy
+    /// (all of it written under the lock).
+    static func uncopiedSnapshot(after steps: Int) throws -> (TemporaryDirectory, OptimizerSession, SessionJournal, SnapshotWrite) {
+        let directory = TemporaryDirectory()
+        let session = try StoreFixtures.session()
+        let journal = try BackgroundSnapshotTests.store(directory).create(Self.snapshot(session))
+        try StoreFixtures.run(steps, session: session, journal: journal)
+        return (directory, session, journal, try journal.beginSnapshot(Self.snapshot(session), staging: SnapshotStaging(byteCount: 0)))
+    }
+
+    /// Recovery of `directory` gives `session` bit for bit, with nothing to report.
+    static func expectExactRecovery(_ directory: TemporaryDirectory, of session: OptimizerSession) throws {
+        let (recovered, failures) = try BackgroundSnapshotTests.store(directory).recoverAll(replay: StoreFixtures.replay)
+        #expect(failures.isEmpty && recovered[0].notes.isEmpty)
+        #expect(StoreFixtures.fingerprint(recovered[0].session) == StoreFixtures.fingerprint(session))
+    }
+
     /// The fixtures' session after `steps` logged steps, and its data directory.
     static func stepped(_ steps: Int) throws -> (OptimizerSession, TemporaryDirectory) {
         let session = try StoreFixtures.session()
@@ -77,20 +94,14 @@ struct PartialStagingTests {
     /// The journal's snapshot with a small staging: the head goes to the temporary file, recovery
     /// from the finished snapshot is exact, and a snapshot abandoned before its write leaves no file.
     @Test func aJournalSnapshotWithLittleMemoryRecoversExactly() throws {
-        let directory = TemporaryDirectory()
-        let session = try StoreFixtures.session()
-        let journal = try BackgroundSnapshotTests.store(directory).create(Self.snapshot(session))
-        try StoreFixtures.run(3, session: session, journal: journal)
-        let write = try journal.beginSnapshot(Self.snapshot(session), staging: SnapshotStaging(byteCount: 0))
+        let (directory, session, journal, write) = try Self.uncopiedSnapshot(after: 3)
         #expect(write.writtenUnderLock == Self.snapshot(session).dataByteCount)
         #expect(BackgroundSnapshotTests.files(directory).contains("snapshot-0000000000000003.safetensors.background.tmp"))
         try StoreFixtures.run(2, session: session, journal: journal)
         try write.write()
         journal.finishSnapshot(write, error: nil)
         #expect(journal.snapshotStep == 3)
-        let (recovered, failures) = try BackgroundSnapshotTests.store(directory).recoverAll(replay: StoreFixtures.replay)
-        #expect(failures.isEmpty && recovered[0].notes.isEmpty)
-        #expect(StoreFixtures.fingerprint(recovered[0].session) == StoreFixtures.fingerprint(session))
+        try Self.expectExactRecovery(directory, of: session)
         #expect(!BackgroundSnapshotTests.files(directory).contains { $0.hasSuffix(".tmp") })
     }
 
@@ -154,11 +165,7 @@ extension PartialStagingTests {
     /// snapshot of that step: the two never share a temporary file (the cancelled background write
     /// could otherwise write into the restore's snapshot), and the restore's is what recovery reads.
     @Test func aRestoreToTheSameStepNeverSharesTheBackgroundSnapshotsFile() throws {
-        let directory = TemporaryDirectory()
-        let session = try StoreFixtures.session()
-        let journal = try BackgroundSnapshotTests.store(directory).create(Self.snapshot(session))
-        try StoreFixtures.run(2, session: session, journal: journal)
-        let write = try journal.beginSnapshot(Self.snapshot(session), staging: SnapshotStaging(byteCount: 0))
+        let (directory, session, journal, write) = try Self.uncopiedSnapshot(after: 2)
         let background = "snapshot-0000000000000002.safetensors.background.tmp"
         #expect(BackgroundSnapshotTests.files(directory).contains(background))
         try journal.replaceAll(with: Self.snapshot(session))
@@ -166,8 +173,6 @@ extension PartialStagingTests {
         #expect(throws: StoreError.self) { try write.write() }
         journal.finishSnapshot(write, error: nil)
         #expect(!BackgroundSnapshotTests.files(directory).contains { $0.hasSuffix(".tmp") })
-        let (recovered, failures) = try BackgroundSnapshotTests.store(directory).recoverAll(replay: StoreFixtures.replay)
-        #expect(failures.isEmpty && recovered[0].notes.isEmpty)
-        #expect(StoreFixtures.fingerprint(recovered[0].session) == StoreFixtures.fingerprint(session))
+        try Self.expectExactRecovery(directory, of: session)
     }
 }
