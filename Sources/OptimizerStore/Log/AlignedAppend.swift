@@ -50,7 +50,13 @@ struct AlignedAppend {
 
     /// Writes `pieces` one after the other from `offset` (a block boundary), then zeros up to the
     /// next boundary, through `direct` or, without it, through `buffered`. Returns the bytes written.
-    mutating func write(_ pieces: [UnsafeRawBufferPointer], at offset: Int, buffered: FileDescriptor) throws -> Int {
+    ///
+    /// - Parameter eachSlice: Sees the pieces' bytes slice by slice, in order, while they are in
+    ///   cache (without the padding), before each is written: to checksum them on the way.
+    mutating func write(
+        _ pieces: [UnsafeRawBufferPointer], at offset: Int, buffered: FileDescriptor,
+        eachSlice: (UnsafeRawBufferPointer) -> Void = { _ in }
+    ) throws -> Int {
         precondition(offset % Self.blockSize == 0, "a direct record starts at a block boundary")
         guard let slice = UnsafeMutableRawBufferPointer.allocate(alignedTo: Self.blockSize, count: Self.sliceSize) else {
             throw StoreError.system("posix_memalign", path: buffered.path)
@@ -59,6 +65,7 @@ struct AlignedAppend {
         var written = 0
         var filled = 0
         func flush(final: Bool) throws {
+            eachSlice(UnsafeRawBufferPointer(rebasing: slice[..<filled]))
             var count = filled
             if final {
                 count = Self.padded(filled)

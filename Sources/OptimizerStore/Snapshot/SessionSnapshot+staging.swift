@@ -52,7 +52,7 @@ public struct StagedSnapshot: Sendable {
 
     /// The head of the data section, written to the temporary file under the session's lock.
     struct WrittenHead: Sendable {
-        /// The temporary file (the snapshot's path + `.tmp`).
+        /// The temporary file (``SnapshotWrite/temporaryPath(for:)`` of the snapshot's path).
         let temporary: String
         /// The header's size: the data section starts here.
         let headerByteCount: Int
@@ -69,7 +69,7 @@ public struct StagedSnapshot: Sendable {
     /// The data section from `head.byteCount` (all of it without a head), at the start of `data`.
     let data: SnapshotStaging
     /// The head written under the lock, or nil when `data` holds the whole data section.
-    let head: WrittenHead?
+    var head: WrittenHead?
 
     /// The size of the whole data section.
     var dataByteCount: Int { entries.last.map { $0.offset + $0.byteCount } ?? 0 }
@@ -126,84 +126,71 @@ extension SessionSnapshot {
     /// - Throws: ``StoreError`` when the head cannot be written (the temporary file is removed).
     public func stage(into staging: SnapshotStaging?, writingHeadTo temporary: String? = nil) throws -> StagedSnapshot {
         let entries = dataEntries()
-        var index: [StagedSnapshot.Entry] = []
-        var offset = 0
-        for (name, value) in entries {
-            let entry: StagedSnapshot.Entry
-            switch value {
-            case .scalar: entry = .init(name: name, dtype: .F64, shape: [], offset: offset, byteCount: 8)
-            case .tensor(let tensor):
-                entry = .init(name: name, dtype: .F32, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.count * 4)
-            case .packed(let tensor):
-                entry = .init(name: name, dtype: tensor.dtype, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.byteCount)
-            }
-            index.append(entry)
-            offset += entry.byteCount
-        }
-        let size = offset
-        // The first entry of the staged tail: the head before it is written to the file instead.
-        var first = 0
-        if let staging, temporary != nil, staging.byteCount < size {
-            first = index.firstIndex { size - $0.offset <= staging.byteCount } ?? index.count
-        }
-        let headBytes = first < index.count ? index[first].offset : size
-        let data =
-            first > 0 ? staging! : staging.flatMap { $0.byteCount >= size ? $0 : nil } ?? SnapshotStaging(byteCount: size)
-        for (position, (_, value)) in entries.enumerated() where position >= first {
-            let target = data.base + index[position].offset - headBytes
-            switch value {
-            case .scalar(let scalar): target.storeBytes(of: scalar.bitPattern.littleEndian, as: UInt64.self)
-            case .tensor(let tensor): target.copyMemory(from: tensor.pointer, byteCount: tensor.count * 4)
-            case .packed(let tensor): target.copyMemory(from: tensor.pointer, byteCount: tensor.byteCount)
-            }
-        }
-        var staged = StagedSnapshot(step: step, metadata: try metadataWithoutChecksum(), entries: index, data: data, head: nil)
-        if first > 0, let temporary {
-            staged = try writeHead(of: staged, entries: entries[..<first].map(\.value), byteCount: headBytes, to: temporary)
-        }
-        return staged
-    }
-
-    /// Writes the first entries' bytes (`byteCount` in all) to `temporary` after room for the
-    /// header, padded to a block boundary, and returns `staged` with that head.
-    private func writeHead(
-        of staged: StagedSnapshot, entries: [StateSlot.Value], byteCount: Int, to temporary: String
-    ) throws -> StagedSnapshot {
-        let scalars = entries.compactMap { value -> UInt64? in
-            if case .scalar(let scalar) = value { return scalar.bitPattern.littleEndian }
-            return nil
+        let scalars = entries.compactMap { entry -> UInt64? in
+            guard case .scalar(let scalar) = entry.value else { return nil }
+            return scalar.bitPattern.littleEndian
         }
         return try scalars.withUnsafeBytes { scalarBytes in
+            // Each entry's place in the data section and its bytes (scalars from `scalars`).
+            var index: [StagedSnapshot.Entry] = []
             var pieces: [UnsafeRawBufferPointer] = []
-            var scalar = 0
-            for value in entries {
+            var offset = 0, scalar = 0
+            for (name, value) in entries {
+                let entry: StagedSnapshot.Entry
                 switch value {
                 case .scalar:
-                    pieces.append(UnsafeRawBufferPointer(rebasing: scalarBytes[scalar * 8..<scalar * 8 + 8]))
+                    entry = .init(name: name, dtype: .F64, shape: [], offset: offset, byteCount: 8)
+                    pieces.append(UnsafeRawBufferPointer(rebasing: scalarBytes[8 * scalar..<8 * scalar + 8]))
                     scalar += 1
                 case .tensor(let tensor):
-                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * 4))
+                    entry = .init(name: name, dtype: .F32, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.count * 4)
+                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: entry.byteCount))
                 case .packed(let tensor):
-                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+                    entry = .init(name: name, dtype: tensor.dtype, shape: tensor.shape.dimensions, offset: offset, byteCount: tensor.byteCount)
+                    pieces.append(UnsafeRawBufferPointer(start: tensor.pointer, count: entry.byteCount))
                 }
+                index.append(entry)
+                offset += entry.byteCount
             }
-            let crc = pieces.reduce(UInt32(0)) { optimizerd_crc32c($0, $1.baseAddress, $1.count) }
-            // The header's size does not depend on the checksum's value (eight hex digits).
-            let placeholder = StagedSnapshot(
-                step: staged.step, metadata: staged.metadata, entries: staged.entries, data: staged.data,
-                head: .init(temporary: temporary, headerByteCount: 0, byteCount: byteCount, crc: crc))
-            let headerByteCount = try placeholder.header(dataCRC: 0).count
-            do {
-                let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-                var direct = AlignedAppend(path: temporary)
-                _ = try direct.write(pieces, at: headerByteCount, buffered: file)
-            } catch {
-                unlink(temporary)
-                throw error
+            let size = offset
+            // The first entry of the staged tail: the head before it is written to the file instead.
+            var first = 0
+            if let staging, temporary != nil, staging.byteCount < size {
+                first = index.firstIndex { size - $0.offset <= staging.byteCount } ?? index.count
             }
-            return StagedSnapshot(
-                step: staged.step, metadata: staged.metadata, entries: staged.entries, data: staged.data,
-                head: .init(temporary: temporary, headerByteCount: headerByteCount, byteCount: byteCount, crc: crc))
+            let headBytes = first < index.count ? index[first].offset : size
+            let data =
+                first > 0 ? staging! : staging.flatMap { $0.byteCount >= size ? $0 : nil } ?? SnapshotStaging(byteCount: size)
+            for position in first..<index.count {
+                UnsafeMutableRawBufferPointer(start: data.base + index[position].offset - headBytes, count: pieces[position].count)
+                    .copyMemory(from: pieces[position])
+            }
+            var staged = StagedSnapshot(step: step, metadata: try metadataWithoutChecksum(), entries: index, data: data, head: nil)
+            if first > 0, let temporary {
+                staged.head = try Self.writeHead(Array(pieces[..<first]), byteCount: headBytes, of: staged, to: temporary)
+            }
+            return staged
         }
+    }
+
+    /// Writes the head's `pieces` (`byteCount` in all) to `temporary` after room for `staged`'s
+    /// header, padded to a block boundary, taking their CRC-32C from the slices as they are written.
+    private static func writeHead(
+        _ pieces: [UnsafeRawBufferPointer], byteCount: Int, of staged: StagedSnapshot, to temporary: String
+    ) throws -> StagedSnapshot.WrittenHead {
+        // The header's size does not depend on the checksum's value (eight hex digits).
+        var sized = staged
+        sized.head = .init(temporary: temporary, headerByteCount: 0, byteCount: byteCount, crc: 0)
+        let headerByteCount = try sized.header(dataCRC: 0).count
+        var crc: UInt32 = 0
+        do {
+            let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+            var direct = AlignedAppend(path: temporary)
+            _ = try direct.write(pieces, at: headerByteCount, buffered: file) { crc = optimizerd_crc32c(crc, $0.baseAddress, $0.count) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        return .init(temporary: temporary, headerByteCount: headerByteCount, byteCount: byteCount, crc: crc)
     }
 }
