@@ -74,6 +74,10 @@ extension OptimizerSession {
         guard scale.isFinite, scale > 0 else {
             throw OptimizerError.stepInput("grad_scale", "must be a finite number > 0, got \(scale)")
         }
+        guard Float(1 / scale).isFinite else {
+            let smallest = 1 / Double(Float.greatestFiniteMagnitude)
+            throw OptimizerError.stepInput("grad_scale", "must be at least \(smallest) (its reciprocal must be a float32), got \(scale)")
+        }
         return (termWeights, 1 / scale)
     }
 
@@ -111,14 +115,22 @@ extension OptimizerSession {
         let gradNorm = scalars.termSquaredNorms.reduce(0, +).squareRoot()
         let recordedLoss = scalars.loss.flatMap { $0.isFinite ? $0 : nil }
 
-        if let name = scalars.nonfinite {
+        // Clipping: per term (MTAdam's terms are separate gradients), after unscaling.
+        var clipCoefficients = [Double](repeating: 1, count: terms)
+        if let maxNorm = config.clipGradNorm {
+            for term in 0..<terms { clipCoefficients[term] = min(1, maxNorm / (termNorms[term] + 1e-6)) }
+        }
+        let overflows = Self.unscalingOverflows(termNorms: termNorms, clipCoefficients: clipCoefficients, unscale: unscale)
+        if let name = scalars.nonfinite ?? (overflows ? "grad_scale" : nil) {
             if config.nonfinite == .reject {
-                let detail = name == "loss" ? "is not finite" : "contains NaN or infinity (nonfinite policy: reject)"
-                throw OptimizerError(
-                    code: .nonFiniteValue,
-                    subject: name,
-                    message: name == "loss" ? "loss: \(detail)" : "tensor \"\(name)\": \(detail)"
-                )
+                let message =
+                    switch name {
+                    case "loss": "loss: is not finite"
+                    case "grad_scale" where scalars.nonfinite == nil:
+                        "grad_scale: the gradients divided by \(scalars.gradScale ?? 1) overflow float32 (norm \(gradNorm)) (nonfinite policy: reject)"
+                    default: "tensor \"\(name)\": contains NaN or infinity (nonfinite policy: reject)"
+                    }
+                throw OptimizerError(code: .nonFiniteValue, subject: name, message: message)
             }
             let telemetry = StepTelemetry(
                 step: step + 1, loss: recordedLoss, lr: nil, gradNorm: .nan, updateNorm: 0, skipped: true,
@@ -130,11 +142,6 @@ extension OptimizerSession {
             )
         }
 
-        // Clipping: per term (MTAdam's terms are separate gradients), after unscaling.
-        var clipCoefficients = [Double](repeating: 1, count: terms)
-        if let maxNorm = config.clipGradNorm {
-            for term in 0..<terms { clipCoefficients[term] = min(1, maxNorm / (termNorms[term] + 1e-6)) }
-        }
         let scales = clipCoefficients.map { Float($0 * unscale) }
 
         let telemetry = StepTelemetry(
@@ -154,6 +161,16 @@ extension OptimizerSession {
             clipCoefficients: clipCoefficients, scales: scales, termWeights: termWeights, loss: scalars.loss,
             momoTotals: scalars.momoTotals, parallelism: parallelism
         )
+    }
+
+    /// Whether gradients divided by a `grad_scale` below 1 may leave float32 (as torch's GradScaler
+    /// finds infinities after unscaling): no element exceeds its term's norm, so a clipped, unscaled
+    /// norm below Float's largest value (with a margin for the multiplier's rounding) keeps every
+    /// element finite. Decided from the step's global norms, so every shard of a sharded step agrees.
+    static func unscalingOverflows(termNorms: [Double], clipCoefficients: [Double], unscale: Double) -> Bool {
+        guard unscale > 1 else { return false }
+        let largest = Double(Float.greatestFiniteMagnitude) * (1 - 0x1p-20)
+        return zip(termNorms, clipCoefficients).contains { norm, clip in !norm.isFinite || norm * clip >= largest }
     }
 
     /// Applies a step checked by ``prepareStep(_:parallelism:)``. Never fails.
