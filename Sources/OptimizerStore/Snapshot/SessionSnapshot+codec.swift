@@ -53,6 +53,7 @@ extension SessionSnapshot {
             "global_slots": try json(global.map(\.name)),
         ]
         if let lastTelemetry { metadata["last_telemetry"] = try json(lastTelemetry) }
+        if let lastStepParameters { metadata["last_step_parameters"] = try json(lastStepParameters) }
         if let id { metadata["id"] = id }
         if let name { metadata["name"] = name }
         if let tokenHash { metadata["token_sha256"] = tokenHash }
@@ -117,12 +118,15 @@ extension SessionSnapshot {
         optimizer = try field("optimizer")
         hyperparameters = try decode(Hyperparameters.self, "hyperparameters")
         groups = try decode([ParameterGroup].self, "groups")
-        guard let step = Int(try field("step")), step >= 0 else { throw StoreError.corrupt(origin, "bad step") }
+        guard let step = Int(try field("step")), (0...Self.maxStep).contains(step) else {
+            throw StoreError.corrupt(origin, "step \(metadata["step"] ?? "") is not a whole number in 0…\(Self.maxStep)")
+        }
         self.step = step
         parameterNames = try decode([String].self, "parameters")
         let slotNames = try decode([String: [String]].self, "slots")
         let globalNames = try decode([String].self, "global_slots")
         lastTelemetry = metadata["last_telemetry"] == nil ? nil : try decode(StepTelemetry.self, "last_telemetry")
+        lastStepParameters = metadata["last_step_parameters"] == nil ? nil : try decode([String].self, "last_step_parameters")
         id = metadata["id"]
         name = metadata["name"]
         tokenHash = metadata["token_sha256"]

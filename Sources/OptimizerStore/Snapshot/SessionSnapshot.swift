@@ -41,6 +41,10 @@ public struct SessionSnapshot {
     public var step: Int
     /// The last step's telemetry.
     public var lastTelemetry: StepTelemetry?
+    /// The parameters the last step changed (the tensors its answer carried), when that step is the
+    /// snapshot's own `step`: what a daemon recovering from this snapshot needs to answer a retry of
+    /// it. Nil otherwise and in older files.
+    public var lastStepParameters: [String]?
     /// Parameter names, in session order.
     public var parameterNames: [String]
     /// Parameter values (references to live buffers when captured; copy before changing the session).
@@ -54,6 +58,10 @@ public struct SessionSnapshot {
 
     static let format = "optimizerd-checkpoint"
     static let formatVersion = "1"
+    /// The largest step a snapshot or checkpoint may be at (2^53: every step count up to it is exact
+    /// in the float64 of JSON clients and of the optimizers' bias corrections, and the next step
+    /// cannot overflow).
+    public static let maxStep = 1 << 53
     /// The version of files with compact state (`state_dtype` bf16 or int8, DESIGN §10).
     static let compactFormatVersion = "2"
 
@@ -86,12 +94,17 @@ public struct SessionSnapshot {
     ///
     /// - Throws: ``OptimizerError`` if the configuration is no longer valid (or not with
     ///   `stateDType`), or ``StoreError`` if a state slot does not fit its parameter.
-    public func makeSession(stateDType: StateDType? = nil) throws -> OptimizerSession {
+    ///
+    /// `checkingValues` false skips the checks of the values (parameters finite, state a run can
+    /// produce) for the daemon's own snapshots: their checksum vouches for them, and they hold
+    /// whatever the session held, which a step can leave outside those checks (a second moment of
+    /// +∞, parameters a diverging run made non-finite). The structure is checked either way.
+    public func makeSession(stateDType: StateDType? = nil, checkingValues: Bool = true) throws -> OptimizerSession {
         let configuration = try SessionConfiguration(
             optimizer: optimizer, hyperparameters: hyperparameters, groups: groups, stateDType: stateDType ?? self.stateDType
         )
         let session = OptimizerSession(configuration: configuration)
-        try restore(into: session)
+        try restore(into: session, checkingValues: checkingValues)
         return session
     }
 
@@ -101,7 +114,7 @@ public struct SessionSnapshot {
     ///
     /// - Throws: ``StoreError`` (`corrupt`) when the optimizer or the number of loss terms differs
     ///   from the session's, or a tensor does not fit; ``OptimizerError`` for invalid hyperparameters.
-    public func restore(into session: OptimizerSession) throws {
+    public func restore(into session: OptimizerSession, checkingValues: Bool = true) throws {
         guard session.configuration.optimizer.rawValue == optimizer else {
             throw StoreError.corrupt("checkpoint", "is for optimizer \(optimizer), the session uses \(session.configuration.optimizer.rawValue)")
         }
@@ -114,7 +127,7 @@ public struct SessionSnapshot {
         guard parameters.count == parameterNames.count, states.count == parameterNames.count else {
             throw StoreError.corrupt("checkpoint", "parameter and state lists differ in length")
         }
-        for (name, tensor) in zip(parameterNames, parameters) where !tensor.readOnly.allSatisfy(\.isFinite) {
+        for (name, tensor) in zip(parameterNames, parameters) where checkingValues && !tensor.readOnly.allSatisfy(\.isFinite) {
             throw StoreError.corrupt("checkpoint", "parameter \(name) contains non-finite values")
         }
         let converted: [[StateSlot]]
@@ -127,14 +140,19 @@ public struct SessionSnapshot {
         }
         for (index, slots) in converted.enumerated() {
             for slot in slots {
-                if let problem = SlotRules.problem(slot: slot, parameter: parameters[index].shape) {
+                let problem =
+                    SlotRules.shapeProblem(slot: slot, parameter: parameters[index].shape)
+                    ?? (checkingValues ? SlotRules.valueProblem(slot: slot) : nil)
+                if let problem {
                     throw StoreError.corrupt("checkpoint", "state slot \(parameterNames[index])/\(slot.name) \(problem)")
                 }
             }
         }
         for slot in global {
-            guard case .scalar = slot.value else { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) must be a scalar") }
-            if slot.norm.isNaN || slot.norm.isInfinite { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) is not finite") }
+            guard case .scalar(let value) = slot.value else { throw StoreError.corrupt("checkpoint", "global slot \(slot.name) must be a scalar") }
+            if checkingValues, let problem = SlotRules.problem(scalar: value, named: slot.name) {
+                throw StoreError.corrupt("checkpoint", "global slot \(slot.name) \(problem)")
+            }
         }
         try session.reconfigure(configuration)
         session.restore(
@@ -148,21 +166,28 @@ public struct SessionSnapshot {
 }
 
 /// What a restored state slot may look like: tensors shaped like the parameter (Adafactor's row and
-/// column statistics drop the last or second-to-last axis; 8-bit absmax slots hold one finite,
-/// non-negative float per block of 256), compact tensors shaped like the parameter, finite scalars.
+/// column statistics drop the last or second-to-last axis; 8-bit absmax slots hold one float per
+/// block of 256), compact tensors shaped like the parameter, scalars.
+///
+/// A checkpoint's values are checked too (``valueProblem(slot:)``): only what a run can produce,
+/// since the next step would turn anything else into non-finite parameters.
 enum SlotRules {
-    static func problem(slot: StateSlot, parameter shape: TensorShape) -> String? {
+    /// Slots holding averages of squares or of magnitudes (Adam's, Adafactor's, MoMo-Adam's second
+    /// moments, ACClip's τ): never negative, and +∞ once a gradient's square overflowed float32
+    /// (a finite gradient above ~1.8e19 does that, in torch as here).
+    static let nonNegative: Set<String> = ["exp_avg_sq", "max_exp_avg_sq", "exp_avg_sq_row", "exp_avg_sq_col", "grad_avg_sq", "tau_alpha"]
+
+    /// Whether a slot's shape and kind fit the parameter's `shape`; nil when they do.
+    static func shapeProblem(slot: StateSlot, parameter shape: TensorShape) -> String? {
         switch slot.value {
-        case .scalar(let value):
-            return value.isFinite ? nil : "is not finite"
+        case .scalar:
+            return nil
         case .packed(let tensor):
             guard MomentConversion.moments.contains(slot.name) else { return "is compact, which only exp_avg and exp_avg_sq may be" }
-            guard tensor.shape == shape else { return "has shape \(tensor.shape), expected \(shape)" }
-            return tensor.element == .code8 || tensor.norm.isFinite ? nil : "contains non-finite values"
+            return tensor.shape == shape ? nil : "has shape \(tensor.shape), expected \(shape)"
         case .tensor(let tensor) where slot.name.hasSuffix("_absmax"):
             let blocks = [Int8AdamKernel.blockCount(shape.elementCount)]
-            guard tensor.shape.dimensions == blocks else { return "has shape \(tensor.shape), expected \(TensorShape(blocks))" }
-            return tensor.readOnly.allSatisfy { $0.isFinite && $0 >= 0 } ? nil : "holds a negative or non-finite scale"
+            return tensor.shape.dimensions == blocks ? nil : "has shape \(tensor.shape), expected \(TensorShape(blocks))"
         case .tensor(let tensor):
             var expected = shape.dimensions
             if slot.name == "exp_avg_sq_row", expected.count >= 2 {
@@ -170,10 +195,41 @@ enum SlotRules {
             } else if slot.name == "exp_avg_sq_col", expected.count >= 2 {
                 expected.remove(at: expected.count - 2)
             }
-            guard tensor.shape.dimensions == expected else {
-                return "has shape \(tensor.shape), expected \(TensorShape(expected))"
-            }
-            return tensor.readOnly.allSatisfy(\.isFinite) ? nil : "contains non-finite values"
+            return tensor.shape.dimensions == expected ? nil : "has shape \(tensor.shape), expected \(TensorShape(expected))"
         }
+    }
+
+    /// Whether a slot's values are ones a run can give it; nil when they are.
+    static func valueProblem(slot: StateSlot) -> String? {
+        let nonNegative = nonNegative.contains(slot.name)
+        switch slot.value {
+        case .scalar(let value):
+            return problem(scalar: value, named: slot.name)
+        case .packed(let tensor) where tensor.element == .code8:
+            // 8-bit second moments use the unsigned map: every code is ≥ 0.
+            return nil
+        case .packed(let tensor):
+            let bits = UnsafeBufferPointer(start: tensor.bfloat16Bits, count: tensor.count)
+            return problem(bits.lazy.map { Float(bitPattern: UInt32($0) << 16) }, nonNegative: nonNegative)
+        case .tensor(let tensor) where slot.name.hasSuffix("_absmax"):
+            return tensor.readOnly.allSatisfy { $0.isFinite && $0 >= 0 } ? nil : "holds a negative or non-finite scale"
+        case .tensor(let tensor):
+            return problem(tensor.readOnly, nonNegative: nonNegative)
+        }
+    }
+
+    private static func problem(_ values: some Sequence<Float>, nonNegative: Bool) -> String? {
+        if nonNegative {
+            return values.allSatisfy({ $0 >= 0 }) ? nil : "holds negative or NaN values, which no run gives it"
+        }
+        return values.allSatisfy(\.isFinite) ? nil : "contains non-finite values"
+    }
+
+    /// A scalar slot's problem: not finite, or a `step` count that is not a whole number in 0…``SessionSnapshot/maxStep``.
+    static func problem(scalar value: Double, named name: String) -> String? {
+        guard value.isFinite else { return "is not finite" }
+        guard name == "step" else { return nil }
+        return value >= 0 && value <= Double(SessionSnapshot.maxStep) && value.rounded() == value
+            ? nil : "is \(value), not a whole number of steps in 0…\(SessionSnapshot.maxStep)"
     }
 }
