@@ -27,7 +27,7 @@ from harness import (
     reference_run,
     wait_until,
 )
-from safetensors.numpy import save
+from safetensors.numpy import load, save
 
 ADAM = ("adam", {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True})
 
@@ -293,6 +293,41 @@ def test_graceful_shutdown_writes_a_snapshot_and_keeps_everything(binary, tmp_pa
         assert session.summary()["step"] == 3
         final = session.parameters()
     assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, 3))
+
+
+@pytest.mark.parametrize(
+    "mode, kill", [("log", False), ("snapshot", True)], ids=["sigterm-log", "kill9-snapshot"]
+)
+def test_the_last_step_is_answered_as_a_retry_after_a_restart_from_its_snapshot(binary, tmp_path, mode, kill):
+    """A retry of the step just applied gets its answer (DESIGN §3, §9) also when the daemon restarts
+    from a snapshot taken right after it — a graceful restart, or kill -9 with `--durability
+    snapshot` — not only after a log replay: a sharded step's client retries the shards that answered
+    after one of them restarted. The answer carries the tensors the step had (here one of two)."""
+    initial = model(seed=6)
+    first_name = sorted(initial)[0]
+    data = tmp_path / "data"
+    with LocalDaemon(binary, data_dir=data, args=["--fsync", "always", "--snapshot-every", "1"]) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01}, durability=mode)
+        assert session.upload(initial).status_code == 200
+        assert session.step(1, gradients(initial, 1)).status_code == 200
+        body = save({first_name: gradients(initial, 2)[first_name]}, metadata={"step": "2"})
+        url = session.path("/step?return=params")
+        first = requests.post(url, data=body, headers=session.headers, timeout=60)
+        assert first.status_code == 200
+        wait_until(lambda: session.summary()["durable_step"] == 2, "step 2 durable")
+        wait_until(
+            lambda: not any(".tmp" in name for name in data_files(data, session.id)), "the snapshot written"
+        )
+        daemon.restart(kill=kill)
+        again = requests.post(url, data=body, headers=session.headers, timeout=60)
+        assert again.status_code == 200, again.text
+        assert again.headers["Optimizerd-Retry"] == "true"
+        assert list(load(again.content)) == [first_name]
+        assert_bit_identical(load(again.content), load(first.content))
+        assert load_metadata(again.content)["update_norm"] == load_metadata(first.content)["update_norm"]
+        assert session.summary()["step"] == 2
+        # The next step goes on as before.
+        assert session.step(3, gradients(initial, 3)).status_code == 200
 
 
 def reference_trajectory(binary, optimizer, hyperparameters, initial, steps) -> dict:

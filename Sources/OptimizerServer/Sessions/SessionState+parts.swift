@@ -91,7 +91,8 @@ extension SessionState {
     ) throws -> StepOutcome {
         dropExpiredStage()
         let current = session.step
-        if n == current, let last = lastStep {
+        if n == current, current > 0 {
+            let last = try retriedStep()
             var timing = ServerTiming()
             let body = try timing.measure("encode") { try response(for: last, options: options) }
             return StepOutcome(body: body, telemetry: last.telemetry, isRetry: true, timing: timing)

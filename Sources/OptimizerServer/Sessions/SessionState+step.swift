@@ -13,7 +13,8 @@ extension SessionState {
     /// (``SessionHandle/withState(_:)`` schedules them in the background).
     mutating func step(_ request: StepRequest, parallelism: Parallelism) throws -> StepOutcome {
         let current = session.step
-        if request.metadata.step == current, let last = lastStep {
+        if request.metadata.step == current, current > 0 {
+            let last = try retriedStep()
             var timing = ServerTiming()
             let body = try timing.measure("encode") { try response(for: last, options: request.options) }
             return StepOutcome(body: body, telemetry: last.telemetry, isRetry: true, timing: timing)
@@ -49,8 +50,21 @@ extension SessionState {
         timing.record("apply", appliedAt - logged)
         history.append(applied.telemetry)
         lastStep = applied
+        // Parts staged for the step just applied can no longer be committed: their memory goes back now.
+        if let stagedStep, stagedStep.staged.step <= session.step { dropStage() }
         let body = try timing.measure("encode") { try response(for: applied, options: request.options) }
         return StepOutcome(body: body, telemetry: applied.telemetry, isRetry: false, timing: timing)
+    }
+
+    /// The last step, for a retry of it: 409 when its answer is not kept (a checkpoint was restored since).
+    func retriedStep() throws -> AppliedStep {
+        guard let lastStep, lastStep.telemetry.step == session.step else {
+            throw ProblemError.conflict(
+                "step-mismatch",
+                "step \(session.step) is the session's current step, but its answer is no longer kept (a checkpoint was restored since): send step \(session.step + 1) for the next step"
+            )
+        }
+        return lastStep
     }
 
     /// The response body of an applied step: its parameters or deltas and the telemetry metadata.
@@ -66,7 +80,7 @@ extension SessionState {
             guard let delta = step.delta else {
                 throw ProblemError.conflict(
                     "delta-not-kept",
-                    "step \(step.telemetry.step) was applied with return=\(ResponseOptions.Content.params.rawValue), so its delta was not kept; retry with return=params or return=none"
+                    "the delta of step \(step.telemetry.step) was not kept (the step was applied with return=\(ResponseOptions.Content.params.rawValue), or the daemon restarted since); retry with return=params or return=none"
                 )
             }
             tensors = zip(names, delta).map { ($0, $1) }

@@ -46,10 +46,25 @@ struct SessionState: @unchecked Sendable {
 
     /// `session` (this one, or one about to replace it) as a durable snapshot with this identity.
     func makeSnapshot(of session: OptimizerSession) -> SessionSnapshot {
-        SessionSnapshot(
+        var snapshot = SessionSnapshot(
             session: session, id: identity.id, name: identity.name, tokenHash: identity.token.hex,
             createdAt: identity.createdAt.timeIntervalSince1970, durability: durability
         )
+        if session === self.session, let lastStep, lastStep.telemetry.step == session.step {
+            snapshot.lastStepParameters = lastStep.parameterIndices.map { session.parameterNames[$0] }
+        }
+        return snapshot
+    }
+
+    /// The last step's answer, rebuilt from a snapshot taken right after it (recovery), so that a
+    /// retry of that step is answered after a restart as before it; its delta is not kept.
+    mutating func recoverLastStep(from snapshot: SessionSnapshot) {
+        guard lastStep == nil, let names = snapshot.lastStepParameters, let telemetry = session.lastTelemetry,
+            telemetry.step == session.step, snapshot.step == session.step
+        else { return }
+        let indices = names.compactMap { session.parameterNames.firstIndex(of: $0) }
+        guard indices.count == names.count else { return }
+        lastStep = AppliedStep(telemetry: telemetry, parameterIndices: indices.sorted(), delta: nil)
     }
 
     /// Whether to schedule a background snapshot now (``SnapshotPolicy``): true at most once until

@@ -35,6 +35,7 @@ extension SessionRegistry {
                 id: id, name: snapshot.name, token: token,
                 createdAt: snapshot.createdAt.map(Date.init(timeIntervalSince1970:)) ?? Date()
             )
+            state.recoverLastStep(from: snapshot)
             state.journal = recovered.journal
             state.durability = recovered.journal.durability
             state.memory = memory

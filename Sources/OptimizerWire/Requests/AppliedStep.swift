@@ -8,4 +8,10 @@ public struct AppliedStep {
     public var parameterIndices: [Int]
     /// θ_after − θ_before for those parameters, when the step was asked to keep it.
     public var delta: [TensorBuffer]?
+
+    public init(telemetry: StepTelemetry, parameterIndices: [Int], delta: [TensorBuffer]?) {
+        self.telemetry = telemetry
+        self.parameterIndices = parameterIndices
+        self.delta = delta
+    }
 }

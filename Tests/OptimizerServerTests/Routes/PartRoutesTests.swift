@@ -163,6 +163,16 @@ struct PartRoutesTests {
             #expect(try problem(again).status == 404)
             #expect(try await put(client, session, "1/parts/other", w).status == .ok)
         }
+        // A plain request applying the staged step: its parts can no longer be committed and go.
+        try await makeApp().test(transport.setup) { client in
+            let session = try await momoSession(client)
+            #expect(try await put(client, session, "1/parts/a", w).status == .ok)
+            let plain = try await client.execute(
+                uri: session.path + "/step", method: .post, headers: session.auth,
+                body: try Body.tensors([("w", [2, 2], [1, 1, 1, 1]), ("b", [1], [2])], metadata: ["loss": "1.5", "step": "1"]))
+            #expect(plain.status == .ok)
+            #expect(try await client.summary(session)["staged_step"] == nil)
+        }
     }
 
     @Test(arguments: Transport.all)
