@@ -330,6 +330,31 @@ def test_the_last_step_is_answered_as_a_retry_after_a_restart_from_its_snapshot(
         assert session.step(3, gradients(initial, 3)).status_code == 200
 
 
+def test_snapshot_durability_catches_up_while_the_session_is_idle(binary, tmp_path):
+    """With `--durability snapshot`, steps become durable within `--snapshot-interval` also when no
+    request follows them: the daemon starts the due snapshot itself (before, the last steps of a
+    session gone idle waited for its next request, and a kill -9 lost them however long ago they were
+    acknowledged)."""
+    initial = model(seed=8)
+    args = ["--durability", "snapshot", "--snapshot-interval", "300ms"]
+    with LocalDaemon(binary, data_dir=tmp_path / "data", args=args) as daemon:
+        session = RawSession(daemon.url, "adam", {"lr": 0.01})
+        assert session.upload(initial).status_code == 200
+        for step in range(1, 6):
+            assert session.step(step, gradients(initial, step)).status_code == 200
+
+        # Watched through the session list, which reads the session's progress without touching it
+        # (the session's own summary is a request to it, which would start the snapshot).
+        def durable_step() -> int:
+            return requests.get(f"{daemon.url}/v1/sessions", timeout=30).json()["sessions"][0]["durable_step"]
+
+        wait_until(lambda: durable_step() == 5, "step 5 durable with no request after it", timeout=20)
+        daemon.restart(kill=True)
+        assert session.summary()["step"] == 5
+        resumed = session.parameters()
+    assert_bit_identical(resumed, reference_run(binary, "adam", {"lr": 0.01}, initial, 5))
+
+
 def reference_trajectory(binary, optimizer, hyperparameters, initial, steps) -> dict:
     """The parameters after each of `steps` steps (and at 0) on a daemon that never stops."""
     with LocalDaemon(binary, args=["--fsync", "never"]) as daemon:

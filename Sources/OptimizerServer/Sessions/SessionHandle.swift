@@ -102,6 +102,14 @@ final class SessionHandle: Sendable {
         return result
     }
 
+    /// Hands the session to the ``SnapshotWriter`` when a snapshot is due by now although no request
+    /// came since its last steps (`--snapshot-interval` passed while it sat idle): without this, with
+    /// `--durability snapshot` those steps would wait for the next request to become durable.
+    func scheduleSnapshotIfDue() async {
+        let due = (try? await withStateLock { $0.scheduleSnapshotIfDue() }) ?? false
+        if due { snapshots?.schedule(self) }
+    }
+
     /// Takes and writes the scheduled snapshot (on the ``SnapshotWriter``'s thread): memory for its
     /// copy is allocated and faulted in without the session's lock, the session is copied into it
     /// under the lock (all its steps wait for), then checksummed and written without the lock while

@@ -2,23 +2,26 @@ import Logging
 import ServiceLifecycle
 
 /// Runs for the daemon's lifetime: flushes write-ahead logs every `--fsync-interval` (periodic
-/// policy), and on graceful shutdown, once the HTTP server has finished its requests, waits for the
+/// policy), starts the snapshots that fall due while sessions are idle (``SessionStorage/snapshotCheckInterval``),
+/// and on graceful shutdown, once the HTTP server has finished its requests, waits for the
 /// background snapshots under way and writes a snapshot of every session.
 struct JournalService: Service {
     let sessions: SessionRegistry
     let logger: Logger
 
     func run() async throws {
-        let interval = sessions.storage.flushInterval
-        if let interval {
-            try? await cancelWhenGracefulShutdown {
-                while true {
-                    try await Task.sleep(for: interval)
-                    await sessions.flushAll(logger: logger)
+        let flushInterval = sessions.storage.flushInterval
+        let checkInterval = sessions.storage.snapshotCheckInterval
+        try? await cancelWhenGracefulShutdown {
+            try await withThrowingDiscardingTaskGroup { group in
+                if let flushInterval {
+                    group.addTask { try await every(flushInterval) { await sessions.flushAll(logger: logger) } }
                 }
+                if let checkInterval {
+                    group.addTask { try await every(checkInterval) { await sessions.scheduleDueSnapshots() } }
+                }
+                group.addTask { try await gracefulShutdown() }
             }
-        } else {
-            try? await gracefulShutdown()
         }
         guard sessions.storage.store != nil else { return }
         await sessions.storage.snapshots?.drain()
@@ -26,5 +29,13 @@ struct JournalService: Service {
         await sessions.snapshotAll(logger: logger)
         await sessions.storage.snapshots?.shutdown()
         logger.info("sessions snapshotted for shutdown", metadata: ["sessions.count": .stringConvertible(sessions.count)])
+    }
+}
+
+/// Runs `body` every `interval` until the task is cancelled.
+private func every(_ interval: Duration, _ body: () async -> Void) async throws {
+    while true {
+        try await Task.sleep(for: interval)
+        await body()
     }
 }

@@ -50,6 +50,14 @@ final class SessionStorage: Sendable {
         self.unavailableReason = unavailableReason
     }
 
+    /// How often sessions are checked for a snapshot that is due by time alone (a session gone idle
+    /// after its last steps: without the check its steps would wait for the next request to become
+    /// durable): an eighth of `--snapshot-interval`, from 20 ms to 1 s. Nil without a store.
+    var snapshotCheckInterval: Duration? {
+        guard let interval = store?.configuration.snapshotInterval else { return nil }
+        return min(max(interval / 8, .milliseconds(20)), .seconds(1))
+    }
+
     /// Opens the data directory; a failure is kept as ``unavailableReason`` rather than thrown.
     convenience init(configuration: StoreConfiguration, logger: Logger) {
         var interval: Duration?
