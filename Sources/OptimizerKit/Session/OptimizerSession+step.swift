@@ -74,10 +74,6 @@ extension OptimizerSession {
         guard scale.isFinite, scale > 0 else {
             throw OptimizerError.stepInput("grad_scale", "must be a finite number > 0, got \(scale)")
         }
-        guard Float(1 / scale).isFinite else {
-            let smallest = 1 / Double(Float.greatestFiniteMagnitude)
-            throw OptimizerError.stepInput("grad_scale", "must be at least \(smallest) (its reciprocal must be a float32), got \(scale)")
-        }
         return (termWeights, 1 / scale)
     }
 
@@ -120,7 +116,7 @@ extension OptimizerSession {
         if let maxNorm = config.clipGradNorm {
             for term in 0..<terms { clipCoefficients[term] = min(1, maxNorm / (termNorms[term] + 1e-6)) }
         }
-        let overflows = Self.unscalingOverflows(termNorms: termNorms, clipCoefficients: clipCoefficients, unscale: unscale)
+        let overflows = Self.unscalingOverflows(termNorms: termNorms, unscale: unscale)
         if let name = scalars.nonfinite ?? (overflows ? "grad_scale" : nil) {
             if config.nonfinite == .reject {
                 let message =
@@ -163,14 +159,15 @@ extension OptimizerSession {
         )
     }
 
-    /// Whether gradients divided by a `grad_scale` below 1 may leave float32 (as torch's GradScaler
-    /// finds infinities after unscaling): no element exceeds its term's norm, so a clipped, unscaled
-    /// norm below Float's largest value (with a margin for the multiplier's rounding) keeps every
-    /// element finite. Decided from the step's global norms, so every shard of a sharded step agrees.
-    static func unscalingOverflows(termNorms: [Double], clipCoefficients: [Double], unscale: Double) -> Bool {
+    /// Whether gradients divided by a `grad_scale` below 1 may leave float32, which torch's
+    /// GradScaler finds as infinities after unscaling (before any clipping): always when 1/grad_scale
+    /// is no float32; otherwise no element exceeds its term's unscaled norm, so a norm below Float's
+    /// largest value (with a margin for the multiplier's rounding) keeps every element finite. Decided
+    /// from the step's global norms, so every shard of a sharded step agrees.
+    static func unscalingOverflows(termNorms: [Double], unscale: Double) -> Bool {
         guard unscale > 1 else { return false }
         let largest = Double(Float.greatestFiniteMagnitude) * (1 - 0x1p-20)
-        return zip(termNorms, clipCoefficients).contains { norm, clip in !norm.isFinite || norm * clip >= largest }
+        return !Float(unscale).isFinite || termNorms.contains { !($0 < largest) }
     }
 
     /// Applies a step checked by ``prepareStep(_:parallelism:)``. Never fails.
