@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 from harness import (
@@ -353,6 +354,47 @@ def test_snapshot_durability_catches_up_while_the_session_is_idle(binary, tmp_pa
         assert session.summary()["step"] == 5
         resumed = session.parameters()
     assert_bit_identical(resumed, reference_run(binary, "adam", {"lr": 0.01}, initial, 5))
+
+
+def test_steps_racing_a_delete_get_their_answer_or_404_never_a_server_error(binary, tmp_path):
+    """DELETE while steps of the session are in flight: a step already running finishes, the others
+    get 404, and nothing is left behind. Before, the directory was renamed away under the steps and
+    those whose bodies were being written beside the log (6 MiB bodies here) got 500 storage-error."""
+    initial = {"w": np.ones((1024, 1024), np.float32), "v": np.ones((512, 1024), np.float32)}
+    answers: list[int] = []
+    with LocalDaemon(binary, data_dir=tmp_path / "data", args=["--max-memory", "512MiB"]) as daemon:
+        for trial in range(8):
+            session = RawSession(daemon.url, "adam", {"lr": 0.01})
+            assert session.upload(initial).status_code == 200
+            stop = threading.Event()
+
+            def stepper(session=session, stop=stop) -> None:
+                step = 0
+                while not stop.is_set():
+                    step += 1
+                    body = save(gradients(initial, step))
+                    try:
+                        answer = requests.post(
+                            session.path("/step?return=none"), data=body, headers=session.headers, timeout=60
+                        )
+                    except requests.RequestException:
+                        continue
+                    answers.append(answer.status_code)
+
+            threads = [threading.Thread(target=stepper) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.15 + 0.05 * (trial % 4))
+            assert requests.delete(session.path(), headers=session.headers, timeout=60).status_code == 204
+            time.sleep(0.3)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            assert not (tmp_path / "data" / "sessions" / session.id).exists()
+        daemon.restart(kill=True)
+        assert requests.get(f"{daemon.url}/v1/sessions", timeout=30).json()["sessions"] == []
+    assert 200 in answers and 404 in answers
+    assert set(answers) <= {200, 404}, sorted(set(answers))
 
 
 def reference_trajectory(binary, optimizer, hyperparameters, initial, steps) -> dict:

@@ -24,6 +24,8 @@ final class SessionHandle: Sendable {
 
     private let token: TokenDigest
     private let gate = SerialGate()
+    /// Set once the session is deleted (``delete(_:)``): requests still holding the handle get 404.
+    private let isDeleted = Atomic<Bool>(false)
     private let state: Mutex<SessionState>
     private let progressSnapshot: Mutex<Progress>
     private let pool: ComputePool
@@ -90,7 +92,8 @@ final class SessionHandle: Sendable {
     /// waiting for it.
     func withState<T: Sendable>(_ body: @escaping @Sendable (inout SessionState) throws -> T) async throws -> T {
         let (result, snapshotDue) = try await gate.withPermit {
-            try await pool.run {
+            try requireNotDeleted()
+            return try await pool.run {
                 try self.state.withLock { state in
                     defer { self.progressSnapshot.withLock { $0 = state.progress } }
                     let result = try body(&state)
@@ -102,10 +105,27 @@ final class SessionHandle: Sendable {
         return result
     }
 
+    /// Deletes the session with `removeFiles` once the operation running on it (a step) has finished,
+    /// at its gate: requests queued behind it, and those whose bodies were still arriving (their
+    /// spool files in the session's directory), get 404 instead of writing into a directory that is
+    /// gone. Nothing changes when `removeFiles` throws.
+    func delete(_ removeFiles: @escaping @Sendable () async throws -> Void) async throws {
+        try await gate.withPermit {
+            try requireNotDeleted()
+            try await removeFiles()
+            isDeleted.store(true, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    private func requireNotDeleted() throws {
+        if isDeleted.load(ordering: .sequentiallyConsistent) { throw ProblemError.notFound("session \(id) was deleted") }
+    }
+
     /// Hands the session to the ``SnapshotWriter`` when a snapshot is due by now although no request
     /// came since its last steps (`--snapshot-interval` passed while it sat idle): without this, with
     /// `--durability snapshot` those steps would wait for the next request to become durable.
     func scheduleSnapshotIfDue() async {
+        guard !isDeleted.load(ordering: .sequentiallyConsistent) else { return }
         let due = (try? await withStateLock { $0.scheduleSnapshotIfDue() }) ?? false
         if due { snapshots?.schedule(self) }
     }
@@ -115,7 +135,7 @@ final class SessionHandle: Sendable {
     /// under the lock (all its steps wait for), then checksummed and written without the lock while
     /// its steps go on. Nil when there was nothing to write.
     func writeScheduledSnapshot() -> SnapshotReport? {
-        guard let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
+        guard !isDeleted.load(ordering: .sequentiallyConsistent), let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
         let staging = SnapshotStaging(byteCount: plan.byteCount)
         let start = ContinuousClock.now
         let pending: SessionState.PendingSnapshot

@@ -66,9 +66,10 @@ final class SessionRegistry: Sendable {
     /// - Throws: ``StoreError`` when its files cannot be removed (the session then stays).
     @discardableResult
     func remove(id: String) async throws -> SessionHandle? {
-        if storage.isDurable, session(id: id) != nil {
-            let store = try storage.requireStore()
-            try await pool.run { try store.delete(id: id) }
+        guard let handle = session(id: id) else { return nil }
+        let store = storage.isDurable ? try storage.requireStore() : nil
+        try await handle.delete { [pool] in
+            if let store { try await pool.run { try store.delete(id: id) } }
         }
         let removed = sessions.withLock { $0.removeValue(forKey: id) }
         removed?.memory.release()
