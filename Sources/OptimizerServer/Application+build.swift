@@ -30,7 +30,7 @@ public func buildApplication(
     let prometheus = PrometheusCollectorRegistry()
     let metrics = ServerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
     let pool = ComputePool(threads: configuration.computeThreads)
-    let storage = configuration.storeConfiguration.map { SessionStorage(configuration: $0, logger: logger) } ?? .inMemory
+    let storage = try configuration.storeConfiguration.map { try SessionStorage(configuration: $0, logger: logger) } ?? .inMemory
     if let reason = storage.unavailableReason {
         logger.error("data directory unavailable: sessions cannot be created", metadata: ["store.reason": .string(reason)])
     }
@@ -108,9 +108,26 @@ private func makeTLSConfiguration(_ configuration: ServerConfiguration) throws -
     guard let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath else {
         preconditionFailure("TLS is enabled only when both paths are set")
     }
-    let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-    let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    let chain: [NIOSSLCertificateSource]
+    do {
+        chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+    } catch {
+        throw StartupError("--tls-cert \(certificatePath): not a readable PEM certificate chain (\(error))")
+    }
+    let key: NIOSSLPrivateKey
+    do {
+        key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    } catch {
+        throw StartupError("--tls-key \(keyPath): not a readable PEM private key (\(error))")
+    }
     return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+}
+
+/// Why the daemon cannot start, said as the user's command line would put it.
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
 }
 
 /// The OpenAPI document: the one embedded in the binary (``ServerConfiguration/openAPIPath`` nil),

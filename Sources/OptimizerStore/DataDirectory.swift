@@ -16,13 +16,45 @@ public struct DataDirectory: Sendable {
     /// The configuration.
     public let configuration: StoreConfiguration
 
-    /// Opens (creating if needed) the data directory.
+    /// Opens (creating if needed) the data directory, and locks it for this process
+    /// (``lockFileName``): two daemons appending to the same logs would mix their sessions' states.
     ///
-    /// - Throws: ``StoreError`` if the directory cannot be created or written.
+    /// - Throws: ``StoreError`` if the directory cannot be created or written, or
+    ///   (``StoreError/Code-swift.struct/inUse``) if another process holds it.
     public init(configuration: StoreConfiguration) throws {
         self.configuration = configuration
         try FileSystem.makeDirectory(sessionsDirectory)
         guard access(sessionsDirectory, W_OK) == 0 else { throw StoreError.system("write to", path: sessionsDirectory) }
+        try Self.lock(configuration.directory)
+    }
+
+    /// The file at the data directory's root that the daemon holds a write lock on while it runs
+    /// (it also holds the daemon's process id, for the message another daemon gives).
+    public static let lockFileName = "optimizerd.lock"
+
+    /// Takes a POSIX record lock on the directory's lock file. The descriptor stays open for the
+    /// process's life: the lock goes with the process (also after kill -9), and another process
+    /// asking for it fails at once. (Such locks are per process: the same process may open the
+    /// directory again, as tests do.)
+    private static func lock(_ directory: String) throws {
+        let path = directory + "/" + lockFileName
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StoreError.system("open", path: path) }
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        guard fcntl(descriptor, F_SETLK, &request) == 0 else {
+            let number = errno
+            var holder = flock()
+            holder.l_type = Int16(F_WRLCK)
+            holder.l_whence = Int16(SEEK_SET)
+            let owner = fcntl(descriptor, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (process \(holder.l_pid))" : ""
+            close(descriptor)
+            guard number == EAGAIN || number == EACCES else { throw StoreError.system("lock", path: path, errno: number) }
+            throw StoreError(code: .inUse, message: "the data directory \(directory) is in use by another optimizerd\(owner); one daemon per data directory")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        if ftruncate(descriptor, 0) == 0 { _ = pid.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } }
     }
 
     var sessionsDirectory: String { configuration.directory + "/sessions" }
@@ -31,9 +63,16 @@ public struct DataDirectory: Sendable {
     public func create(_ snapshot: SessionSnapshot) throws -> SessionJournal {
         guard let id = snapshot.id else { preconditionFailure("a durable session needs an id") }
         let directory = sessionsDirectory + "/" + id
-        try FileSystem.makeDirectory(directory)
-        try FileSystem.syncDirectory(sessionsDirectory)
-        return try SessionJournal.start(directory: directory, configuration: configuration, snapshot: snapshot)
+        do {
+            try FileSystem.makeDirectory(directory)
+            try FileSystem.syncDirectory(sessionsDirectory)
+            return try SessionJournal.start(directory: directory, configuration: configuration, snapshot: snapshot)
+        } catch {
+            // A refused creation leaves nothing behind (a directory without a snapshot would be
+            // reported by every later recovery).
+            FileSystem.removeTree(directory)
+            throw error
+        }
     }
 
     /// Deletes a session's files. The directory is renamed away first, so a crash midway never leaves

@@ -23,14 +23,14 @@ struct Settings {
         }
         if let text = try string(command.fsyncInterval, .fsyncInterval) {
             guard let interval = Self.duration(text), interval > .zero else {
-                throw invalid(.fsyncInterval, "expected a positive duration such as 1s or 500ms, got \"\(text)\"")
+                throw invalid(.fsyncInterval, "expected a positive duration up to 1e9s such as 1s or 500ms, got \"\(text)\"")
             }
             configuration.fsyncInterval = interval
         }
         configuration.snapshotEvery = try integer(command.snapshotEvery, .snapshotEvery, in: 1...Int.max)
         if let text = try string(command.snapshotInterval, .snapshotInterval) {
             guard let interval = Self.duration(text) else {
-                throw invalid(.snapshotInterval, "expected a duration such as 30s or 500ms, got \"\(text)\"")
+                throw invalid(.snapshotInterval, "expected a duration up to 1e9s such as 30s or 500ms, got \"\(text)\"")
             }
             configuration.snapshotInterval = interval
         }
@@ -65,13 +65,13 @@ struct Settings {
         configuration.maxMemory = try memoryLimit()
         if let text = try string(command.idleTimeout, .idleTimeout) {
             guard let timeout = Self.duration(text), timeout > .zero else {
-                throw invalid(.idleTimeout, "expected a positive duration such as 60s or 500ms, got \"\(text)\"")
+                throw invalid(.idleTimeout, "expected a positive duration up to 1e9s such as 60s or 500ms, got \"\(text)\"")
             }
             configuration.idleTimeout = timeout
         }
         if let text = try string(command.stagedStepTTL, .stagedStepTTL) {
             guard let ttl = Self.duration(text), ttl > .zero else {
-                throw invalid(.stagedStepTTL, "expected a positive duration such as 10m or 90s, got \"\(text)\"")
+                throw invalid(.stagedStepTTL, "expected a positive duration up to 1e9s such as 10m or 90s, got \"\(text)\"")
             }
             configuration.stagedStepTTL = ttl
         }
@@ -128,7 +128,10 @@ struct Settings {
     // MARK: Lookup
 
     private func string(_ flag: String?, _ name: ServeFlag) throws -> String? {
-        if let flag { return flag }
+        if let flag {
+            guard !flag.isEmpty else { throw invalid(name, "is empty") }
+            return flag
+        }
         guard let value = environment[name.environmentVariable] else { return nil }
         guard !value.isEmpty else { throw ValidationError("\(name.environmentVariable) is set but empty") }
         return value
@@ -168,11 +171,16 @@ struct Settings {
         return overflow ? nil : bytes
     }
 
-    /// `1s`, `500ms`, `2m`, or plain seconds (`1.5`).
+    /// The longest duration a flag takes (~31 years): longer ones do not fit the clocks' arithmetic.
+    static let maxDurationSeconds = 1e9
+
+    /// `1s`, `500ms`, `2m`, or plain seconds (`1.5`), at most ``maxDurationSeconds``.
     static func duration(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("", 1.0)] where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count)), value.isFinite, value >= 0 else { continue }
+            guard let value = Double(trimmed.dropLast(suffix.count)), value.isFinite, value >= 0,
+                value * scale <= maxDurationSeconds
+            else { continue }
             return .milliseconds(Int64((value * scale * 1000).rounded()))
         }
         return nil

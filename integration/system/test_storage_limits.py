@@ -58,6 +58,25 @@ def test_full_disk_is_507_and_changes_nothing_then_recovers(binary, small_disk):
         assert_bit_identical(session.parameters(), after)
 
 
+def test_a_session_created_on_a_full_disk_is_507_and_leaves_nothing(binary, small_disk):
+    """A create refused for space leaves no directory behind: before, an empty session directory
+    stayed and every later recovery reported it as a session that failed to load."""
+    with LocalDaemon(binary, data_dir=small_disk, args=["--fsync", "always"]) as daemon:
+        fill(small_disk, leave=0)
+        refused = requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}, timeout=30)
+        assert refused.status_code == 507, refused.text
+        assert os.listdir(small_disk / "sessions") == []
+        os.remove(small_disk / "filler")
+        daemon.restart()
+        assert (
+            requests.get(f"{daemon.url}/readyz", timeout=30).json()["durability"]["recovery"]["failed"] == []
+        )
+        assert (
+            requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}, timeout=30).status_code
+            == 201
+        )
+
+
 def test_a_full_disk_while_a_step_body_is_spooled_is_507_and_leaves_no_file(binary, small_disk):
     """With `--log-direct-io 64KiB` the ~120 KB step bodies are written to a spool file while they
     arrive; when that write finds the disk full the step is refused the same way, changes nothing
@@ -148,3 +167,35 @@ def test_read_only_data_directory_is_503_until_it_is_writable_again(binary, smal
         assert requests.get(f"{daemon.url}/readyz", timeout=10).status_code == 200
         assert session.summary()["step"] == 1
         assert_bit_identical(session.parameters(), expected)
+
+
+def test_one_daemon_per_data_directory(binary, tmp_path):
+    """A second daemon on a data directory another one holds does not start (it would append to the
+    same logs: two histories mixed in one session); once the first is gone, it does."""
+    data = tmp_path / "data"
+    with LocalDaemon(binary, data_dir=data) as first:
+        session = RawSession(first.url, "adam", {"lr": 0.01})
+        second = subprocess.run(
+            [str(binary), "serve", "--port", "0", "--data-dir", str(data)],
+            capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert second.returncode != 0
+        message = second.stderr.decode()
+        assert "in use by another optimizerd" in message and str(data) in message, message
+        assert session.summary()["step"] == 0  # the first one carries on
+        first.restart(kill=True)  # the lock goes with the process, also on kill -9
+        assert session.summary()["step"] == 0
+
+
+def test_a_data_directory_whose_sessions_entry_is_a_file_is_not_ready(binary, tmp_path):
+    """`sessions` must be a directory: a file there makes the data directory unavailable (503 and
+    /readyz not ready), where before the daemon said ready and answered every create with 500."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sessions").write_text("not a directory")
+    with LocalDaemon(binary, data_dir=data) as daemon:
+        ready = requests.get(f"{daemon.url}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert "Not a directory" in ready.json()["durability"]["problem"]
+        refused = requests.post(f"{daemon.url}/v1/sessions", json={"optimizer": "adam"}, timeout=30)
+        assert refused.status_code == 503, refused.text

@@ -58,8 +58,10 @@ final class SessionStorage: Sendable {
         return min(max(interval / 8, .milliseconds(20)), .seconds(1))
     }
 
-    /// Opens the data directory; a failure is kept as ``unavailableReason`` rather than thrown.
-    convenience init(configuration: StoreConfiguration, logger: Logger) {
+    /// Opens the data directory; a failure is kept as ``unavailableReason`` rather than thrown (the
+    /// daemon serves 503 and `/readyz` says why), except a directory another daemon holds: that one
+    /// is thrown, so that this daemon does not start.
+    convenience init(configuration: StoreConfiguration, logger: Logger) throws {
         var interval: Duration?
         if case .periodic(let every) = configuration.fsync { interval = every }
         do {
@@ -67,6 +69,8 @@ final class SessionStorage: Sendable {
                 store: try DataDirectory(configuration: configuration), isDurable: true, directory: configuration.directory,
                 flushInterval: interval, unavailableReason: nil, logger: logger
             )
+        } catch let error as StoreError where error.code == .inUse {
+            throw error
         } catch {
             self.init(store: nil, isDurable: true, directory: configuration.directory, flushInterval: interval, unavailableReason: "\(error)")
         }

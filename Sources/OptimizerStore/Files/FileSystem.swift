@@ -55,8 +55,12 @@ enum FileSystem {
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o700) != 0, errno != EEXIST {
-                throw StoreError.system("mkdir", path: current)
+            if mkdir(current, 0o700) != 0 {
+                guard errno == EEXIST else { throw StoreError.system("mkdir", path: current) }
+                // Something is there already: it must be a directory (or a link to one).
+                var status = stat()
+                guard stat(current, &status) == 0 else { throw StoreError.system("stat", path: current) }
+                guard status.st_mode & S_IFMT == S_IFDIR else { throw StoreError.system("mkdir", path: current, errno: ENOTDIR) }
             }
         }
     }

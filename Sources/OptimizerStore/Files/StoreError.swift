@@ -12,7 +12,7 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of problem this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Hashable, Sendable {
-            case noSpace, unavailable, corrupt, io
+            case noSpace, unavailable, corrupt, io, inUse
         }
         let base: Base
 
@@ -24,6 +24,8 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let corrupt = Code(base: .corrupt)
         /// Any other I/O failure.
         public static let io = Code(base: .io)
+        /// Another process holds the data directory.
+        public static let inUse = Code(base: .inUse)
 
         public var description: String { base.rawValue }
     }

@@ -102,6 +102,9 @@ struct SettingsTests {
             (["--max-memory", "0"], [:]), (["--max-memory", "plenty"], [:]), ([], ["OPTIMIZERD_MAX_MEMORY": "-1GiB"]),
             (["--log-direct-io", "0"], [:]), (["--log-direct-io", "never"], [:]),
             (["--snapshot-copy", "some"], [:]), ([], ["OPTIMIZERD_SNAPSHOT_COPY": "-1"]),
+            // Durations beyond the clocks' arithmetic (a fatal error at start before), empty flag values.
+            (["--idle-timeout", "1e16s"], [:]), (["--snapshot-interval", "1e300"], [:]), ([], ["OPTIMIZERD_FSYNC_INTERVAL": "2e9s"]),
+            (["--staged-step-ttl", "1e12m"], [:]), (["--data-dir", ""], [:]), (["--host", ""], [:]),
         ] as [([String], [String: String])])
     func badValuesAreRejected(arguments: [String], environment: [String: String]) {
         #expect(throws: (any Error).self) { try configuration(arguments, environment: environment) }
