@@ -22,6 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 bnb = pytest.importorskip("bitsandbytes")
 
+import optimizerd  # noqa: E402
 from optimizerd.torch import RemoteOptimizer  # noqa: E402
 
 STEPS = 12
@@ -93,3 +94,21 @@ def test_session_create_passes_state_dtype(client):
         assert session.summary()["state_dtype"] == "bf16"
     finally:
         session.delete()
+
+
+def test_sharded_sessions_take_state_dtype(urls):
+    """state_dtype goes into every shard's create body (it went into the hyperparameters, which the
+    daemon refused: RemoteOptimizer(urls=..., state_dtype=...) could not be made)."""
+    model = make_model()
+    remote_opt = RemoteOptimizer(
+        model.named_parameters(), urls=urls[:2], optimizer="adam", state_dtype="int8"
+    )
+    try:
+        assert [shard.summary()["state_dtype"] for shard in remote_opt.session.sessions] == ["int8", "int8"]
+    finally:
+        remote_opt.session.delete()
+    sharded = optimizerd.ShardedSession.create(urls[:2], "adam", state_dtype="bf16")
+    try:
+        assert [shard.info["state_dtype"] for shard in sharded.sessions] == ["bf16", "bf16"]
+    finally:
+        sharded.delete()

@@ -68,14 +68,15 @@ class ShardedSession(ShardedSteps):
         hyperparameters: Optional[Mapping[str, Any]] = None,
         groups: Optional[Sequence[Mapping[str, Any]]] = None,
         name: Optional[str] = None,
+        state_dtype: Optional[str] = None,
         *,
         admin_token: Optional[str] = None,
         client_options: Optional[Mapping[str, Any]] = None,
         **options: Any,
     ) -> ShardedSession:
         """A new session over ``urls`` (one daemon session each, named ``name [k/N]``); the
-        arguments are those of :meth:`Client.create_session`, ``client_options`` those of
-        :class:`Client` (``timeout``, ``retries``, ``backoff``, ...)."""
+        arguments are those of :meth:`Client.create_session` (``state_dtype`` applies to every
+        shard), ``client_options`` those of :class:`Client` (``timeout``, ``retries``, ``backoff``, ...)."""
         if not urls:
             raise ValueError("a sharded session needs at least one daemon URL")
         settings = {**dict(hyperparameters or {}), **options}
@@ -84,7 +85,11 @@ class ShardedSession(ShardedSteps):
             for index, url in enumerate(urls):
                 client = Client(url, admin_token=admin_token, **dict(client_options or {}))
                 label = f"{name or 'sharded'} [{index + 1}/{len(urls)}]"
-                created.append(client.create_session(optimizer, settings, groups=groups, name=label))
+                created.append(
+                    client.create_session(
+                        optimizer, settings, groups=groups, name=label, state_dtype=state_dtype
+                    )
+                )
         except BaseException:
             for session in created:  # leave no half-made sharded session behind
                 _quietly(session.delete)

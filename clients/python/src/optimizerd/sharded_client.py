@@ -37,6 +37,7 @@ class ShardedClient:
         hyperparameters: Optional[Mapping[str, Any]] = None,
         groups: Optional[Sequence[Mapping[str, Any]]] = None,
         name: Optional[str] = None,
+        state_dtype: Optional[str] = None,
         **options: Any,
     ) -> ShardedSession:
         """A new :class:`ShardedSession` over :attr:`urls` (see :meth:`ShardedSession.create`)."""
@@ -46,6 +47,7 @@ class ShardedClient:
             hyperparameters,
             groups,
             name,
+            state_dtype,
             admin_token=self.admin_token,
             client_options=self.client_options,
             **options,
