@@ -220,3 +220,39 @@ def test_delayed_update_follows_a_local_one_step_delay(daemon):
     assert opt.last_metadata["step"] == STEPS
     for x, y in zip(master.parameters(), model.parameters()):
         torch.testing.assert_close(y.detach(), x.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("unscale_first", [False, True], ids=["scaler-step", "unscale-clip-step"])
+def test_grad_scaler_with_overlap_follows_torch(daemon, unscale_first):
+    """torch.amp.GradScaler unscales gradients in place without bumping their version counters,
+    so a streamed request would carry the scaled bytes; the scaler now hands the step its scale
+    (or, after `unscale_`, the step sends the unscaled gradients as usual), and skips the step when
+    it found infinities. The trajectory is torch's SGD under the same scaler."""
+    import time
+
+    def train(model, opt) -> None:
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        for step in range(4):
+            x, y = batch(step)
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            if step == 2:
+                loss = loss * float("inf")  # an overflowing step: skipped, the scale lowered
+            scaler.scale(loss).backward()
+            time.sleep(0.05)  # work after backward: the streamed bytes are all out by now
+            if unscale_first:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            scaler.step(opt)
+            scaler.update()
+
+    reference = make_model()
+    train(reference, torch.optim.SGD(reference.parameters(), lr=0.1))
+    model = make_model()
+    opt = RemoteOptimizer(
+        model.named_parameters(), url=daemon.url, optimizer="sgd", lr=0.1, overlap="backward"
+    )
+    train(model, opt)
+    for (name, a), b in zip(reference.named_parameters(), model.parameters()):
+        assert torch.allclose(b, a, rtol=1e-5, atol=1e-6), name
+    assert opt.session.summary()["step"] == 3  # the overflowing step was not sent

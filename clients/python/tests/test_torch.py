@@ -112,9 +112,37 @@ def test_param_groups_and_scheduler_match_torch(daemon):
     schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5) for o in (local_opt, remote_opt)]
     train_both(local_model, local_opt, remote_model, remote_opt, steps=8, scheduler=schedulers)
     summary = remote_opt.session.summary()
-    assert summary["hyperparameters"]["lr"] == pytest.approx(0.05 * 0.5**2)
-    assert summary["groups"][0]["hyperparameters"]["lr"] == pytest.approx(0.2 * 0.5**2)
-    assert summary["groups"][0]["members"] == ["p2", "p3"]
+    # Every local group is a daemon group; the session's own values are the constructor's.
+    assert summary["hyperparameters"]["lr"] == pytest.approx(0.05)
+    assert summary["groups"][0]["hyperparameters"]["lr"] == pytest.approx(0.05 * 0.5**2)
+    assert summary["groups"][0]["members"] == ["p0", "p1"]
+    assert summary["groups"][1]["hyperparameters"]["lr"] == pytest.approx(0.2 * 0.5**2)
+    assert summary["groups"][1]["members"] == ["p2", "p3"]
+
+
+def test_a_group_without_a_hyperparameter_takes_the_default_not_the_first_groups(daemon):
+    """torch fills a group's missing keys from the constructor's values, else the optimizer's
+    defaults: AdamW's weight_decay 0.01 and Adam's lr 1e-3 here, not the first group's."""
+    local_model = make_model()
+    remote_model = copy.deepcopy(local_model)
+
+    def groups(model, named):
+        def entry(name, p):
+            return (name, p) if named else p
+
+        return [
+            {"params": [entry("0.weight", model[0].weight)], "weight_decay": 0.5},
+            {"params": [entry("0.bias", model[0].bias), entry("2.bias", model[2].bias)], "weight_decay": 0.0},
+            {"params": [entry("2.weight", model[2].weight)]},
+        ]
+
+    local_opt = torch.optim.AdamW(groups(local_model, False), lr=0.05)
+    remote_opt = RemoteOptimizer(groups(remote_model, True), url=daemon.url, optimizer="adamw", lr=0.05)
+    assert [g["weight_decay"] for g in remote_opt.param_groups] == [0.5, 0.0, 0.01]
+    train_both(local_model, local_opt, remote_model, remote_opt, steps=3)
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    remote = RemoteOptimizer([{"params": [("a", a)], "lr": 0.05}, {"params": [("b", b)]}], url=daemon.url)
+    assert [g["lr"] for g in remote.param_groups] == [0.05, 0.001]
 
 
 def test_closure_and_skipped_parameters(daemon):
@@ -404,3 +432,50 @@ def test_answers_are_read_into_the_parameters_memory(daemon):
     for p, address, old, version in zip(model.parameters(), addresses, before, versions):
         assert p.data_ptr() == address and p._version > version
         torch.testing.assert_close(p.detach(), old - 0.1 * p.grad, rtol=0, atol=1e-6)
+
+
+def test_parameters_changed_in_place_after_construction_are_sent_before_the_step(daemon):
+    """Weights loaded into the model after the optimizer was made (torch's save/load order), and a
+    clamp after every step (WGAN): the daemon steps its own copy, so each change is uploaded before
+    the next step, as the torch optimizer sees it."""
+    local_model = make_model()
+    remote_model = copy.deepcopy(local_model)
+    local_opt = torch.optim.Adam(local_model.parameters(), lr=0.01)
+    remote_opt = RemoteOptimizer(remote_model.named_parameters(), url=daemon.url, optimizer="adam", lr=0.01)
+    pretrained = {name: torch.full_like(p, 0.25) for name, p in local_model.state_dict().items()}
+    local_model.load_state_dict(pretrained)
+    remote_model.load_state_dict(pretrained)
+    x, y = make_data()
+    for step in range(3):
+        for model, opt in ((local_model, local_opt), (remote_model, remote_opt)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.clamp_(-0.2, 0.2)
+        assert_same_parameters(local_model, remote_model, step=step)
+
+
+def test_a_refused_param_group_leaves_the_optimizer_as_it_was(daemon, monkeypatch):
+    """As torch's add_param_group: when the upload of the new parameters fails, the group is not
+    added (before, it stayed, and no retry nor step could get past it)."""
+    model = make_model()
+    opt = RemoteOptimizer(list(model.named_parameters())[:2], url=daemon.url, optimizer="adam", lr=0.01)
+    rest = list(model.named_parameters())[2:]
+
+    def refuse(*args, **kwargs):
+        raise optimizerd.InsufficientStorage(507, "Insufficient Storage", "no room")
+
+    monkeypatch.setattr(opt.session, "upload_parameters", refuse)
+    with pytest.raises(optimizerd.InsufficientStorage):
+        opt.add_param_group({"params": rest, "lr": 0.001})
+    assert len(opt.param_groups) == 1
+    monkeypatch.undo()
+    opt.add_param_group({"params": rest, "lr": 0.001})
+    assert len(opt.param_groups) == 2
+    x, y = make_data()
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    assert opt.session.summary()["step"] == 1

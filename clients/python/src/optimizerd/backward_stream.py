@@ -8,7 +8,10 @@ last byte is held back, so the daemon cannot apply the step before ``step()`` ha
 
 - every parameter that has a gradient at ``step()`` is in the header, and no other;
 - no gradient was accumulated twice (a second backward before the step: gradient accumulation)
-  and none was changed or replaced after it was sent (clipping, unscaling: their version counter);
+  and none was changed or replaced after it was sent (clipping: their version counter; edits
+  through ``.data`` or NumPy do not bump it and are not seen);
+- the step is not driven by ``torch.amp.GradScaler`` (it hands the optimizer its scale, see
+  ``RemoteOptimizer.step``: the streamed bytes are the scaled gradients);
 - the hyperparameters did not change since the request began, and no ``loss`` is given.
 
 Then the last byte goes out and the answer is read straight into the parameters. Otherwise the
@@ -106,15 +109,20 @@ class BackwardStream:
 
     # MARK: at step()
 
-    def finish(self, gradients: dict[str, torch.Tensor], loss: Any) -> Optional[tuple[dict, dict]]:
+    def finish(
+        self, gradients: dict[str, torch.Tensor], loss: Any, usable: bool = True
+    ) -> Optional[tuple[dict, dict]]:
         """The step's (values, telemetry) from the streamed request, or ``None`` when it cannot
-        be used (then the caller sends the step as without overlap)."""
+        be used (then the caller sends the step as without overlap). ``usable`` false abandons it
+        (a step driven by torch.amp.GradScaler: the streamed gradients are the scaled ones, or were
+        unscaled in place without a version bump)."""
         upload, order = self.upload, self.order
         try:
             if upload is None or order is None:
                 return None
             usable = (
-                not self.twice
+                usable
+                and not self.twice
                 and loss is None
                 and set(gradients) == set(order)
                 and self.hyperparameters == self.optimizer._current_hyperparameters()

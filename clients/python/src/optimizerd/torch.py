@@ -150,6 +150,14 @@ class RemoteOptimizer(Optimizer):
         self.last_metadata: dict[str, Any] = {}
         self._hyperparameter_keys: Optional[set[str]] = None
         self._synced: list[dict[str, Any]] = []
+        self._versions: dict[str, int] = {}
+        self._stream: Optional[BackwardStream] = None
+        # The constructor's hyperparameters (torch's `defaults` as given): the session's own, which
+        # a group that does not set a key falls back to, as in torch.
+        self._given_defaults = {k: _jsonable(v) for k, v in hyperparameters.items()}
+        # Which daemon group holds local group 0: 0 when it is the session's level (one group, or a
+        # session made by an older client), 1 when every local group is a daemon group.
+        self._group_offset = 0
         self._ready = False
         super().__init__(_normalize_groups(params), hyperparameters)
 
@@ -195,24 +203,32 @@ class RemoteOptimizer(Optimizer):
     # MARK: setup
 
     def _create_session(self, name: Optional[str]) -> Session:
-        first, *rest = self.param_groups
-        groups = [
-            {"parameters": list(group["param_names"]), "hyperparameters": _given_hyperparameters(group)}
-            for group in rest
-        ]
+        # One group: its values are the session's. Several: the session's are the constructor's
+        # (torch's defaults) and every group is a daemon group, so that a key a group does not set
+        # takes the optimizer's default (or the constructor's), not the first group's value.
+        if len(self.param_groups) == 1:
+            session_values = _given_hyperparameters(self.param_groups[0])
+            groups = []
+        else:
+            session_values = dict(self._given_defaults)
+            groups = [
+                {"parameters": list(group["param_names"]), "hyperparameters": _given_hyperparameters(group)}
+                for group in self.param_groups
+            ]
+            self._group_offset = 1
         session = self.client.create_session(
             self.optimizer_name,
-            {**_given_hyperparameters(first), **self.session_options},
+            {**session_values, **self.session_options},
             groups=groups or None,
             name=name,
-            # only when given: a sharded client's create_session does not take it (yet)
-            **({"state_dtype": self.state_dtype} if self.state_dtype is not None else {}),
+            state_dtype=self.state_dtype,
         )
         try:
             effective = _effective_hyperparameters(session.info)
             self._adopt(effective)
             self._synced = [self._group_hyperparameters(group) for group in self.param_groups]
             session.upload_parameters(self._local_parameters(), compress=self.compress)
+            self._remember_versions()
         except BaseException:
             try:  # leave no half-made session behind
                 session.delete()
@@ -225,6 +241,9 @@ class RemoteOptimizer(Optimizer):
         summary = self.session.summary()
         self.optimizer_name = summary.get("optimizer", self.optimizer_name)
         effective = _effective_hyperparameters(summary)
+        self._group_offset = (
+            1 if len(self.param_groups) > 1 and len(effective) == len(self.param_groups) + 1 else 0
+        )
         self._adopt(effective)
         # What the daemon has; explicit constructor values that differ are sent with the next step.
         self._synced = self._daemon_groups(effective)
@@ -250,6 +269,7 @@ class RemoteOptimizer(Optimizer):
         local = self._names()
         if not remote:
             self.session.upload_parameters(self._local_parameters(), compress=self.compress)
+            self._remember_versions()
         elif set(remote) == set(local):
             self._write_back(self.session.parameters(dtype="f32", out=self._destinations()))
         else:
@@ -265,7 +285,8 @@ class RemoteOptimizer(Optimizer):
         ``group["lr"]`` exists for schedulers) and learns which keys are hyperparameters."""
         self._hyperparameter_keys = set(effective[0])
         for index, group in enumerate(self.param_groups):
-            values = effective[index] if index < len(effective) else effective[0]
+            daemon = index + self._group_offset
+            values = effective[daemon] if daemon < len(effective) else effective[0]
             for key, value in values.items():
                 group.setdefault(key, _torch_value(value))
         for key, value in effective[0].items():
@@ -276,7 +297,8 @@ class RemoteOptimizer(Optimizer):
         keys = self._keys()
         result = []
         for index in range(len(self.param_groups)):
-            values = effective[index] if index < len(effective) else {}
+            daemon = index + self._group_offset
+            values = effective[daemon] if daemon < len(effective) else {}
             result.append({k: v for k, v in _jsonable(values).items() if k in keys})
         return result
 
@@ -295,10 +317,15 @@ class RemoteOptimizer(Optimizer):
         if clash:
             raise ValueError(f"parameter names already in use: {clash}")
         super().add_param_group(group)
-        self.session.upload_parameters(
-            {name: _to_numpy(p) for name, p in zip(group["param_names"], group["params"])},
-            compress=self.compress,
-        )
+        try:
+            self.session.upload_parameters(
+                {name: _to_numpy(p) for name, p in zip(group["param_names"], group["params"])},
+                compress=self.compress,
+            )
+        except BaseException:
+            self.param_groups.pop()  # as torch: a refused group leaves the optimizer as it was
+            raise
+        self._remember_versions(set(group["param_names"]))
         self._synced.append({})  # differs from the group: sent with the next step
 
     # MARK: steps
@@ -330,8 +357,22 @@ class RemoteOptimizer(Optimizer):
                 missing.append(name)
             else:
                 tensors[name] = p.grad
+        # With overlap="backward", torch.amp.GradScaler.step hands the step its scale and found_inf
+        # (`_step_supports_amp_scaling`) instead of unscaling the gradients in place, which would
+        # not bump their version counters: the streamed bytes would be the scaled gradients.
+        found_inf = getattr(self, "found_inf", None)
+        grad_scale: Optional[float] = None
+        if found_inf is not None:
+            if float(found_inf) > 0:  # GradScaler skips the step; its update() lowers the scale
+                if self._stream is not None:
+                    self._stream.finish(tensors, loss, usable=False)
+                return result
+            scale = getattr(self, "grad_scale", None)
+            grad_scale = None if scale is None else float(scale)
+        if self._delayed is None:  # delayed: the daemon's copy is a step ahead by design
+            self._resync_parameters()
         if self._stream is not None:
-            streamed = self._stream.finish(tensors, loss)
+            streamed = self._stream.finish(tensors, loss, usable=found_inf is None)
             if streamed is not None:
                 self._take_streamed(*streamed)
                 return result
@@ -343,8 +384,37 @@ class RemoteOptimizer(Optimizer):
         self._check_step(gradients, missing, loss)
         if not gradients:
             return result
-        self._send(gradients, loss=loss)
+        self._send(gradients, loss=loss, grad_scale=grad_scale)
         return result
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Read by torch.amp.GradScaler: with overlap="backward", the step takes the scale itself
+        (see :meth:`step`); otherwise GradScaler unscales the gradients before the step, as for
+        torch's own optimizers."""
+        return self._stream is not None
+
+    def _remember_versions(self, names: Optional[set[str]] = None) -> None:
+        """Notes the parameters' autograd versions: a later in-place change is sent before the next step."""
+        for name, p in self._named_parameters():
+            if names is None or name in names:
+                self._versions[name] = p._version
+
+    def _resync_parameters(self) -> None:
+        """Uploads the parameters changed in place since the daemon last had them (weights loaded
+        into the model after the optimizer was made, a clamp after each step): the daemon steps
+        its own copy, which would otherwise overwrite the change. (Edits through ``.data`` or
+        NumPy bypass the version counter and are not seen.)"""
+        changed = {
+            name: p
+            for name, p in self._named_parameters()
+            if self._versions.get(name, p._version) != p._version
+        }
+        if changed:
+            self.session.upload_parameters(
+                {name: _to_numpy(p) for name, p in changed.items()}, compress=self.compress
+            )
+            self._remember_versions(set(changed))
 
     def flush(self) -> None:
         """``overlap="delayed"``: waits for the step in flight and writes its parameters into the
@@ -406,12 +476,19 @@ class RemoteOptimizer(Optimizer):
         self._send(terms, loss=values, term_weights=term_weights)
         return values
 
-    def _send(self, gradients: Any, loss: Any = None, term_weights: Optional[Sequence[float]] = None) -> None:
+    def _send(
+        self,
+        gradients: Any,
+        loss: Any = None,
+        term_weights: Optional[Sequence[float]] = None,
+        grad_scale: Optional[float] = None,
+    ) -> None:
         self._sync_hyperparameters()
         values, metadata = self.session.step(
             gradients,
             loss=loss,
             term_weights=term_weights,
+            grad_scale=grad_scale,
             dtype=self.wire_dtype,
             compress=self.compress,
             response_dtype=self.response_dtype,
@@ -450,13 +527,18 @@ class RemoteOptimizer(Optimizer):
         current = self._current_hyperparameters()
         if current == self._synced:
             return
-        previous = self._synced[0] if self._synced else {}
-        changed = {k: v for k, v in current[0].items() if previous.get(k, _MISSING) != v}
+        # The local groups that are daemon groups: all of them, or all but the first (which is
+        # then the session's level).
+        first = 1 - self._group_offset
+        changed: dict[str, Any] = {}
+        if first == 1:
+            previous = self._synced[0] if self._synced else {}
+            changed = {k: v for k, v in current[0].items() if previous.get(k, _MISSING) != v}
         groups = None
-        if current[1:] != self._synced[1:]:
+        if current[first:] != self._synced[first:]:
             groups = [
                 {"parameters": list(group["param_names"]), "hyperparameters": values}
-                for group, values in zip(self.param_groups[1:], current[1:])
+                for group, values in zip(self.param_groups[first:], current[first:])
             ]
         self.session.patch(changed, groups=groups)
         self._synced = copy.deepcopy(current)
@@ -550,6 +632,7 @@ class RemoteOptimizer(Optimizer):
                     p.copy_(torch.from_numpy(value).reshape(p.shape))
         if written:
             torch.autograd.graph.increment_version(written)
+        self._remember_versions(set(values))
 
 
 def _plain(checkpoint: Any) -> Any:
