@@ -49,3 +49,28 @@ def test_remote_optimizer_over_three_daemons_matches_one(urls):
     _train(moved, two, 3, seed=2)
     for (name, a), (_, b) in zip(one.named_parameters(), moved.named_parameters()):
         assert torch.equal(a, b), name
+
+
+def test_state_dicts_move_between_one_daemon_and_shards(urls):
+    """A state dict made on one daemon loads into a sharded optimizer and the reverse (README:
+    checkpoints restore onto another number of daemons); the runs then go on bit for bit as the
+    uninterrupted one."""
+    reference, model = _model(0), _model(0)
+    reference_opt = RemoteOptimizer(reference.named_parameters(), url=urls[0], optimizer="adam", lr=0.01)
+    single = RemoteOptimizer(model.named_parameters(), url=urls[0], optimizer="adam", lr=0.01)
+    _train(reference, reference_opt, 2)
+    _train(model, single, 2)
+    onto_shards = _model(7)
+    sharded = RemoteOptimizer(onto_shards.named_parameters(), urls=urls[1:], optimizer="adam", lr=0.01)
+    sharded.load_state_dict(single.state_dict())
+    assert sharded.session.last_step == 2
+    _train(reference, reference_opt, 2, seed=2)
+    _train(onto_shards, sharded, 2, seed=2)
+    back = _model(8)
+    again = RemoteOptimizer(back.named_parameters(), url=urls[1], optimizer="adam", lr=0.01)
+    again.load_state_dict(sharded.state_dict())
+    assert again.session.last_step == 4
+    _train(reference, reference_opt, 2, seed=3)
+    _train(back, again, 2, seed=3)
+    for (name, a), (_, b) in zip(reference.named_parameters(), back.named_parameters()):
+        assert torch.equal(a, b), name

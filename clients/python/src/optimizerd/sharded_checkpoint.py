@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .placement import Placement
+from .placement import Placement, Shard
 
 __all__ = ["ShardedCheckpoint", "reshard"]
 
@@ -46,6 +46,36 @@ class ShardedCheckpoint:
             (folder / f"shard-{index}.safetensors").write_bytes(content)
         (folder / _PLACEMENT_FILE).write_text(self.placement)
         return folder
+
+    @classmethod
+    def of_one_daemon(cls, content: bytes) -> ShardedCheckpoint:
+        """A one-daemon checkpoint as a sharded checkpoint of one shard (every tensor on it), so
+        that a sharded session restores it."""
+        meta, tensors = _read(content)
+        names = json.loads(meta["parameters"])
+        sizes = {name: 4 * _elements(tensors[f"param/{name}"][1]) for name in names}
+        placement = Placement(
+            shards=[Shard(url="", session="", token=None)],
+            parameters=list(names),
+            tensors={name: 0 for name in names},
+            sizes=sizes,
+            optimizer=meta["optimizer"],
+            hyperparameters=json.loads(meta["hyperparameters"]),
+            groups=json.loads(meta["groups"]),
+        )
+        return cls(placement.to_json(), [bytes(content)])
+
+    def single(self) -> bytes:
+        """The checkpoint as one daemon's (every tensor of every shard in one file), for a session
+        on one daemon."""
+        source = Placement.from_json(self.placement)
+        target = Placement(
+            shards=[Shard(url="", session="", token=None)],
+            parameters=list(source.parameters),
+            tensors={name: 0 for name in source.parameters},
+            sizes=dict(source.sizes),
+        )
+        return reshard(self, target)[0]
 
     @classmethod
     def load(cls, directory: Union[str, Path]) -> ShardedCheckpoint:
@@ -99,6 +129,13 @@ def reshard(checkpoint: ShardedCheckpoint, target: Placement) -> list[bytes]:
 
 
 Entry = tuple[str, list[int], bytes]
+
+
+def _elements(shape: Sequence[int]) -> int:
+    count = 1
+    for dimension in shape:
+        count *= int(dimension)
+    return count
 
 
 def _read(content: bytes) -> tuple[dict[str, str], dict[str, Entry]]:

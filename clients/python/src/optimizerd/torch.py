@@ -577,12 +577,22 @@ class RemoteOptimizer(Optimizer):
                 "param_groups' hyperparameters are loaded; the daemon keeps its own optimizer state",
                 stacklevel=2,
             )
+        # A checkpoint made on one daemon restores into a sharded session and the reverse
+        # (converted before anything is loaded, so that a bad one changes nothing).
+        checkpoint = extra.get("checkpoint") if extra else None
+        sharded = isinstance(self.session, ShardedSession)
+        if sharded and isinstance(checkpoint, (bytes, bytearray, memoryview)):
+            checkpoint = ShardedCheckpoint.of_one_daemon(bytes(checkpoint))
+        elif not sharded and isinstance(checkpoint, (Mapping, ShardedCheckpoint)):
+            if isinstance(checkpoint, Mapping):
+                checkpoint = ShardedCheckpoint(checkpoint["placement"], list(checkpoint["shards"]))
+            checkpoint = checkpoint.single()
         names = [list(group["param_names"]) for group in self.param_groups]
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "optimizerd"})
         for group, group_names in zip(self.param_groups, names):
             group["param_names"] = group_names
-        if extra and extra.get("checkpoint") is not None:
-            summary = self.session.restore(extra["checkpoint"])
+        if checkpoint is not None:
+            summary = self.session.restore(checkpoint)
             self._write_back(self.session.parameters(dtype="f32", out=self._destinations()))
             # The daemon now has the checkpoint's configuration; send whatever the loaded groups change.
             self._synced = self._daemon_groups(_effective_hyperparameters(summary))
