@@ -35,7 +35,7 @@ public struct DataDirectory: Sendable {
     /// Takes a POSIX record lock on the directory's lock file. The descriptor stays open for the
     /// process's life: the lock goes with the process (also after kill -9), and another process
     /// asking for it fails at once. (Such locks are per process: the same process may open the
-    /// directory again, as tests do.)
+    /// directory again, as tests do.) Where the file system has no such locks, nothing is locked.
     private static func lock(_ directory: String) throws {
         let path = directory + "/" + lockFileName
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -50,7 +50,9 @@ public struct DataDirectory: Sendable {
             holder.l_whence = Int16(SEEK_SET)
             let owner = fcntl(descriptor, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (process \(holder.l_pid))" : ""
             close(descriptor)
-            guard number == EAGAIN || number == EACCES else { throw StoreError.system("lock", path: path, errno: number) }
+            // A file system without record locks (some network mounts: ENOLCK) is used unlocked,
+            // as before the lock existed, rather than refused.
+            guard number == EAGAIN || number == EACCES else { return }
             throw StoreError(code: .inUse, message: "the data directory \(directory) is in use by another optimizerd\(owner); one daemon per data directory")
         }
         let pid = Array("\(getpid())\n".utf8)
