@@ -19,7 +19,6 @@ copied in).
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,15 +35,14 @@ from .session import Compress, Session, parse_metadata
 from .sharded import ShardedSession
 from .sharded_checkpoint import ShardedCheckpoint
 from .sharded_client import ShardedClient
+from .torch_groups import HyperparameterGroups
 from .torch_support import (
-    _MISSING,
     _closure_and_loss,
     _effective_hyperparameters,
     _given_hyperparameters,
     _jsonable,
     _normalize_groups,
     _to_numpy,
-    _torch_value,
     _zeros_like,
 )
 
@@ -57,7 +55,7 @@ _NEEDS_EVERY_PARAMETER = ("momo", "momo_adam", "mtadam")
 _NEEDS_LOSS = ("momo", "momo_adam")
 
 
-class RemoteOptimizer(Optimizer):
+class RemoteOptimizer(HyperparameterGroups, Optimizer):
     """A ``torch.optim.Optimizer`` that runs its step on an optimizerd daemon.
 
     On construction it creates a session (or attaches to ``session``), names the parameters, and
@@ -280,31 +278,6 @@ class RemoteOptimizer(Optimizer):
                 f"only local {only_local[:10]}, only in the session {only_remote[:10]}"
             )
 
-    def _adopt(self, effective: Sequence[Mapping[str, Any]]) -> None:
-        """Fills the groups' missing hyperparameters with the daemon's defaults (so that
-        ``group["lr"]`` exists for schedulers) and learns which keys are hyperparameters."""
-        self._hyperparameter_keys = set(effective[0])
-        for index, group in enumerate(self.param_groups):
-            daemon = index + self._group_offset
-            values = effective[daemon] if daemon < len(effective) else effective[0]
-            for key, value in values.items():
-                group.setdefault(key, _torch_value(value))
-        for key, value in effective[0].items():
-            self.defaults.setdefault(key, _torch_value(value))
-
-    def _daemon_groups(self, effective: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The daemon's hyperparameters per local group, in the form ``_synced`` keeps."""
-        keys = self._keys()
-        result = []
-        for index in range(len(self.param_groups)):
-            daemon = index + self._group_offset
-            values = effective[daemon] if daemon < len(effective) else {}
-            result.append({k: v for k, v in _jsonable(values).items() if k in keys})
-        return result
-
-    def _keys(self) -> set[str]:
-        return self._hyperparameter_keys or set()
-
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a parameter group (torch API). After construction, its parameters are uploaded to
         the session and the group is sent with the next step."""
@@ -513,35 +486,6 @@ class RemoteOptimizer(Optimizer):
 
     def _terms(self) -> int:
         return int(self.session_options.get("terms", 1) or 1)
-
-    # MARK: hyperparameters
-
-    def _group_hyperparameters(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: _jsonable(group[k]) for k in sorted(self._keys()) if k in group}
-
-    def _current_hyperparameters(self) -> list[dict[str, Any]]:
-        return [self._group_hyperparameters(group) for group in self.param_groups]
-
-    def _sync_hyperparameters(self) -> None:
-        """Sends changed group hyperparameters (``PATCH``), e.g. after an ``lr_scheduler`` step."""
-        current = self._current_hyperparameters()
-        if current == self._synced:
-            return
-        # The local groups that are daemon groups: all of them, or all but the first (which is
-        # then the session's level).
-        first = 1 - self._group_offset
-        changed: dict[str, Any] = {}
-        if first == 1:
-            previous = self._synced[0] if self._synced else {}
-            changed = {k: v for k, v in current[0].items() if previous.get(k, _MISSING) != v}
-        groups = None
-        if current[first:] != self._synced[first:]:
-            groups = [
-                {"parameters": list(group["param_names"]), "hyperparameters": values}
-                for group, values in zip(self.param_groups[first:], current[first:])
-            ]
-        self.session.patch(changed, groups=groups)
-        self._synced = copy.deepcopy(current)
 
     # MARK: state dict
 
