@@ -30,21 +30,40 @@ enum BodyCompression {
         let initialCapacity = min(ceiling, max(input.readableBytes * 4, 1 << 16))
         try reserve(initialCapacity)
         var output = BufferPool.allocator.buffer(capacity: initialCapacity)
+        // `inflate` returns both at the stream's end and when it consumed all input without reaching
+        // it; only at the end does a call with no input produce no output (otherwise zlib reports
+        // the missing input). So the loop runs until a call makes no progress: a stream cut short
+        // (a gzip body without its CRC trailer) is refused, not parsed.
         while true {
+            let written = output.writerIndex
             do {
                 try decompressor.inflate(from: &input, to: &output)
-                break
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 guard output.readableBytes < ceiling else { throw ProblemError.bodyTooLarge(limit: limit) }
                 let capacity = min(ceiling, output.capacity * 2)
                 try reserve(capacity)
                 output.reserveCapacity(capacity)
+                continue
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
-                break  // all input consumed; a truncated stream then fails to parse as safetensors
+                throw ProblemError.badRequest(
+                    "invalid-compressed-body", "the body ends before its \(coding.rawValue) stream does (truncated)")
             } catch let error as CompressNIOError {
                 throw ProblemError.badRequest(
                     "invalid-compressed-body", "the body is not valid \(coding.rawValue) data (zlib: \(error))")
             }
+            if input.readableBytes > 0 {
+                // The stream ended before the body: another gzip member (RFC 1952 allows several),
+                // or bytes that are not part of it.
+                guard coding == .gzip, input.getBytes(at: input.readerIndex, length: 2) == [0x1F, 0x8B] else {
+                    throw ProblemError.badRequest(
+                        "invalid-compressed-body", "\(input.readableBytes) bytes follow the end of the \(coding.rawValue) stream")
+                }
+                do { try decompressor.reset() } catch {
+                    throw ProblemError.badRequest("invalid-compressed-body", "the body's next gzip member cannot be read (zlib: \(error))")
+                }
+                continue
+            }
+            if output.writerIndex == written { break }
         }
         guard output.readableBytes <= limit else { throw ProblemError.bodyTooLarge(limit: limit) }
         return output

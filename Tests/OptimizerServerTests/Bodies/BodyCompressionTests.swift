@@ -29,6 +29,30 @@ struct BodyCompressionTests {
         #expect(error?.status == .badRequest)
     }
 
+    /// A stream cut anywhere before its end (a gzip body without its CRC trailer) and bytes after
+    /// it are refused; several gzip members (RFC 1952) are one body.
+    @Test func truncatedStreamsAndTrailingBytesAreRefusedAndGzipMembersJoin() throws {
+        let original = ByteBuffer(bytes: (0..<20_000).map { UInt8(truncatingIfNeeded: $0 % 251) })
+        for (algorithm, coding) in [(ZlibAlgorithm.gzip, ContentCoding.gzip), (.zlib, .deflate)] {
+            let packed = try compressed(original, algorithm)
+            for cut in [1, 4, 8, packed.readableBytes / 2] {
+                let error = #expect(throws: ProblemError.self, "\(coding) cut by \(cut)") {
+                    try BodyCompression.decompress(packed.getSlice(at: 0, length: packed.readableBytes - cut)!, coding: coding, limit: 100_000)
+                }
+                #expect(error?.status == .badRequest)
+            }
+            var trailing = packed
+            trailing.writeBytes([1, 2, 3, 4, 5, 6, 7, 8])
+            let error = #expect(throws: ProblemError.self) { try BodyCompression.decompress(trailing, coding: coding, limit: 100_000) }
+            #expect(error?.detail.contains("follow the end") == true)
+        }
+        let half = original.getSlice(at: 0, length: 10_000)!, rest = original.getSlice(at: 10_000, length: 10_000)!
+        var members = try compressed(half)
+        var second = try compressed(rest)
+        members.writeBuffer(&second)
+        #expect(try BodyCompression.decompress(members, coding: .gzip, limit: 100_000) == original)
+    }
+
     @Test func compressesOnlyWhenWorthwhile() throws {
         let zeros = ByteBuffer(repeating: 0, count: 1 << 18)
         #expect(BodyCompression.compressIfWorthwhile(zeros, coding: .gzip) != nil)
