@@ -97,6 +97,17 @@ struct SnapshotValueRulesTests {
         #expect(StoreFixtures.fingerprint(target) == StoreFixtures.fingerprint(try checkpoint.makeSession()))
     }
 
+    /// MTAdam keeps one second moment per loss term, `exp_avg_sq.<term>`: the same rules.
+    @Test func mtadamsPerTermSecondMomentsFollowTheSameRules() {
+        #expect(SlotRules.isNonNegative("exp_avg_sq.0") && SlotRules.isNonNegative("max_exp_avg_sq.12"))
+        #expect(!SlotRules.isNonNegative("exp_avg.0") && !SlotRules.isNonNegative("exp_avg_sq.x"))
+        let shape = TensorShape([2])
+        let negative = StateSlot(name: "exp_avg_sq.1", value: .tensor(TensorBuffer(shape: shape, values: [-1, 0])))
+        #expect(SlotRules.valueProblem(slot: negative)?.contains("negative") == true)
+        let infinite = StateSlot(name: "exp_avg_sq.1", value: .tensor(TensorBuffer(shape: shape, values: [.infinity, 0])))
+        #expect(SlotRules.valueProblem(slot: infinite) == nil)
+    }
+
     @Test func aNegativeBFloat16SecondMomentIsRefused() throws {
         let session = try Self.steppedSession(.bf16)
         let checkpoint = try Self.snapshot(of: session, replacing: "exp_avg_sq") { old in

@@ -199,9 +199,18 @@ enum SlotRules {
         }
     }
 
+    /// Whether slot `name` holds values that are never negative; MTAdam's per-term slots are
+    /// `<moment>.<term>` (`exp_avg_sq.0`).
+    static func isNonNegative(_ name: String) -> Bool {
+        guard let dot = name.lastIndex(of: "."), name[name.index(after: dot)...].allSatisfy(\.isNumber) else {
+            return nonNegative.contains(name)
+        }
+        return nonNegative.contains(String(name[..<dot]))
+    }
+
     /// Whether a slot's values are ones a run can give it; nil when they are.
     static func valueProblem(slot: StateSlot) -> String? {
-        let nonNegative = nonNegative.contains(slot.name)
+        let nonNegative = isNonNegative(slot.name)
         switch slot.value {
         case .scalar(let value):
             return problem(scalar: value, named: slot.name)
