@@ -124,9 +124,12 @@ final class SessionHandle: Sendable {
     /// Hands the session to the ``SnapshotWriter`` when a snapshot is due by now although no request
     /// came since its last steps (`--snapshot-interval` passed while it sat idle): without this, with
     /// `--durability snapshot` those steps would wait for the next request to become durable.
-    func scheduleSnapshotIfDue() async {
+    /// Never waits: a session whose lock is taken is running an operation, after which
+    /// ``withState(_:)`` makes the same check (waiting for the lock on a pool thread delayed other
+    /// sessions' steps behind this one's).
+    func scheduleSnapshotIfDue() {
         guard !isDeleted.load(ordering: .sequentiallyConsistent) else { return }
-        let due = (try? await withStateLock { $0.scheduleSnapshotIfDue() }) ?? false
+        let due = state.withLockIfAvailable { $0.scheduleSnapshotIfDue() } ?? false
         if due { snapshots?.schedule(self) }
     }
 

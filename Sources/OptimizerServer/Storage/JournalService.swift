@@ -18,7 +18,7 @@ struct JournalService: Service {
                     group.addTask { try await every(flushInterval) { await sessions.flushAll(logger: logger) } }
                 }
                 if let checkInterval {
-                    group.addTask { try await every(checkInterval) { await sessions.scheduleDueSnapshots() } }
+                    group.addTask { try await every(checkInterval) { sessions.scheduleDueSnapshots() } }
                 }
                 group.addTask { try await gracefulShutdown() }
             }

@@ -83,8 +83,8 @@ extension SessionRegistry {
     }
 
     /// Starts the snapshots that are due although no request came to start them (``SessionHandle/scheduleSnapshotIfDue()``).
-    func scheduleDueSnapshots() async {
-        for session in all { await session.scheduleSnapshotIfDue() }
+    func scheduleDueSnapshots() {
+        for session in all { session.scheduleSnapshotIfDue() }
     }
 
     /// Writes a snapshot of every session (graceful shutdown), so the next start replays nothing.
