@@ -93,7 +93,20 @@ struct CommitBody: Decodable, Sendable {
                 forKey: MemberKey("parts"), in: members, debugDescription: "must be ≥ 0, got \(parts)")
         }
         let container = try decoder.container(keyedBy: StepScalars.CodingKeys.self)
-        let norms = try container.decode([Double].self, forKey: .termSquaredNorms)
+        // A norm may be "Infinity": a grad_scale far below float32's range overflows the fold in
+        // float64, and the shards then skip or refuse the step as one daemon does.
+        var list = try container.nestedUnkeyedContainer(forKey: .termSquaredNorms)
+        var norms: [Double] = []
+        while !list.isAtEnd {
+            if let value = try? list.decode(Double.self) {
+                norms.append(value)
+            } else if try list.decode(String.self) == "Infinity" {
+                norms.append(.infinity)
+            } else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .termSquaredNorms, in: container, debugDescription: "must be numbers ≥ 0 or \"Infinity\"")
+            }
+        }
         if let bad = norms.first(where: { $0.isNaN || $0 < 0 }) {
             throw DecodingError.dataCorruptedError(
                 forKey: .termSquaredNorms, in: container, debugDescription: "must be numbers ≥ 0, got \(bad)")

@@ -130,6 +130,27 @@ def test_commit_scalars_fold_in_parameter_order_with_grad_scale():
     assert body["nonfinite"] == "c" and body["grad_scale"] == 4.0
 
 
+def test_a_grad_scale_beyond_float32_is_skipped_in_parts_as_in_one_request(client):
+    """1/grad_scale = 1e200 makes the folded norm +inf in float64: sent as "Infinity" (bare JSON has
+    no such number, and the daemon answered 400), the commit is a skipped step like the one request."""
+    values = {"w": np.array([0.5, -1.0], np.float32), "v": np.array([2.0], np.float32)}
+    gradients = {"w": np.array([1.0, 2.0], np.float32), "v": np.array([3.0], np.float32)}
+    plain = client.create_session("sgd", lr=0.1, nonfinite="skip")
+    parted = client.create_session("sgd", lr=0.1, nonfinite="skip")
+    try:
+        for session in (plain, parted):
+            session.upload_parameters(values)
+        _, one = plain.step(gradients, grad_scale=1e-200)
+        _, many = parted.step(gradients, grad_scale=1e-200, part_bytes=8)
+        assert one["skipped"] is True and many["skipped"] is True
+        assert parted.summary()["step"] == 1
+        for name, value in parted.parameters().items():
+            assert np.array_equal(value, values[name])
+    finally:
+        plain.delete()
+        parted.delete()
+
+
 def test_a_single_part_goes_as_a_plain_step(client, rng):
     """One tensor past part_bytes would make a one-part step: no better than a plain step, which
     needs less of the daemon's memory, so the client sends that."""

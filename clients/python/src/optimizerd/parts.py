@@ -144,7 +144,10 @@ def commit_scalars(
         if not finite and nonfinite is None:
             nonfinite = name
         norms[term] += (total if total is not None else 0.0) * unscale * unscale
-    body: dict[str, Any] = {"term_squared_norms": norms}
+    # A grad_scale far below float32's range can make a term's folded norm +inf in float64: sent
+    # as the string the daemon reads ("Infinity"; bare JSON has no such number), so that the shards
+    # skip or refuse the step as one daemon does.
+    body: dict[str, Any] = {"term_squared_norms": [_json_number(norm) for norm in norms]}
     if loss is not None:
         value = json.loads(loss) if loss.lstrip().startswith("[") else float(loss)
         value = float(sum(value)) if isinstance(value, list) else value
