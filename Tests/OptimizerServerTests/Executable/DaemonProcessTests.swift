@@ -15,7 +15,7 @@ struct DaemonProcessTests {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = ["serve"]
-        process.environment = environment.merging(["OPTIMIZERD_PORT": "0"]) { $1 }
+        process.environment = environment.merging(["OPTIMIZERD_PORT": "0", "OPTIMIZERD_DATA_DIR": Self.freshDataDirectory()]) { $1 }
         let errors = Pipe()
         process.standardError = errors
         try process.run()
@@ -38,6 +38,12 @@ struct DaemonProcessTests {
             throw DaemonDidNotStart(log: log)
         }
         return (process, errors, port, log)
+    }
+
+    /// A data directory of the process's own (one daemon per data directory: the tests' daemons
+    /// run side by side, and the default `./optimizerd-data` would be the same for all of them).
+    static func freshDataDirectory() -> String {
+        NSTemporaryDirectory() + "optimizerd-process-test-" + UUID().uuidString
     }
 
     struct DaemonDidNotStart: Error, CustomStringConvertible {

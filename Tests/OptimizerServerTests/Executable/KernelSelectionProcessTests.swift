@@ -24,7 +24,9 @@ struct KernelSelectionProcessTests {
         let process = Process()
         process.executableURL = DaemonProcessTests.binary
         process.arguments = ["serve"]
-        process.environment = ["OPTIMIZERD_PORT": "0", "OPTIMIZERD_KERNELS": "sse9"]
+        process.environment = [
+            "OPTIMIZERD_PORT": "0", "OPTIMIZERD_KERNELS": "sse9", "OPTIMIZERD_DATA_DIR": DaemonProcessTests.freshDataDirectory(),
+        ]
         let errors = Pipe()
         process.standardError = errors
         try process.run()
