@@ -113,7 +113,8 @@ final class MemoryBudget: Sendable {
                     checked.isStep
                     ? 0 : stepRoom.map { usage.largestStep(replacing: reservation, with: $0) } ?? usage.largestStep()
                 if delta > limit - used - room {
-                    return MemoryBudgetExceeded(limit: limit, used: used, requested: max(delta, 0), purpose: checked.purpose)
+                    return MemoryBudgetExceeded(
+                        limit: limit, used: used, requested: max(delta, 0), purpose: checked.purpose, keptForSteps: room)
                 }
             }
             usage.bytes[kind, default: 0] += delta

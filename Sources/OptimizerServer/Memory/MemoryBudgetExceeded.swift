@@ -9,10 +9,15 @@ struct MemoryBudgetExceeded: Error, Sendable, CustomStringConvertible {
     let requested: Int
     /// What needed them ("this upload").
     let purpose: String
+    /// Bytes kept free for the largest session's step (its gradients and answer), which the
+    /// request may not take either.
+    var keptForSteps = 0
 
-    /// "--max-memory 1.0 GiB: 900 MiB in use, this upload needs 300 MiB".
+    /// "--max-memory 1.0 GiB: 900 MiB in use, this upload needs 300 MiB" (and ", 96 MiB kept for
+    /// a step" when room is kept: otherwise the numbers would not add up to the refusal).
     var description: String {
-        "--max-memory \(ByteCount(limit)): \(ByteCount(used)) in use, \(purpose) needs \(ByteCount(requested))"
+        let kept = keptForSteps > 0 ? ", \(ByteCount(keptForSteps)) kept for a step" : ""
+        return "--max-memory \(ByteCount(limit)): \(ByteCount(used)) in use\(kept), \(purpose) needs \(ByteCount(requested))"
     }
 }
 

@@ -25,7 +25,7 @@ struct MemoryBudgetLiveTests {
         let refusal = try problem(response)
         #expect(refusal.type == "urn:optimizerd:problem:memory-budget-exceeded")
         #expect(refusal.detail.hasPrefix("--max-memory 11.5 MiB: "), "\(refusal.detail)")
-        #expect(refusal.detail.contains("in use, \(purpose) needs "), "\(refusal.detail)")
+        #expect(refusal.detail.contains(" in use") && refusal.detail.contains(", \(purpose) needs "), "\(refusal.detail)")
     }
 
     static func metric(_ client: some TestClientProtocol, _ name: String) async throws -> Double {

@@ -61,6 +61,19 @@ struct MemoryBudgetTests {
         #expect(budget.used == 0)
     }
 
+    /// The room kept for a step is in the refusal, so its numbers add up (900 + 96 + 100 > 1024).
+    @Test func aRefusalNamesTheRoomKeptForAStep() throws {
+        let budget = MemoryBudget(limit: 1 << 30, source: "test")
+        let sessions = budget.admit(900 << 20, for: .sessions, stepBytes: 96 << 20)
+        #expect {
+            _ = try budget.reserve(100 << 20, for: .bodies, purpose: "this upload")
+        } throws: { error in
+            (error as? MemoryBudgetExceeded)?.description
+                == "--max-memory 1.0 GiB: 900 MiB in use, 96 MiB kept for a step, this upload needs 100 MiB"
+        }
+        sessions.release()
+    }
+
     @Test func whatDoesNotFitIsRefusedAndNothingIsReserved() throws {
         let budget = MemoryBudget(limit: 1 << 30, source: "test")
         let sessions = try budget.reserve(900 << 20, for: .sessions, purpose: "this upload")
