@@ -16,7 +16,7 @@ struct Serve: AsyncParsableCommand {
             Every session is kept in --data-dir: a snapshot plus a write-ahead log of the requests \
             that changed it. A restarted daemon continues every session exactly where it was; with \
             --fsync always, no step whose response was sent is ever lost, even to kill -9 or power loss. \
-            The Adam/AdamW, SGD and ACClip kernels use the widest instruction set this CPU runs (avx512, avx2 or \
+            Every optimizer's element loops use the widest instruction set this CPU runs (avx512, avx2 or \
             baseline; logged at start, and `kernels` in GET /v1/limits); OPTIMIZERD_KERNELS=avx2 \
             forces one (the results are the same bits, only the speed differs).
             """

@@ -83,7 +83,7 @@ enum ServeFlag: String, CaseIterable {
         case .logDirectIO: return "1MiB"
         case .snapshotCopy: return "all"
         case .maxBodyBytes: return "1GiB"
-        case .maxMemory: return "80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v) less 1 GiB"
+        case .maxMemory: return "80 % of the smallest of the machine's memory, the cgroup's limit and the address-space limit (ulimit -v, less 1 GiB)"
         case .idleTimeout: return "60s"
         case .stagedStepTTL: return "10m"
         case .adminTokenFile: return "none: no admin token"

@@ -58,7 +58,7 @@ struct Settings {
         }
         if let text = try string(command.maxBodyBytes, .maxBodyBytes) {
             guard let bytes = Self.byteCount(text), (1...ServerConfiguration.maxBodyBytesLimit).contains(bytes) else {
-                throw invalid(.maxBodyBytes, "expected a size from 1 byte to 4GiB-1 such as 1GiB or 1048576, got \"\(text)\"")
+                throw invalid(.maxBodyBytes, "expected a size from 1 byte to 4294967294 (4GiB-2) such as 1GiB or 1048576, got \"\(text)\"")
             }
             configuration.maxBodyBytes = bytes
         }

@@ -115,7 +115,8 @@ public struct ServerConfiguration: Sendable {
         self.stagedStepTTL = max(.milliseconds(1), stagedStepTTL)
     }
 
-    /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes.
+    /// The largest body limit possible: NIO's `ByteBuffer` holds at most 4 GiB − 1 bytes, and a
+    /// compressed body is inflated into one byte more than the limit (to notice one too large).
     public static let maxBodyBytesLimit = Int(UInt32.max) - 1
 
     /// One compute thread per core.
