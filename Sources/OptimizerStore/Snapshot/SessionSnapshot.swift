@@ -92,13 +92,13 @@ public struct SessionSnapshot {
     /// Builds a new session from the snapshot, keeping its moments as `stateDType` (the snapshot's own
     /// unless given; others are converted, ``MomentConversion``).
     ///
-    /// - Throws: ``OptimizerError`` if the configuration is no longer valid (or not with
-    ///   `stateDType`), or ``StoreError`` if a state slot does not fit its parameter.
-    ///
     /// `checkingValues` false skips the checks of the values (parameters finite, state a run can
     /// produce) for the daemon's own snapshots: their checksum vouches for them, and they hold
     /// whatever the session held, which a step can leave outside those checks (a second moment of
     /// +∞, parameters a diverging run made non-finite). The structure is checked either way.
+    ///
+    /// - Throws: ``OptimizerError`` if the configuration is no longer valid (or not with
+    ///   `stateDType`), or ``StoreError`` if a state slot does not fit its parameter.
     public func makeSession(stateDType: StateDType? = nil, checkingValues: Bool = true) throws -> OptimizerSession {
         let configuration = try SessionConfiguration(
             optimizer: optimizer, hyperparameters: hyperparameters, groups: groups, stateDType: stateDType ?? self.stateDType

@@ -446,6 +446,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
                 if gradient is not None:
                     term[name] = _to_numpy(gradient)
             terms.append(term)
+        self._resync_parameters()
         self._send(terms, loss=values, term_weights=term_weights)
         return values
 
