@@ -35,6 +35,12 @@ def main(rank: int, world: int, init_file: str, out_dir: str, steps: int, urls: 
             optimizer.step(loss=loss)
             losses.append(loss.item())
             assert optimizer.last_metadata["step"] == step
+            if step == 2:
+                # A step where no rank has a gradient changes nothing, as with one process (it
+                # once committed an empty step on every shard, one step ahead of the reference).
+                optimizer.zero_grad()
+                optimizer.step()
+                assert optimizer.session.last_step == step, (optimizer.session.last_step, step)
         result = {
             "losses": losses,
             "owned": optimizer.owned,

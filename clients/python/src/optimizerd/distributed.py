@@ -177,6 +177,14 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
         sums = {name: value for staged, _ in gathered for name, value in staged.items()}
         losses = [value for _, value in gathered]
         mean_loss = None if any(value is None for value in losses) else math.fsum(losses) / len(losses)
+        if not sums:
+            # No rank had a gradient: nothing to step, as RemoteOptimizer.step sends nothing (every
+            # rank sees the same gathered sums, so all return here alike). The empty parts staged
+            # for the step are dropped, so that the next step can stage its own under its number.
+            for index in self.owned:
+                _quietly(lambda i=index: sharded.sessions[i]._request("DELETE", f"/steps/{number}"))
+            self._check_step({}, [name for name, _ in named], mean_loss)
+            return result
         _, meta = step_request({}, loss=mean_loss)
         scalars = sharded.fold(sums, meta)
 
