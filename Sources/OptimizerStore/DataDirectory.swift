@@ -45,9 +45,7 @@ public struct DataDirectory: Sendable {
         request.l_whence = Int16(SEEK_SET)
         guard fcntl(descriptor, F_SETLK, &request) == 0 else {
             let number = errno
-            var holder = flock()
-            holder.l_type = Int16(F_WRLCK)
-            holder.l_whence = Int16(SEEK_SET)
+            var holder = request
             let owner = fcntl(descriptor, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (process \(holder.l_pid))" : ""
             close(descriptor)
             // A file system without record locks (some network mounts: ENOLCK) is used unlocked,

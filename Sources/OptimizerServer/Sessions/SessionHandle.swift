@@ -117,8 +117,10 @@ final class SessionHandle: Sendable {
         }
     }
 
+    private var wasDeleted: Bool { isDeleted.load(ordering: .sequentiallyConsistent) }
+
     private func requireNotDeleted() throws {
-        if isDeleted.load(ordering: .sequentiallyConsistent) { throw ProblemError.notFound("session \(id) was deleted") }
+        if wasDeleted { throw ProblemError.notFound("session \(id) was deleted") }
     }
 
     /// Hands the session to the ``SnapshotWriter`` when a snapshot is due by now although no request
@@ -128,7 +130,7 @@ final class SessionHandle: Sendable {
     /// ``withState(_:)`` makes the same check (waiting for the lock on a pool thread delayed other
     /// sessions' steps behind this one's).
     func scheduleSnapshotIfDue() {
-        guard !isDeleted.load(ordering: .sequentiallyConsistent) else { return }
+        guard !wasDeleted else { return }
         let due = state.withLockIfAvailable { $0.scheduleSnapshotIfDue() } ?? false
         if due { snapshots?.schedule(self) }
     }
@@ -138,7 +140,7 @@ final class SessionHandle: Sendable {
     /// under the lock (all its steps wait for), then checksummed and written without the lock while
     /// its steps go on. Nil when there was nothing to write.
     func writeScheduledSnapshot() -> SnapshotReport? {
-        guard !isDeleted.load(ordering: .sequentiallyConsistent), let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
+        guard !wasDeleted, let plan = state.withLock({ $0.planSnapshot() }) else { return nil }
         let staging = SnapshotStaging(byteCount: plan.byteCount)
         let start = ContinuousClock.now
         let pending: SessionState.PendingSnapshot

@@ -171,8 +171,7 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
         try:
             gathered = self._all_ranks(stage, local_loss)
         except Exception:
-            for index in self.owned:  # nothing is committed anywhere: give the staged memory back
-                _quietly(lambda i=index: sharded.sessions[i]._request("DELETE", f"/steps/{number}"))
+            self._drop_staged(number)  # nothing is committed anywhere: give the staged memory back
             raise
         sums = {name: value for staged, _ in gathered for name, value in staged.items()}
         losses = [value for _, value in gathered]
@@ -181,8 +180,7 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
             # No rank had a gradient: nothing to step, as RemoteOptimizer.step sends nothing (every
             # rank sees the same gathered sums, so all return here alike). The empty parts staged
             # for the step are dropped, so that the next step can stage its own under its number.
-            for index in self.owned:
-                _quietly(lambda i=index: sharded.sessions[i]._request("DELETE", f"/steps/{number}"))
+            self._drop_staged(number)
             self._check_step({}, [name for name, _ in named], mean_loss)
             return result
         _, meta = step_request({}, loss=mean_loss)
@@ -217,6 +215,11 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
         self._broadcast([name for name in sharded.placement.parameters if name in sums])
         self.last_metadata = _merged(per_shard)
         return result
+
+    def _drop_staged(self, number: int) -> None:
+        """Drops what this rank staged for step ``number`` on its shards (quietly: best effort)."""
+        for index in self.owned:
+            _quietly(lambda i=index: self.session.sessions[i]._request("DELETE", f"/steps/{number}"))
 
     def _all_ranks(self, work: Callable[[], Any], extra: Any) -> list[tuple[Any, Any]]:
         """Runs ``work`` on this rank and gathers every rank's ``(result, extra)`` in rank order;

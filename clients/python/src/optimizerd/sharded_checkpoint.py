@@ -12,7 +12,8 @@ checksum (the daemon's: CRC-32C over the data CRC, the tensor index and the sort
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -53,12 +54,9 @@ class ShardedCheckpoint:
         that a sharded session restores it."""
         meta, tensors = _read(content)
         names = json.loads(meta["parameters"])
-        sizes = {name: 4 * _elements(tensors[f"param/{name}"][1]) for name in names}
-        placement = Placement(
-            shards=[Shard(url="", session="", token=None)],
-            parameters=list(names),
-            tensors={name: 0 for name in names},
-            sizes=sizes,
+        placement = _one_shard(
+            names,
+            {name: 4 * math.prod(tensors[f"param/{name}"][1]) for name in names},
             optimizer=meta["optimizer"],
             hyperparameters=json.loads(meta["hyperparameters"]),
             groups=json.loads(meta["groups"]),
@@ -69,13 +67,7 @@ class ShardedCheckpoint:
         """The checkpoint as one daemon's (every tensor of every shard in one file), for a session
         on one daemon."""
         source = Placement.from_json(self.placement)
-        target = Placement(
-            shards=[Shard(url="", session="", token=None)],
-            parameters=list(source.parameters),
-            tensors={name: 0 for name in source.parameters},
-            sizes=dict(source.sizes),
-        )
-        return reshard(self, target)[0]
+        return reshard(self, _one_shard(source.parameters, source.sizes))[0]
 
     @classmethod
     def load(cls, directory: Union[str, Path]) -> ShardedCheckpoint:
@@ -131,11 +123,15 @@ def reshard(checkpoint: ShardedCheckpoint, target: Placement) -> list[bytes]:
 Entry = tuple[str, list[int], bytes]
 
 
-def _elements(shape: Sequence[int]) -> int:
-    count = 1
-    for dimension in shape:
-        count *= int(dimension)
-    return count
+def _one_shard(parameters: Sequence[str], sizes: Mapping[str, int], **configuration: Any) -> Placement:
+    """A placement of every parameter on one shard (of no daemon: for resharding only)."""
+    return Placement(
+        shards=[Shard(url="", session="", token=None)],
+        parameters=list(parameters),
+        tensors={name: 0 for name in parameters},
+        sizes=dict(sizes),
+        **configuration,
+    )
 
 
 def _read(content: bytes) -> tuple[dict[str, str], dict[str, Entry]]:
