@@ -107,6 +107,12 @@ extension OptimizerSession {
                 squared[term][index] = StepScalars.contribution(sumOfSquares: sums[term][index], unscale: unscale)
             }
         }
+        // A coupled optimizer's step with a non-finite loss is a non-finite step (as `combine` finds
+        // for one request): applied, it would leave MoMo's loss average NaN for good.
+        if config.optimizer.needsLoss, let loss = scalars.loss, !loss.isFinite, scalars.nonfinite == nil {
+            throw OptimizerError(
+                code: .nonFiniteValue, subject: "loss", message: "loss: is not finite (\(loss)), but nonfinite is null")
+        }
         let termNorms = scalars.termSquaredNorms.map { $0.squareRoot() }
         let gradNorm = scalars.termSquaredNorms.reduce(0, +).squareRoot()
         let recordedLoss = scalars.loss.flatMap { $0.isFinite ? $0 : nil }

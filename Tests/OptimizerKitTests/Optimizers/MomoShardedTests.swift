@@ -151,4 +151,26 @@ struct MomoShardedTests {
             #expect(momo.step == 0 && momo.states.allSatisfy { $0.existingTensor("grad_avg") == nil })
         }
     }
+
+    /// A commit whose loss is not finite while its scalars call the step finite is refused (applied,
+    /// MoMo's loss average would be NaN for good); named as non-finite, it is a skipped step, as the
+    /// one-request step with that loss is.
+    @Test(arguments: ["momo", "momo_adam"])
+    func aCommitWithANonFiniteLossMustSaySo(_ optimizer: String) throws {
+        let session = try OptimizerSession.make(optimizer, ["nonfinite": .string("skip")])
+        try session.upload([("w", [2], [1, 2])])
+        try withBuffers([[1, 1]]) { buffers in
+            let stage = StagedStep(step: 1, for: session)
+            try session.stage([TensorView(name: "w", shape: TensorShape([2]), values: buffers[0])], into: stage)
+            for loss in [Double.nan, .infinity] {
+                let hidden = StepScalars(termSquaredNorms: [2], loss: loss)
+                #expect((#expect(throws: OptimizerError.self) { try session.prepareStep(stage, scalars: hidden) })?.subject == "loss")
+            }
+            #expect(session.step == 0 && session.value("w") == [1, 2])
+            let named = StepScalars(termSquaredNorms: [2], nonfinite: "loss", loss: .nan)
+            let telemetry = session.apply(try session.prepareStep(stage, scalars: named))
+            #expect(telemetry.skipped && session.value("w") == [1, 2])
+            #expect(session.globalState.scalar("loss_avg").map { $0.isFinite } ?? true)
+        }
+    }
 }
