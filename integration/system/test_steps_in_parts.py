@@ -8,7 +8,7 @@ import signal
 
 import numpy as np
 import requests
-from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model, reference_run
+from harness import LocalDaemon, RawSession, assert_bit_identical, gradients, model, reference_run, wait_until
 from optimizerd import Client
 from safetensors.numpy import save
 
@@ -99,3 +99,25 @@ def test_kill_9_between_parts_and_commit_and_after_the_commit(binary, tmp_path):
         final = session.parameters()
     assert_bit_identical(final, reference_run(binary, optimizer, hyperparameters, initial, steps))
     assert all(np.isfinite(value).all() for value in final.values())
+
+
+def _staging_bytes(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("optimizerd_memory_used_by_kind_bytes") and 'kind="staging"' in line
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_staged_parts_past_their_ttl_give_their_memory_back_untouched(binary, tmp_path):
+    # A trainer that stages a part and dies: no request names its session again, yet after
+    # --staged-step-ttl the parts are dropped and their memory is the budget's again.
+    with LocalDaemon(binary, data_dir=tmp_path / "d", args=["--staged-step-ttl", "1s"]) as daemon:
+        session = RawSession(daemon.url, "sgd", {"lr": 0.1})
+        assert session.upload({"w": np.zeros(1 << 20, np.float32)}).status_code == 200
+        assert _part(session, 1, "p0", {"w": np.ones(1 << 20, np.float32)}).status_code == 200
+        assert _staging_bytes(daemon.url) >= 4 << 20
+        wait_until(lambda: _staging_bytes(daemon.url) == 0, "the expired parts' memory to come back")
+        assert session.summary()["step"] == 0

@@ -135,6 +135,14 @@ final class SessionHandle: Sendable {
         if due { snapshots?.schedule(self) }
     }
 
+    /// Drops the session's staged parts once `--staged-step-ttl` passed, giving their memory back,
+    /// although no request came for the session since (each request drops them too). Never waits:
+    /// a session whose lock is taken is running an operation, which drops them itself.
+    func dropExpiredStage() {
+        guard !wasDeleted else { return }
+        _ = state.withLockIfAvailable { $0.dropExpiredStage() }
+    }
+
     /// Takes and writes the scheduled snapshot (on the ``SnapshotWriter``'s thread): memory for its
     /// copy is allocated and faulted in without the session's lock, the session is copied into it
     /// under the lock (all its steps wait for), then checksummed and written without the lock while

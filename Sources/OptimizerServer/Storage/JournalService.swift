@@ -3,7 +3,8 @@ import ServiceLifecycle
 
 /// Runs for the daemon's lifetime: flushes write-ahead logs every `--fsync-interval` (periodic
 /// policy), starts the snapshots that fall due while sessions are idle (``SessionStorage/snapshotCheckInterval``),
-/// and on graceful shutdown, once the HTTP server has finished its requests, waits for the
+/// drops staged parts whose `--staged-step-ttl` passed (every second, so that their memory comes
+/// back although no request names their session again), and on graceful shutdown, once the HTTP server has finished its requests, waits for the
 /// background snapshots under way and writes a snapshot of every session.
 struct JournalService: Service {
     let sessions: SessionRegistry
@@ -20,6 +21,7 @@ struct JournalService: Service {
                 if let checkInterval {
                     group.addTask { try await every(checkInterval) { sessions.scheduleDueSnapshots() } }
                 }
+                group.addTask { try await every(.seconds(1)) { sessions.dropExpiredStages() } }
                 group.addTask { try await gracefulShutdown() }
             }
         }

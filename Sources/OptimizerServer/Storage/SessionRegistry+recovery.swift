@@ -87,6 +87,11 @@ extension SessionRegistry {
         for session in all { session.scheduleSnapshotIfDue() }
     }
 
+    /// Drops every session's staged parts whose time is up (``SessionHandle/dropExpiredStage()``).
+    func dropExpiredStages() {
+        for session in all { session.dropExpiredStage() }
+    }
+
     /// Writes a snapshot of every session (graceful shutdown), so the next start replays nothing.
     func snapshotAll(logger: Logger) async {
         for session in all {
