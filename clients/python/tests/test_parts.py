@@ -201,3 +201,40 @@ def test_a_limits_answer_that_is_no_json_object_means_no_advertised_limit(answer
     assert parts.body_limit(session, None) == sys.maxsize and parts.body_limit(session, 1000) == 1000
     server.join(10)
     listener.close()
+
+
+def test_a_refused_step_in_parts_leaves_nothing_staged(client, rng):
+    params = _params(rng)
+    session = client.create_session("adam", lr=0.1)
+    session.upload_parameters(params)
+    # w and b are staged, then v's part is refused (its shape is wrong).
+    bad = {
+        name: np.ones(value.shape if name != "v" else value.size + 1, np.float32)
+        for name, value in params.items()
+    }
+    with pytest.raises(optimizerd.errors.Unprocessable, match='"v"'):
+        session.step(bad, part_bytes=300)
+    # The parts staged before the refused one are gone: other gradients stage under the same number.
+    grads = {name: np.full(value.shape, 2.0, np.float32) for name, value in params.items()}
+    _, telemetry = session.step(grads, part_bytes=300)
+    assert telemetry["step"] == 1 and session.summary()["step"] == 1
+
+
+def test_a_step_in_parts_whose_commit_answer_was_lost_is_answered_when_called_again(daemon, proxy, rng):
+    params = _params(rng)
+    flaky = optimizerd.Client(proxy.url, retries=0).create_session("adam", lr=0.1)
+    direct = optimizerd.Client(daemon.url).create_session("adam", lr=0.1)
+    for session in (flaky, direct):
+        session.upload_parameters(params)
+    grads = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in params.items()}
+    _dropping(flaky, proxy, "/commit")
+    with pytest.raises(optimizerd.errors.ConnectionFailed):
+        flaky.step(grads, part_bytes=300)
+    # Applied but unconfirmed: the same call again re-sends the parts (409, step 1 is committed)
+    # and then answers the applied step from the commit's retry path.
+    got, telemetry = flaky.step(grads, part_bytes=300)
+    expected, _ = direct.step(grads)
+    assert telemetry["step"] == 1 and telemetry["retry"] is True
+    for name in params:
+        assert np.array_equal(got[name].view(np.uint32), expected[name].view(np.uint32)), name
+    assert flaky.summary()["step"] == 1

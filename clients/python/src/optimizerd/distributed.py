@@ -184,7 +184,11 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
             self._check_step({}, [name for name, _ in named], mean_loss)
             return result
         _, meta = step_request({}, loss=mean_loss)
-        scalars = sharded.fold(sums, meta)
+        try:
+            scalars = sharded.fold(sums, meta)  # every rank folds the same sums: all raise alike
+        except Exception:
+            self._drop_staged(number)
+            raise
 
         params = {"return": "params", "dtype": str(self.response_dtype).lower()}
 

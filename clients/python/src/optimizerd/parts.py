@@ -19,7 +19,7 @@ import numpy as np
 
 from . import wire
 from .body import Body, build_body
-from .errors import NotFound
+from .errors import NotFound, OptimizerdError, StepConflict, Unprocessable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
@@ -30,6 +30,7 @@ __all__ = [
     "body_limit",
     "split",
     "commit_scalars",
+    "check_complete",
     "fold_momo_totals",
     "send_step",
     "stage",
@@ -135,6 +136,7 @@ def commit_scalars(
         term, _, parameter = name.partition("/")
         return int(term), index[parameter]
 
+    check_complete(sums, parameter_order, terms=terms, optimizer=optimizer)
     unscale = 1.0 / float(grad_scale) if grad_scale is not None else 1.0
     norms = [0.0] * terms
     nonfinite = None
@@ -161,6 +163,32 @@ def commit_scalars(
     if grad_scale is not None:
         body["grad_scale"] = float(grad_scale)
     return body
+
+
+def check_complete(
+    names: Any, parameter_order: Sequence[str], *, terms: int, optimizer: Optional[str]
+) -> None:
+    """Raises the daemon's 422 ``missing-tensor`` for a step of MTAdam, MoMo or MoMo-Adam that
+    lacks a parameter's gradient (of some loss term): those optimizers need every one in each
+    step. A commit refused so on one shard of a sharded session would be applied on the others,
+    so the client refuses it before anything is committed (``names``: the staged tensor names,
+    ``P`` or ``k/P``)."""
+    if optimizer != "mtadam" and optimizer not in COUPLED:
+        return
+    given = set(names)
+    for term in range(terms):
+        for parameter in parameter_order:
+            name = f"{term}/{parameter}"
+            if name in given or (term == 0 and parameter in given):
+                continue
+            needs = "and every term " if optimizer == "mtadam" else ""
+            raise Unprocessable(
+                422,
+                "Unprocessable Entity",
+                f'tensor "{name if optimizer == "mtadam" else parameter}": {optimizer} needs the '
+                f"gradient of every parameter {needs}in each step",
+                "urn:optimizerd:problem:missing-tensor",
+            )
 
 
 def fold_momo_totals(sums: Mapping[str, Mapping[str, Any]], parameter_order: Sequence[str]) -> dict[str, Any]:
@@ -207,22 +235,62 @@ def send_step(
 ) -> Any:
     """PUTs every part of ``step`` (ids ``p0``, ``p1``, ...; a retried part changes nothing), then
     POSTs the commit (a retried commit answers the applied step again). Returns what ``reader``
-    made of the commit's answer (shaped like a one-request step's) and the answer."""
-    sums = stage(session, step, parts, dtype=dtype, compress=compress)
-    order, terms = _layout(session)
-    missing = [name for name in sums if name not in order and name.partition("/")[2] not in order]
-    if missing:
-        order, terms = _layout(session, refresh=True)
-    scalars = commit_scalars(
-        sums,
-        order,
-        terms=terms,
-        optimizer=session.info.get("optimizer"),
-        loss=meta.get("loss"),
-        term_weights=meta.get("term_weights"),
-        grad_scale=meta.get("grad_scale"),
-    )
-    return commit(session, step, scalars, len(parts), params=params, reader=reader, compress=compress)
+    made of the commit's answer (shaped like a one-request step's) and the answer.
+
+    A step the daemon refuses (a part or the commit) is dropped from it, so that the next step can
+    stage other tensors under the same number; when the daemon already applied ``step`` (its
+    answer was lost), the commit answers it again."""
+    try:
+        sums = stage(session, step, parts, dtype=dtype, compress=compress)
+    except StepConflict:
+        if _step_of(session) != step:
+            raise
+        # Applied already: any commit of it answers that step from the daemon's retry path.
+        order, terms = _layout(session)
+        scalars = commit_scalars(
+            {}, order, terms=terms, optimizer=None, loss=None, term_weights=None, grad_scale=None
+        )
+        return commit(session, step, scalars, len(parts), params=params, reader=reader, compress=compress)
+    except OptimizerdError as error:
+        if error.status is not None:
+            drop(session, step)
+        raise
+    try:
+        order, terms = _layout(session)
+        missing = [name for name in sums if name not in order and name.partition("/")[2] not in order]
+        if missing:
+            order, terms = _layout(session, refresh=True)
+        scalars = commit_scalars(
+            sums,
+            order,
+            terms=terms,
+            optimizer=session.info.get("optimizer"),
+            loss=meta.get("loss"),
+            term_weights=meta.get("term_weights"),
+            grad_scale=meta.get("grad_scale"),
+        )
+        return commit(session, step, scalars, len(parts), params=params, reader=reader, compress=compress)
+    except OptimizerdError as error:
+        if error.status is not None and not isinstance(error, StepConflict):
+            drop(session, step)
+        raise
+
+
+def drop(session: Session, step: int) -> None:
+    """Drops what is staged for ``step`` on ``session``'s daemon, quietly (best effort: nothing
+    staged, or no answer, is fine; the daemon also drops it after ``--staged-step-ttl``)."""
+    try:
+        session._request("DELETE", f"/steps/{step}")
+    except OptimizerdError:
+        pass
+
+
+def _step_of(session: Session) -> Optional[int]:
+    """The daemon's step of ``session``, or ``None`` when it cannot be asked."""
+    try:
+        return int(session.summary()["step"])
+    except (OptimizerdError, KeyError, TypeError, ValueError):
+        return None
 
 
 def stage(

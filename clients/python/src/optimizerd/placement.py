@@ -57,11 +57,12 @@ class Placement:
             totals[shard] += self.sizes.get(name, 0)
         return totals
 
-    def place(self, sizes: Mapping[str, int]) -> None:
+    def place(self, sizes: Mapping[str, int], shards: Optional[Sequence[int]] = None) -> None:
         """Adds new parameters (name → bytes, in upload order) to the global order and places
-        them with :func:`assign` onto the shards' current loads; known names keep their shard."""
+        them with :func:`assign` onto the shards' current loads (only onto ``shards`` when
+        given); known names keep their shard."""
         new = {name: int(size) for name, size in sizes.items() if name not in self.tensors}
-        self.tensors.update(assign(new, len(self.shards), self.loads()))
+        self.tensors.update(assign(new, len(self.shards), self.loads(), candidates=shards))
         self.sizes.update(new)
         self.parameters.extend(name for name in sizes if name not in set(self.parameters))
 
@@ -110,7 +111,12 @@ class Placement:
         return placement
 
 
-def assign(sizes: Mapping[str, int], shards: int, loads: Optional[Sequence[int]] = None) -> dict[str, int]:
+def assign(
+    sizes: Mapping[str, int],
+    shards: int,
+    loads: Optional[Sequence[int]] = None,
+    candidates: Optional[Sequence[int]] = None,
+) -> dict[str, int]:
     """Places whole tensors onto ``shards`` shards: largest first (ties by name), each onto the
     least-loaded shard (ties by shard index). Deterministic: the same sizes give the same
     placement in every process.
@@ -119,13 +125,15 @@ def assign(sizes: Mapping[str, int], shards: int, loads: Optional[Sequence[int]]
         sizes: tensor name → bytes.
         shards: how many shards (at least 1).
         loads: bytes already on each shard (default none).
+        candidates: the shards that may take tensors (default every shard).
     """
     if shards < 1:
         raise ValueError(f"a sharded session needs at least one shard, got {shards}")
+    allowed = sorted(set(candidates)) if candidates else list(range(shards))
     totals = list(loads) if loads is not None else [0] * shards
     placed: dict[str, int] = {}
     for name in sorted(sizes, key=lambda n: (-int(sizes[n]), n)):
-        target = min(range(shards), key=lambda s: (totals[s], s))
+        target = min(allowed, key=lambda s: (totals[s], s))
         placed[name] = target
         totals[target] += int(sizes[name])
     return placed

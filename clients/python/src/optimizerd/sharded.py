@@ -168,8 +168,9 @@ class ShardedSession(ShardedSteps):
 
     def summary(self) -> dict[str, Any]:
         """The first shard's summary with ``parameters`` from every shard in global order,
-        ``memory_bytes`` and ``parameter_count`` summed, and ``shards`` (per shard: url, id,
-        step, parameter names)."""
+        ``memory_bytes`` and ``parameter_count`` summed, ``durable_step`` and ``snapshot_step``
+        the least of the shards that hold parameters (``snapshot_problem`` the first shard's
+        that has one), and ``shards`` (per shard: url, id, step, parameter names)."""
         summaries = self._each(lambda _, session: session.summary())
         self._require_agreement({i: s["step"] for i, s in enumerate(summaries)})
         by_name = {entry["name"]: entry for s in summaries for entry in s.get("parameters", [])}
@@ -177,6 +178,15 @@ class ShardedSession(ShardedSteps):
         merged["parameters"] = [by_name[name] for name in self.placement.parameters if name in by_name]
         for key in ("memory_bytes", "parameter_count"):
             merged[key] = sum(int(s.get(key, 0)) for s in summaries)
+        # What survives a crash is what the least durable shard kept.
+        stepping = [summaries[i] for i in self.holding()] or summaries
+        for key in ("durable_step", "snapshot_step"):
+            values = [int(s[key]) for s in stepping if s.get(key) is not None]
+            if values:
+                merged[key] = min(values)
+        problems = [s["snapshot_problem"] for s in stepping if s.get("snapshot_problem")]
+        if problems:
+            merged["snapshot_problem"] = problems[0]
         merged["shards"] = [
             {
                 "url": shard.url,
@@ -226,7 +236,12 @@ class ShardedSession(ShardedSteps):
     ) -> dict[str, Any]:
         """Places new parameters (in the given order, which becomes the global order) and uploads
         each shard's tensors to it."""
-        self.placement.place({name: int(np.asarray(value).size) * 4 for name, value in parameters.items()})
+        # Once the session has stepped, a shard holding nothing is still at step 0 and cannot be
+        # brought forward: new parameters then go onto the shards that step.
+        stepping = self.holding() if self.last_step > 0 else None
+        self.placement.place(
+            {name: int(np.asarray(value).size) * 4 for name, value in parameters.items()}, shards=stepping
+        )
         routed = self.route(parameters)
         self._each(
             lambda i, session: session.upload_parameters(routed[i], dtype, compress) if routed[i] else None
@@ -298,8 +313,14 @@ class ShardedSession(ShardedSteps):
                 self.sync()  # raises ShardsDisagree while the shards differ
             number = self.last_step + 1
             splits = self.split_shards(tensors, dtype, part_bytes)
-            scalars = self.fold(self.stage_shards(number, splits, dtype=dtype, compress=compress), meta)
-            totals = self.momo_totals(number, scalars, splits)
+            try:
+                scalars = self.fold(self.stage_shards(number, splits, dtype=dtype, compress=compress), meta)
+                totals = self.momo_totals(number, scalars, splits)
+            except Exception:
+                # Nothing is committed anywhere: drop what some shards staged, so that the next
+                # step (other gradients under the same number) is not refused as a conflict.
+                self._each(lambda _, session: parts.drop(session, number), self.holding())
+                raise
             if totals is not None:
                 scalars["momo_totals"] = totals
         self._pending = (number, digest, splits, scalars)
