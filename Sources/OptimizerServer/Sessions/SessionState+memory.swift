@@ -37,7 +37,7 @@ extension SessionState {
         for entry in header.tensors {
             if let index = session.resolveGradientName(entry.name)?.parameter { touched.insert(index) }
         }
-        for pair in (try? header.sparseTensors()) ?? [] {
+        for pair in (try? header.sparseTensors(denseNames: session.isGradientName)) ?? [] {
             guard let index = session.resolveGradientName(pair.name)?.parameter else { continue }
             elements += session.parameters[index].count
             touched.insert(index)

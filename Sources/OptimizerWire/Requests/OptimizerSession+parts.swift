@@ -13,8 +13,10 @@ extension OptimizerSession {
     public func stage(
         part header: SafetensorsHeader, in body: UnsafeRawBufferPointer, into staged: StagedStep, parallelism: Parallelism
     ) throws -> [StagedStep.TensorStatistics] {
-        try Self.rejectDenseAndSparse(header)
-        return try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:), parallelism: parallelism) { gradients in
+        try rejectDenseAndSparse(header)
+        return try header.withFloatTensors(
+            in: body, sparseShape: denseShape(ofSparse:), denseNames: isGradientName, parallelism: parallelism
+        ) { gradients in
             try stage(gradients, into: staged, parallelism: parallelism)
         }
     }
@@ -26,7 +28,7 @@ extension OptimizerSession {
     public func isStaged(
         part header: SafetensorsHeader, in body: UnsafeRawBufferPointer, as names: Set<String>, in staged: StagedStep
     ) throws -> Bool {
-        try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:)) { gradients in
+        try header.withFloatTensors(in: body, sparseShape: denseShape(ofSparse:), denseNames: isGradientName) { gradients in
             gradients.count == names.count && Set(gradients.map(\.name)) == names && staged.holds(exactly: gradients)
         }
     }

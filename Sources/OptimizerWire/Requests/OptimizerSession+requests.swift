@@ -60,9 +60,9 @@ extension OptimizerSession {
         if let requested = metadata.step, requested != step + 1 {
             throw StepRequestError.stepMismatch(requested: requested, current: step)
         }
-        try Self.rejectDenseAndSparse(header)
+        try rejectDenseAndSparse(header)
         return try header.withFloatTensors(
-            in: body, sparseShape: denseShape(ofSparse:), scratch: scratch, parallelism: parallelism
+            in: body, sparseShape: denseShape(ofSparse:), denseNames: isGradientName, scratch: scratch, parallelism: parallelism
         ) { gradients in
             let indices = Set(gradients.compactMap { resolveGradientName($0.name)?.parameter }).sorted()
             let input = StepInput(
@@ -93,12 +93,17 @@ extension OptimizerSession {
         return parameters[index].shape.dimensions
     }
 
+    /// Whether `name` is a gradient of one of this session's parameters as it stands (`P` or `k/P`):
+    /// then it is a dense tensor although it ends in `.indices` or `.values`.
+    public func isGradientName(_ name: String) -> Bool { resolveGradientName(name) != nil }
+
     /// A dense `P` sent together with `P.indices` + `P.values` is a duplicate (where the codec alone
-    /// would call it a malformed pair).
-    static func rejectDenseAndSparse(_ header: SafetensorsHeader) throws {
-        for entry in header.tensors where entry.name.hasSuffix(SparseTensor.valuesSuffix) {
+    /// would call it a malformed pair), unless those are gradients of parameters named so.
+    func rejectDenseAndSparse(_ header: SafetensorsHeader) throws {
+        for entry in header.tensors where entry.name.hasSuffix(SparseTensor.valuesSuffix) && !isGradientName(entry.name) {
             let name = String(entry.name.dropLast(SparseTensor.valuesSuffix.count))
-            if header.entry(named: name) != nil, header.entry(named: name + SparseTensor.indicesSuffix) != nil {
+            let indices = name + SparseTensor.indicesSuffix
+            if header.entry(named: name) != nil, header.entry(named: indices) != nil, !isGradientName(indices) {
                 throw OptimizerError.tensor(
                     .duplicateTensor, name, "given twice, dense and as \"\(entry.name)\" + \"\(name + SparseTensor.indicesSuffix)\"")
             }

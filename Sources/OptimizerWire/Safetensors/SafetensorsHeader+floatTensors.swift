@@ -17,6 +17,8 @@ extension SafetensorsHeader {
     ///     from it to refuse a pair (say, for a `P` that is not a parameter). In this mode a
     ///     `P.indices` of an integer dtype without its `P.values` is an incomplete pair: it could
     ///     never be a float gradient, so the error names the missing half rather than the dtype.
+    ///   - isDense: Names that are dense tensors in their own right although they end in `.indices`
+    ///     or `.values` (a session's parameters called so): never taken as a member of a pair.
     ///   - scratch: Where the float32 copies come from (given back before this returns).
     ///   - parallelism: Threads a large conversion may use.
     ///   - body: Receives the tensors, dense ones in header order, then the sparse ones (named `P`);
@@ -26,11 +28,12 @@ extension SafetensorsHeader {
     public func withFloatTensors<Result>(
         in buffer: UnsafeRawBufferPointer,
         sparseShape: ((SparseTensor) throws -> [Int])?,
+        denseNames isDense: (String) -> Bool = { _ in false },
         scratch allocator: FloatScratchAllocator = .system,
         parallelism: Parallelism = .serial,
         _ body: ([TensorView]) throws -> Result
     ) throws -> Result {
-        let sparse = sparseShape == nil ? [] : try completeSparsePairs()
+        let sparse = sparseShape == nil ? [] : try completeSparsePairs(denseNames: isDense)
         let sparseMembers = Set(sparse.flatMap { [$0.indices.name, $0.values.name] })
         let converted = tensors.reduce(0) { total, entry in
             sparseMembers.contains(entry.name) || !needsConversion(entry, in: buffer) ? total : total + entry.elementCount
@@ -56,12 +59,12 @@ extension SafetensorsHeader {
     }
 
     /// Every `P.indices` + `P.values` pair; throws for an integer `P.indices` without its values.
-    private func completeSparsePairs() throws -> [SparseTensor] {
-        for entry in tensors where entry.dtype.isInteger && entry.name.hasSuffix(SparseTensor.indicesSuffix) {
+    private func completeSparsePairs(denseNames isDense: (String) -> Bool) throws -> [SparseTensor] {
+        for entry in tensors where entry.dtype.isInteger && entry.name.hasSuffix(SparseTensor.indicesSuffix) && !isDense(entry.name) {
             // Throws "'P.indices' has no matching 'P.values'" when the values are missing.
             _ = try sparseTensor(named: String(entry.name.dropLast(SparseTensor.indicesSuffix.count)))
         }
-        return try sparseTensors()
+        return try sparseTensors(denseNames: isDense)
     }
 
     /// Whether a dense float entry is converted rather than handed over in place (all but aligned

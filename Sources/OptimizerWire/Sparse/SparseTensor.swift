@@ -105,13 +105,15 @@ extension SafetensorsHeader {
     /// A `*.indices` or `*.values` tensor without its partner is not reported here (it may be an
     /// ordinary dense tensor with that name); ask ``sparseTensor(named:)`` about a specific `P`.
     ///
+    /// - Parameter isDense: Names that are dense tensors in their own right (a session's parameters
+    ///   called `mem.indices` and `mem.values`): a pair with such a member is not a pair.
     /// - Throws: ``SafetensorsError/Code/invalidSparseTensor`` when a pair has wrong dtypes, ranks
     ///   or lengths, or when its `P` is also present dense.
-    public func sparseTensors() throws -> [SparseTensor] {
+    public func sparseTensors(denseNames isDense: (String) -> Bool = { _ in false }) throws -> [SparseTensor] {
         var pairs: [SparseTensor] = []
-        for indices in tensors where indices.name.hasSuffix(SparseTensor.indicesSuffix) {
+        for indices in tensors where indices.name.hasSuffix(SparseTensor.indicesSuffix) && !isDense(indices.name) {
             let name = String(indices.name.dropLast(SparseTensor.indicesSuffix.count))
-            if let values = entry(named: name + SparseTensor.valuesSuffix) {
+            if let values = entry(named: name + SparseTensor.valuesSuffix), !isDense(values.name) {
                 pairs.append(try SparseTensor(name: name, indices: indices, values: values, in: self))
             }
         }

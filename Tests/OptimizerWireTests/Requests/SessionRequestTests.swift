@@ -136,4 +136,35 @@ struct SessionRequestTests {
         }
         #expect(Self.values(session) == [[1, 2, 3], [10]])
     }
+
+    /// Parameters may be called `P.indices` and `P.values` (a module's attributes `indices` and
+    /// `values`): their gradients are dense tensors, in one request and in parts, and with a
+    /// parameter `P` too; a real pair for another parameter in the same request is still sparse.
+    @Test func parametersNamedLikeASparsePairStepDense() throws {
+        let session = OptimizerSession(configuration: try SessionConfiguration(optimizer: "sgd", hyperparameters: ["lr": .number(0.5)]))
+        try Self.upload(session) { writer in
+            try writer.add("mem", shape: [2], floats: [0, 0])
+            try writer.add("mem.indices", shape: [2], floats: [1, 2])
+            try writer.add("mem.values", shape: [2], floats: [3, 4])
+            try writer.add("w", shape: [3], floats: [1, 2, 3])
+        }
+        _ = try Self.step(session, metadata: ["step": "1"]) { writer in
+            try writer.add("mem", shape: [2], floats: [2, 2])
+            try writer.add("mem.indices", shape: [2], floats: [2, 2])
+            try writer.add("mem.values", shape: [2], floats: [2, 4])
+            try writer.add("w.indices", shape: [1], integers: [Int64(1)])
+            try writer.add("w.values", shape: [1], floats: [2])
+        }
+        #expect(Self.values(session) == [[-1, -1], [0, 1], [2, 2], [1, 1, 3]])
+        var writer = SafetensorsWriter()
+        try writer.add("mem.indices", shape: [2], floats: [2, 2])
+        try writer.add("mem.values", shape: [2], floats: [2, 2])
+        let bytes = writer.bytes()
+        let staged = StagedStep(step: 2, for: session)
+        let statistics = try bytes.withUnsafeBytes { body in
+            try session.stage(part: try SafetensorsHeader(parsing: body), in: body, into: staged, parallelism: .serial)
+        }
+        #expect(statistics.map(\.name) == ["mem.indices", "mem.values"])
+    }
 }
+
