@@ -30,6 +30,7 @@ extension SessionState {
                     "part \"\(part)\" of step \(n) was staged before with other tensors; use a new part id, or DELETE the staged step to start again"
                 )
             }
+            stagedStep?.expiresAt = Self.expiry(after: ttl)  // the TTL runs from the last part sent
             return existing.answer
         }
         var stage =
@@ -51,7 +52,7 @@ extension SessionState {
             throw error
         }
         stage.memory?.force(to: stage.staged.byteCount)
-        stage.expiresAt = Date() + TimeInterval(ttl.components.seconds) + Double(ttl.components.attoseconds) * 1e-18
+        stage.expiresAt = Self.expiry(after: ttl)
         let answer = PartAnswer(
             step: n, part: part,
             tensors: Dictionary(
@@ -63,6 +64,11 @@ extension SessionState {
         stage.order.append(part)
         stagedStep = stage
         return answer
+    }
+
+    /// When parts staged now expire.
+    private static func expiry(after ttl: Duration) -> Date {
+        Date() + TimeInterval(ttl.components.seconds) + Double(ttl.components.attoseconds) * 1e-18
     }
 
     /// Whether `payload` is the part that answered `answer`: the same tensors as staged in `staged`.

@@ -163,6 +163,15 @@ struct PartRoutesTests {
             #expect(try problem(again).status == 404)
             #expect(try await put(client, session, "1/parts/other", w).status == .ok)
         }
+        // A part sent again starts the TTL anew: the step stays staged past the first part's expiry.
+        try await makeApp(stagedStepTTL: .seconds(3)).test(transport.setup) { client in
+            let session = try await momoSession(client)
+            #expect(try await put(client, session, "1/parts/a", w).status == .ok)
+            try await Task.sleep(for: .milliseconds(1800))
+            #expect(try await put(client, session, "1/parts/a", w).status == .ok)
+            try await Task.sleep(for: .milliseconds(1800))
+            #expect(try await client.summary(session)["staged_step"] != nil)
+        }
         // A plain request applying the staged step: its parts can no longer be committed and go.
         try await makeApp().test(transport.setup) { client in
             let session = try await momoSession(client)
