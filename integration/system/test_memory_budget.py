@@ -7,6 +7,8 @@ through OPTIMIZERD_CGROUP_ROOT)."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
 
 import numpy as np
 import pytest
@@ -272,3 +274,72 @@ def test_recovery_keeps_sessions_past_the_budget_and_counts_them(binary, tmp_pat
         answer = recovered[0].step(1, gradients(large_model(0), 1))
         assert answer.status_code == 200, answer.text
         assert RawSession(daemon.url, "adam").upload(model(seed=1)).status_code == 200
+
+
+def test_a_tenant_opening_many_step_bodies_holds_one_steps_room_and_others_keep_stepping(binary, tmp_path):
+    # Tenant A (10 parameters) opens 30 step requests declaring 2 MiB each and trickles them:
+    # each body's Content-Length is reserved up front. Only one of them may use the room the
+    # budget keeps for steps (and only up to A's own step); the others must fit beside it, so
+    # B's admitted session keeps stepping.
+    with LocalDaemon(binary, data_dir=tmp_path / "d", args=["--max-memory", "64MiB"]) as daemon:
+        small = RawSession(daemon.url, "adam")
+        assert small.upload({"w": np.ones(10, np.float32)}).status_code == 200
+        big = RawSession(daemon.url, "adam")
+        assert big.upload({"w": np.ones(1_000_000, np.float32)}).status_code == 200
+        gradient = {"w": np.ones(1_000_000, np.float32)}
+        assert big.step(1, gradient).status_code == 200
+        head = (
+            f"POST /v1/sessions/{small.id}/step HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {small.token}\r\n"
+            f"Content-Length: {2 << 20}\r\n\r\n"
+        ).encode()
+        trickles = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(30)]
+        try:
+            for connection in trickles:
+                connection.sendall(head + b"\x10")
+            wait_until(
+                lambda: metric(daemon.url, 'optimizerd_memory_used_by_kind_bytes{kind="bodies"}') > 0,
+                "A's bodies",
+            )
+            for step in (2, 3):
+                answer = big.step(step, gradient)
+                assert answer.status_code == 200, answer.text
+        finally:
+            for connection in trickles:
+                connection.close()
+
+
+def test_admitted_sessions_stepping_at_once_all_step(binary, tmp_path):
+    # The budget keeps room for one step; admitted sessions stepping at the same time wait their
+    # turn for it (503 memory-busy with Retry-After, which clients retry), never a 507 as if they
+    # did not fit.
+    size = 1_000_000
+    with LocalDaemon(binary, data_dir=tmp_path / "d", args=["--max-memory", "64MiB"]) as daemon:
+        sessions = []
+        while len(sessions) < 10:
+            session = RawSession(daemon.url, "adam", {"lr": 0.01})
+            if session.upload({"w": np.ones(size, np.float32)}).status_code != 200:
+                break  # the budget is full: that many are admitted
+            sessions.append(session)
+        assert len(sessions) >= 3
+        body = save({"w": np.full(size, 0.1, np.float32)})
+        barrier = threading.Barrier(len(sessions))
+        answers = []
+
+        def steps(session):
+            for _ in range(5):
+                barrier.wait()
+                while True:
+                    answer = requests.post(
+                        session.path("/step"), data=body, headers=session.headers, timeout=60
+                    )
+                    answers.append((answer.status_code, answer.headers.get("Retry-After"), answer.text[:200]))
+                    if answer.status_code != 503:
+                        break
+
+        threads = [threading.Thread(target=steps, args=(session,)) for session in sessions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(status == 200 or (status == 503 and after == "1") for status, after, _ in answers), answers
+        assert all(session.summary()["step"] == 5 for session in sessions)

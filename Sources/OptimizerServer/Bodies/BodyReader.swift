@@ -41,26 +41,27 @@ struct BodyReader: Sendable {
     ///
     /// - Parameters:
     ///   - purpose: What the body is for, as a memory-budget refusal names it ("this upload").
-    ///   - isStep: Whether it is a step's body, which may use the budget's room kept for steps.
-    func readTensors(_ request: Request, purpose: String, isStep: Bool = false) async throws -> TensorPayload {
+    ///   - stepRoom: Up to how many bytes the body may use the budget's room kept for steps (a step's
+    ///     body, ``SessionHandle/withStepBodyRoom(_:)``); 0 for any other body.
+    func readTensors(_ request: Request, purpose: String, stepRoom: Int = 0) async throws -> TensorPayload {
         var timing = ServerTiming()
-        return try await readTensors(request, purpose: purpose, isStep: isStep, timing: &timing)
+        return try await readTensors(request, purpose: purpose, stepRoom: stepRoom, timing: &timing)
     }
 
-    /// ``readTensors(_:purpose:isStep:)``, recording `receive` (until the last body byte arrived)
+    /// ``readTensors(_:purpose:stepRoom:)``, recording `receive` (until the last body byte arrived)
     /// and `decode` (decompression and the safetensors header) in `timing`.
     ///
     /// With a `spool` target, an uncompressed body of at least its minimum size is written to a
     /// spool file as it arrives (``BodySpool``), for the write-ahead log to adopt
     /// (``TensorPayload/spooled``); `spool` in `timing` is the wait for its last writes.
     func readTensors(
-        _ request: Request, purpose: String, isStep: Bool = false, spool: SpoolTarget? = nil, timing: inout ServerTiming
+        _ request: Request, purpose: String, stepRoom: Int = 0, spool: SpoolTarget? = nil, timing: inout ServerTiming
     ) async throws -> TensorPayload {
         let limit = maxBytes
         let start = ContinuousClock.now
         let reservation = MemoryReservation(budget: memory, kind: .bodies)
         let (body, coding, spooler) = try await collect(
-            request, limit: limit, reservation: reservation, purpose: purpose, isStep: isStep, spool: spool)
+            request, limit: limit, reservation: reservation, purpose: purpose, stepRoom: stepRoom, spool: spool)
         var received = ContinuousClock.now
         timing.record("receive", received - start)
         var spooled: SpooledBody?
@@ -71,9 +72,9 @@ struct BodyReader: Sendable {
             received = now
         }
         var payload = try await pool.run {
-            let reserve = reservation.admitting(body, purpose: purpose, isStep: isStep)
+            let reserve = reservation.admitting(body, purpose: purpose, stepRoom: stepRoom)
             let decompressed = try BodyCompression.decompress(body, coding: coding, limit: limit, reserve: reserve)
-            try reservation.resize(to: decompressed.readableBytes, purpose: purpose, isStep: isStep)
+            try reservation.resize(to: decompressed.readableBytes, purpose: purpose, isStep: decompressed.readableBytes <= stepRoom)
             return try TensorPayload(parsing: decompressed, limits: RequestLimits.safetensors, memory: reservation)
         }
         payload.spooled = spooled
@@ -82,15 +83,15 @@ struct BodyReader: Sendable {
     }
 
     /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`, and
-    /// the spool it is being written to (see ``readTensors(_:purpose:isStep:spool:timing:)``).
+    /// the spool it is being written to (see ``readTensors(_:purpose:stepRoom:spool:timing:)``).
     private func collect(
-        _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, isStep: Bool = false,
+        _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, stepRoom: Int = 0,
         spool target: SpoolTarget? = nil
     ) async throws -> (body: ByteBuffer, coding: ContentCoding, spool: BodySpool?) {
         let coding = try ContentCoding(contentEncoding: request.headers[.contentEncoding])
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
-        try reservation.resize(to: declared ?? 0, purpose: purpose, isStep: isStep)
+        try reservation.resize(to: declared ?? 0, purpose: purpose, isStep: (declared ?? 0) <= stepRoom)
         // One buffer of the declared size (no re-allocation and copying while a large body arrives),
         // from the pool: a large one is already resident, not page-faulted in byte by byte. (Never
         // of capacity 0, which would be NIO's shared empty buffer, growing outside the pool.)
@@ -102,7 +103,8 @@ struct BodyReader: Sendable {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
                 if body.readableBytes + chunk.readableBytes > reservation.bytes {
-                    try reservation.resize(to: body.readableBytes + chunk.readableBytes, purpose: purpose, isStep: isStep)
+                    let size = body.readableBytes + chunk.readableBytes
+                    try reservation.resize(to: size, purpose: purpose, isStep: size <= stepRoom)
                 }
                 if let spooler = spool, body.readableBytes + chunk.readableBytes > body.capacity {
                     // More than declared: the buffer would move under the spool's writes.
@@ -144,8 +146,8 @@ private struct UncheckedBytes: @unchecked Sendable {
 extension MemoryReservation {
     /// For ``BodyCompression/decompress(_:coding:limit:reserve:)``: grows this reservation to hold
     /// the compressed `body` and the decompressed output at its coming capacity.
-    fileprivate func admitting(_ body: ByteBuffer, purpose: String, isStep: Bool = false) -> (Int) throws -> Void {
+    fileprivate func admitting(_ body: ByteBuffer, purpose: String, stepRoom: Int = 0) -> (Int) throws -> Void {
         let compressed = body.readableBytes
-        return { capacity in try self.resize(to: compressed + capacity, purpose: purpose, isStep: isStep) }
+        return { capacity in try self.resize(to: compressed + capacity, purpose: purpose, isStep: compressed + capacity <= stepRoom) }
     }
 }

@@ -22,7 +22,8 @@ extension ProblemError {
     /// - ``StoreError``: disk full → 507, data directory read-only or unavailable → 503, a checkpoint
     ///   that does not fit → 422.
     /// - ``MemoryBudgetExceeded``: the request would pass `--max-memory` → 507 naming the budget,
-    ///   what is in use and what the request needs.
+    ///   what is in use and what the request needs; a step that only has to wait for the requests
+    ///   being served to give their memory back → 503 `memory-busy` with `Retry-After`.
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
     /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
     /// - Anything else → 500 without details (the error is logged).
@@ -47,6 +48,11 @@ extension ProblemError {
             default:
                 self = ProblemError(.badRequest, kind: "malformed-safetensors", detail: error.description)
             }
+        case let refusal as MemoryBudgetExceeded where refusal.isTransient:
+            self = ProblemError(
+                .serviceUnavailable, kind: "memory-busy",
+                detail: "\(refusal), which the requests being served hold for now; nothing was changed, retry shortly")
+            headers[.retryAfter] = "1"
         case let refusal as MemoryBudgetExceeded:
             self = ProblemError(
                 HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), kind: Self.memoryBudgetExceeded,

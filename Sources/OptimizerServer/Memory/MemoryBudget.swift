@@ -113,8 +113,10 @@ final class MemoryBudget: Sendable {
                     checked.isStep
                     ? 0 : stepRoom.map { usage.largestStep(replacing: reservation, with: $0) } ?? usage.largestStep()
                 if delta > limit - used - room {
+                    let kept = usage.bytes[.sessions] ?? 0
                     return MemoryBudgetExceeded(
-                        limit: limit, used: used, requested: max(delta, 0), purpose: checked.purpose, keptForSteps: room)
+                        limit: limit, used: used, requested: max(delta, 0), purpose: checked.purpose, keptForSteps: room,
+                        isTransient: checked.isStep && delta <= limit - kept)
                 }
             }
             usage.bytes[kind, default: 0] += delta

@@ -12,6 +12,10 @@ struct MemoryBudgetExceeded: Error, Sendable, CustomStringConvertible {
     /// Bytes kept free for the largest session's step (its gradients and answer), which the
     /// request may not take either.
     var keptForSteps = 0
+    /// Whether the request is a step that would fit once the bodies and copies of the requests
+    /// being served now are given back: other sessions' steps hold the room for the moment
+    /// (answered 503, to be retried, rather than 507).
+    var isTransient = false
 
     /// "--max-memory 1.0 GiB: 900 MiB in use, this upload needs 300 MiB" (and ", 96 MiB kept for
     /// a step" when room is kept: otherwise the numbers would not add up to the refusal).

@@ -23,8 +23,10 @@ struct PartRoutes {
         let session = try context.requireSession()
         let n = try Self.stepNumber(context)
         let part = context.parameters.get("part") ?? ""
-        let payload = try await dependencies.bodies.readTensors(request, purpose: "this part", isStep: true)
-        let answer = try await session.stagePart(step: n, part: part, payload: payload, ttl: dependencies.stagedStepTTL)
+        let answer = try await session.withStepBodyRoom { stepRoom in
+            let payload = try await dependencies.bodies.readTensors(request, purpose: "this part", stepRoom: stepRoom)
+            return try await session.stagePart(step: n, part: part, payload: payload, ttl: dependencies.stagedStepTTL)
+        }
         return try JSONCoding.response(answer)
     }
 

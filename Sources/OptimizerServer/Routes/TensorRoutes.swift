@@ -48,14 +48,17 @@ struct TensorRoutes {
         let query = request.uri.queryParameters
         let options = try ResponseOptions(returnValue: query.get("return"), dtypeValue: query.get("dtype"))
         var timing = ServerTiming()
-        // The body goes straight into the request, its only holder (see StepRequest).
-        let step = try StepRequest(
-            payload: await dependencies.bodies.readTensors(
-                request, purpose: "this step", isStep: true, spool: session.progress.stepSpool, timing: &timing),
-            options: options)
-        let start = ContinuousClock.now
-        let outcome = try await session.step(step)
-        if !outcome.isRetry { dependencies.metrics.recordStep(duration: ContinuousClock.now - start) }
+        let (outcome, duration) = try await session.withStepBodyRoom { stepRoom in
+            // The body goes straight into the request, its only holder (see StepRequest).
+            let step = try StepRequest(
+                payload: await dependencies.bodies.readTensors(
+                    request, purpose: "this step", stepRoom: stepRoom, spool: session.progress.stepSpool, timing: &timing),
+                options: options)
+            let start = ContinuousClock.now
+            let outcome = try await session.step(step)
+            return (outcome, ContinuousClock.now - start)
+        }
+        if !outcome.isRetry { dependencies.metrics.recordStep(duration: duration) }
         timing.append(outcome.timing)
         return try await dependencies.binaryResponse(
             outcome.body, for: request,

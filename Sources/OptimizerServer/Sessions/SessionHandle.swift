@@ -35,6 +35,8 @@ final class SessionHandle: Sendable {
     let memory: MemoryReservation
     /// Where the session's background snapshots are written; nil in memory.
     let snapshots: SnapshotWriter?
+    /// Whether a step or part body of this session holds the budget's room kept for steps now.
+    private let stepBodyHoldsRoom = Atomic<Bool>(false)
 
     /// What listing shows without waiting for a running step: updated at the end of each change.
     struct Progress: Sendable {
@@ -66,6 +68,21 @@ final class SessionHandle: Sendable {
         self.progressSnapshot = Mutex(state.progress)
         self.state = Mutex(state)
     }
+
+    /// Runs `body` (reading and serving a step or part body) with how many body bytes may use the
+    /// memory budget's room kept for steps: this session's step room (plus room for a header) while
+    /// no other step or part body of the session holds it, else none. One tenant opening many
+    /// requests at once (or trickling bodies whose Content-Length is reserved up front) then holds at
+    /// most one step's worth of that room, and its other bodies must fit beside it, as an upload does:
+    /// the other sessions keep stepping.
+    func withStepBodyRoom<T>(_ body: (Int) async throws -> T) async rethrows -> T {
+        let claimed = stepBodyHoldsRoom.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        defer { if claimed { stepBodyHoldsRoom.store(false, ordering: .releasing) } }
+        return try await body(claimed ? memory.stepBytes + Self.stepHeaderRoom : 0)
+    }
+
+    /// Room for a step body's safetensors header and metadata beyond its tensors' bytes.
+    static let stepHeaderRoom = 1 << 20
 
     /// Whether `candidate` is this session's bearer token (constant-time).
     func isAuthorized(byToken candidate: String) -> Bool { token.matches(candidate) }

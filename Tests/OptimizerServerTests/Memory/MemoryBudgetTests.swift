@@ -121,6 +121,14 @@ struct MemoryBudgetTests {
         // Steps may use the room.
         let step = try budget.reserve(600, for: .bodies, purpose: "this step", isStep: true)
         #expect(budget.used == 1000)
+        // Another step meanwhile only has to wait for that one's memory: transient (503, retried);
+        // a step that would not fit even then, or anything else, is refused for good (507).
+        let busy = #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(600, for: .bodies, purpose: "this step", isStep: true) }
+        #expect(busy?.isTransient == true)
+        let tooLarge = #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(601, for: .bodies, purpose: "this step", isStep: true) }
+        #expect(tooLarge?.isTransient == false)
+        let notStep = #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(1, for: .bodies, purpose: "this upload") }
+        #expect(notStep?.isTransient == false)
         step.release()
         // Deleting the large session frees its bytes and its room.
         large.release()
