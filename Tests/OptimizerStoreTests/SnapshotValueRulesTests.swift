@@ -88,6 +88,36 @@ struct SnapshotValueRulesTests {
         #expect(throws: Never.self) { try checkpoint.makeSession(checkingValues: false) }
     }
 
+    /// A slot of the wrong kind (the step count as a tensor, a moment as a scalar) would live beside
+    /// the one the next step makes under the same name: refused, whoever wrote the file.
+    @Test func aStepCountAsATensorIsRefused() throws {
+        let checkpoint = try Self.snapshot(of: try Self.steppedSession(), replacing: "step") { _ in
+            .tensor(TensorBuffer(shape: TensorShape([1]), values: [2]))
+        }
+        let target = try Self.steppedSession()
+        let before = StoreFixtures.fingerprint(target)
+        #expect {
+            try checkpoint.restore(into: target)
+        } throws: { error in
+            "\(error)".contains("w/step") && "\(error)".contains("is a tensor")
+        }
+        #expect(StoreFixtures.fingerprint(target) == before)
+        #expect(throws: StoreError.self) { try checkpoint.makeSession(checkingValues: false) }
+    }
+
+    @Test func eachSlotHasOneKind() {
+        let shape = TensorShape([3])
+        let tensor = StateSlot.Value.tensor(TensorBuffer(zeros: shape))
+        for name in ["momentum_buffer", "exp_avg_sq.1", "grad_avg", "exp_avg_sq_row"] {
+            #expect(SlotRules.shapeProblem(slot: StateSlot(name: name, value: .scalar(1)), parameter: shape) != nil, "\(name)")
+        }
+        for name in ["step", "RMS", "grad_dot_w", "grad_norm_ema.0"] {
+            #expect(SlotRules.shapeProblem(slot: StateSlot(name: name, value: .scalar(1)), parameter: shape) == nil, "\(name)")
+            #expect(SlotRules.shapeProblem(slot: StateSlot(name: name, value: tensor), parameter: shape) != nil, "\(name)")
+        }
+        #expect(SlotRules.shapeProblem(slot: StateSlot(name: "exp_avg_sq.1", value: tensor), parameter: shape) == nil)
+    }
+
     /// A finite gradient above ~1.8e19 squares to +∞ in float32 (in torch as here): a second moment
     /// of +∞ is a state runs reach, so its checkpoint restores.
     @Test func aSecondMomentOfInfinityRestores() throws {

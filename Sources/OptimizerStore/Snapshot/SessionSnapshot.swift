@@ -167,7 +167,9 @@ public struct SessionSnapshot {
 
 /// What a restored state slot may look like: tensors shaped like the parameter (Adafactor's row and
 /// column statistics drop the last or second-to-last axis; 8-bit absmax slots hold one float per
-/// block of 256), compact tensors shaped like the parameter, scalars.
+/// block of 256), compact tensors shaped like the parameter, and scalars where the optimizers keep
+/// scalars (``scalars``). A slot of the other kind would live beside the one the next step makes
+/// under the same name, and every later checkpoint and snapshot would fail on the duplicate.
 ///
 /// A checkpoint's values are checked too (``valueProblem(slot:)``): only what a run can produce,
 /// since the next step would turn anything else into non-finite parameters.
@@ -177,8 +179,17 @@ enum SlotRules {
     /// (a finite gradient above ~1.8e19 does that, in torch as here).
     static let nonNegative: Set<String> = ["exp_avg_sq", "max_exp_avg_sq", "exp_avg_sq_row", "exp_avg_sq_col", "grad_avg_sq", "tau_alpha"]
 
+    /// The per-parameter slots the optimizers keep as scalars (step counts, Adafactor's RMS, MoMo's
+    /// ⟨g, θ⟩, MTAdam's per-term gradient-norm EMAs `grad_norm_ema.<term>`); every other slot is a tensor.
+    static let scalars: Set<String> = ["step", "RMS", "grad_dot_w", "grad_norm_ema"]
+
     /// Whether a slot's shape and kind fit the parameter's `shape`; nil when they do.
     static func shapeProblem(slot: StateSlot, parameter shape: TensorShape) -> String? {
+        let isScalar = scalars.contains(baseName(slot.name))
+        if case .scalar = slot.value {
+            return isScalar ? nil : "is a scalar, but this slot holds a tensor"
+        }
+        if isScalar { return "is a tensor, but this slot holds a scalar" }
         switch slot.value {
         case .scalar:
             return nil
@@ -199,13 +210,13 @@ enum SlotRules {
         }
     }
 
-    /// Whether slot `name` holds values that are never negative; MTAdam's per-term slots are
-    /// `<moment>.<term>` (`exp_avg_sq.0`).
-    static func isNonNegative(_ name: String) -> Bool {
-        guard let dot = name.lastIndex(of: "."), name[name.index(after: dot)...].allSatisfy(\.isNumber) else {
-            return nonNegative.contains(name)
-        }
-        return nonNegative.contains(String(name[..<dot]))
+    /// Whether slot `name` holds values that are never negative.
+    static func isNonNegative(_ name: String) -> Bool { nonNegative.contains(baseName(name)) }
+
+    /// A slot's name without MTAdam's per-term suffix: `<slot>.<term>` (`exp_avg_sq.0`) → `<slot>`.
+    static func baseName(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: "."), name[name.index(after: dot)...].allSatisfy(\.isNumber) else { return name }
+        return String(name[..<dot])
     }
 
     /// Whether a slot's values are ones a run can give it; nil when they are.
