@@ -1,3 +1,4 @@
+import Foundation
 /// One training session: named parameter tensors, their optimizer state, and the step counter.
 ///
 /// ```swift
@@ -93,11 +94,23 @@ public final class OptimizerSession {
         }
     }
 
-    /// Checks one uploaded tensor's name (not empty, not in `seen`, which it joins) and shape
-    /// (filled by its values, and the existing parameter's).
+    /// Checks one uploaded tensor's name (not empty, in Unicode normalization form C, not in `seen`,
+    /// which it joins) and shape (filled by its values, and the existing parameter's).
+    ///
+    /// Names are compared as Swift strings, which equates canonically equivalent spellings ("é" and
+    /// "e" + U+0301): with every name in NFC, equal names are also equal bytes, and no upload can
+    /// reach another spelling's parameter.
     private func checkParameter(_ tensor: TensorView, seen: inout Set<String>) throws {
         guard !tensor.name.isEmpty else {
             throw OptimizerError.tensor(.unknownTensor, tensor.name, "parameter names must not be empty")
+        }
+        if tensor.name.utf8.contains(where: { $0 >= 0x80 }) {
+            let composed = tensor.name.precomposedStringWithCanonicalMapping
+            guard composed.utf8.elementsEqual(tensor.name.utf8) else {
+                throw OptimizerError.tensor(
+                    .unknownTensor, tensor.name,
+                    "parameter names must be in Unicode normalization form C; this one is \"\(composed)\" there, a name this session compares equal to it")
+            }
         }
         guard seen.insert(tensor.name).inserted else {
             throw OptimizerError.tensor(.duplicateTensor, tensor.name, "given twice")

@@ -17,19 +17,20 @@ public struct ParameterGroup: Sendable, Hashable, Codable {
 
     /// Whether `name` matches one of the group's patterns.
     public func matches(_ name: String) -> Bool {
-        parameters.contains { Glob.matches(pattern: Array($0.utf8), name: Array(name.utf8)) }
+        parameters.contains { Glob.matches(pattern: Array($0.unicodeScalars), name: Array(name.unicodeScalars)) }
     }
 }
 
-/// Minimal glob matching with `*` and `?`, iterative with single backtracking point (linear-ish, no recursion).
+/// Minimal glob matching with `*` and `?` over Unicode scalars (`?` is one character, `é` too),
+/// iterative with single backtracking point (linear-ish, no recursion).
 enum Glob {
-    static func matches(pattern: [UInt8], name: [UInt8]) -> Bool {
+    static func matches(pattern: [Unicode.Scalar], name: [Unicode.Scalar]) -> Bool {
         var p = 0
         var n = 0
         var star = -1
         var mark = 0
-        let asterisk = UInt8(ascii: "*")
-        let question = UInt8(ascii: "?")
+        let asterisk: Unicode.Scalar = "*"
+        let question: Unicode.Scalar = "?"
         while n < name.count {
             if p < pattern.count, pattern[p] == question || pattern[p] == name[n] {
                 p += 1

@@ -166,6 +166,16 @@ struct OptimizerSessionTests {
         #expect(session.parameterNames == ["layer.weight", "layer.bias", "extra"])
     }
 
+    /// "é" and "e" + U+0301 are equal Swift strings: a second spelling would reach the first's
+    /// parameter and state. Names must be in NFC, so an upload names exactly what it writes.
+    @Test func parameterNamesMustBeInNormalizationFormC() throws {
+        let session = try OptimizerSession.make("adam")
+        try session.upload([("caf\u{E9}", [1], [1])])
+        let error = try #require(throws: OptimizerError.self) { try session.upload([("cafe\u{301}", [1], [5])]) }
+        #expect(error.subject == "cafe\u{301}" && error.message.contains("normalization form C"))
+        #expect(session.parameterNames.map { Array($0.utf8) } == [Array("caf\u{E9}".utf8)] && session.value("caf\u{E9}") == [1])
+    }
+
     @Test func stepWithoutParametersIsAnError() throws {
         let session = try OptimizerSession.make("adam")
         #expect(throws: OptimizerError.self) { try session.step([]) }
@@ -174,9 +184,10 @@ struct OptimizerSessionTests {
     @Test(arguments: [
         ("*.bias", "layer.bias", true), ("*.bias", "layer.bias.x", false), ("norm.*", "norm.weight", true),
         ("layer?.w", "layer1.w", true), ("layer?.w", "layer12.w", false), ("*", "", true), ("a*b*c", "axxbyyc", true),
-        ("a*b*c", "axxbyy", false), ("exact", "exact", true),
+        ("a*b*c", "axxbyy", false), ("exact", "exact", true), ("layer?.w", "layeré.w", true), ("?", "日", true),
+        ("??", "日", false),
     ])
     func globMatchesWholeNames(pattern: String, name: String, matches: Bool) {
-        #expect(Glob.matches(pattern: Array(pattern.utf8), name: Array(name.utf8)) == matches)
+        #expect(Glob.matches(pattern: Array(pattern.unicodeScalars), name: Array(name.unicodeScalars)) == matches)
     }
 }
