@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from multirank_model import HYPERPARAMETERS, batch, make_model
+from multirank_model import HYPERPARAMETERS, batch, clamp, load_weights, make_model
 from optimizerd.distributed import DistributedRemoteOptimizer
 from torch.nn.parallel import DistributedDataParallel
 
@@ -26,6 +26,7 @@ def main(rank: int, world: int, init_file: str, out_dir: str, steps: int, urls: 
         optimizer = DistributedRemoteOptimizer(
             net.named_parameters(), urls=urls, optimizer="adamw", **HYPERPARAMETERS
         )
+        load_weights(net)  # after the optimizer was made: each owner uploads its shards' tensors
         losses = []
         for step in range(1, steps + 1):
             x, y = batch(rank, world)
@@ -33,6 +34,7 @@ def main(rank: int, world: int, init_file: str, out_dir: str, steps: int, urls: 
             loss = torch.nn.functional.mse_loss(model(x), y)
             loss.backward()
             optimizer.step(loss=loss)
+            clamp(net)  # changed in place after each step: uploaded before the next one
             losses.append(loss.item())
             assert optimizer.last_metadata["step"] == step
             if step == 2:

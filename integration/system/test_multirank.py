@@ -1,8 +1,9 @@
 """Multi-rank trainers (issue 14 item 4): two ``torch.distributed`` processes on the gloo backend,
 each owning some shards of a session over three live daemons (``DistributedRemoteOptimizer``),
-train a small model under ``DistributedDataParallel``. The result must be bit-identical to one
-process stepping one daemon with the same (averaged) gradients, and follow one process with local
-``torch.optim.AdamW`` on the whole batch closely."""
+train a small model under ``DistributedDataParallel``, with weights loaded into it after the
+optimizer was made and a clamp after every step (in-place changes each shard's owner uploads). The
+result must be bit-identical to one process stepping one daemon with the same (averaged)
+gradients, and follow one process with local ``torch.optim.AdamW`` on the whole batch closely."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import optimizerd
 import pytest
 import torch
 from harness import LocalDaemon
-from multirank_model import HYPERPARAMETERS, batch, make_model
+from multirank_model import HYPERPARAMETERS, batch, clamp, load_weights, make_model
 from optimizerd.torch import RemoteOptimizer
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +63,7 @@ def _one_process_remote(url: str) -> tuple[list, dict]:
     DistributedDataParallel averages it: (per-share losses by step, final parameter bits)."""
     model = make_model()
     optimizer = RemoteOptimizer(model.named_parameters(), url=url, optimizer="adamw", **HYPERPARAMETERS)
+    load_weights(model)
     losses = []
     for _ in range(STEPS):
         shares, step_losses = [], []
@@ -75,6 +77,7 @@ def _one_process_remote(url: str) -> tuple[list, dict]:
         for index, p in enumerate(model.parameters()):
             p.grad = sum(share[index] / WORLD for share in shares)
         optimizer.step(loss=sum(step_losses) / WORLD)
+        clamp(model)
         losses.append(step_losses)
     return losses, _bits(model)
 
@@ -84,6 +87,7 @@ def _local_adamw() -> list:
     model = make_model()
     options = {k: v for k, v in HYPERPARAMETERS.items() if k != "clip_grad_norm"}
     optimizer = torch.optim.AdamW(model.parameters(), **options)
+    load_weights(model)
     losses = []
     for _ in range(STEPS):
         x, y = batch(0, 1)
@@ -92,6 +96,7 @@ def _local_adamw() -> list:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), HYPERPARAMETERS["clip_grad_norm"])
         optimizer.step()
+        clamp(model)
         losses.append(loss.item())
     return losses
 

@@ -223,3 +223,33 @@ def test_composes_with_optax_chain(daemon):
         runs.append(params)
     for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1])):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-7)
+
+
+def test_multisteps_says_what_to_do_instead_and_accumulating_by_hand_matches_it(daemon):
+    """optax.MultiSteps calls the inner update on every micro-step and keeps its result every k-th:
+    each call is a daemon step, so the second micro-step fails; its error names the limit and the
+    way out (documented), which follows optax.MultiSteps(optax.adam) itself."""
+    start = mlp_params()
+    grads = gradient_sequence(start, steps=6)
+    tx = optax.MultiSteps(remote(daemon.url, "adam", lr=0.01), every_k_schedule=2)
+    state = tx.init(start)
+    _, state = tx.update(grads[0], state, start)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="MultiSteps, do not work; to accumulate"):
+        tx.update(grads[1], state, start)
+
+    reference = optax.MultiSteps(optax.adam(0.01), every_k_schedule=2)
+    expected, reference_state = start, reference.init(start)
+    tx = remote(daemon.url, "adam", lr=0.01)
+    params, state = start, tx.init(start)
+    accumulated = jax.tree.map(jnp.zeros_like, start)
+    for step, g in enumerate(grads):
+        updates, reference_state = reference.update(g, reference_state, expected)
+        expected = optax.apply_updates(expected, updates)
+        accumulated = jax.tree.map(jnp.add, accumulated, g)
+        if (step + 1) % 2 == 0:
+            updates, state = tx.update(jax.tree.map(lambda a: a / 2, accumulated), state, params)
+            params = optax.apply_updates(params, updates)
+            accumulated = jax.tree.map(jnp.zeros_like, start)
+        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(params)):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert session(state).summary()["step"] == 3

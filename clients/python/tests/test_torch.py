@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -50,6 +51,14 @@ def train_both(local_model, local_opt, remote_model, remote_opt, steps=STEPS, sc
                 s.step()
         assert_same_parameters(local_model, remote_model, step=step)
     return losses
+
+
+def train(model, opt, steps):
+    x, y = make_data()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
 
 
 @pytest.mark.parametrize(
@@ -225,21 +234,13 @@ def test_attach_to_existing_session_resumes(daemon):
 
 def test_state_dict_round_trip(daemon, checkpoint_routes):
     model = make_model()
-    x, y = make_data()
     opt = RemoteOptimizer(model.named_parameters(), url=daemon.url, optimizer="adam", lr=0.01)
-    for _ in range(3):
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    train(model, opt, 3)
     saved_model = copy.deepcopy(model.state_dict())
     saved = opt.state_dict()
     assert saved["optimizerd"]["session_id"] == opt.session.id and saved["optimizerd"]["step"] == 3
     assert isinstance(saved["optimizerd"]["checkpoint"], bytes)
-    # Continue 2 steps: the trajectory to reproduce.
-    for _ in range(2):
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    train(model, opt, 2)  # the trajectory to reproduce
     # Another model/optimizer (a new session) loads the saved state and makes the same 2 steps.
     other = make_model(seed=5)
     other_opt = RemoteOptimizer(other.named_parameters(), url=daemon.url, optimizer="adam", lr=0.5)
@@ -247,10 +248,7 @@ def test_state_dict_round_trip(daemon, checkpoint_routes):
     assert other_opt.param_groups[0]["lr"] == 0.01 and other_opt.session.last_step == 3
     for name, value in other.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), saved_model[name].numpy())
-    for _ in range(2):
-        other_opt.zero_grad()
-        torch.nn.functional.mse_loss(other(x), y).backward()
-        other_opt.step()
+    train(other, other_opt, 2)
     assert_same_parameters(model, other, rtol=0, atol=0)
 
 
@@ -479,3 +477,116 @@ def test_a_refused_param_group_leaves_the_optimizer_as_it_was(daemon, monkeypatc
     torch.nn.functional.mse_loss(model(x), y).backward()
     opt.step()
     assert opt.session.summary()["step"] == 1
+
+
+def test_complex_parameters_are_stepped_as_torch_steps_their_real_view(daemon):
+    """torch's Adam and SGD step a complex parameter as its view_as_real (it was stepped as its real
+    part, the imaginary part wiped); optimizers torch does not define on them refuse them."""
+    generator = torch.Generator().manual_seed(0)
+    start = [torch.randn(4, 3, dtype=t, generator=generator) for t in (torch.complex64, torch.complex128)]
+    for optimizer, torch_class, hyperparameters in (
+        ("adam", "Adam", {"lr": 0.1, "amsgrad": True, "weight_decay": 0.1}),
+        ("sgd", "SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ):
+        local, remote = ([w.clone().requires_grad_() for w in start] for _ in range(2))
+        local_opt = getattr(torch.optim, torch_class)(local, **hyperparameters)
+        remote_opt = RemoteOptimizer(remote, url=daemon.url, optimizer=optimizer, **hyperparameters)
+        for _ in range(4):
+            grads = [torch.randn(w.shape, dtype=w.dtype, generator=generator) for w in start]
+            for params, opt in ((local, local_opt), (remote, remote_opt)):
+                for p, grad in zip(params, grads):
+                    p.grad = grad.clone()
+                opt.step()
+            for a, b in zip(local, remote):
+                torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-5, atol=1e-6)
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.complex64))
+    for optimizer, overlap in (("adafactor", None), ("adam", "backward")):
+        with pytest.raises(ValueError, match="'w' is complex"):
+            RemoteOptimizer([("w", w)], url=daemon.url, optimizer=optimizer, overlap=overlap)
+    momo = RemoteOptimizer([("v", torch.nn.Parameter(torch.ones(2)))], url=daemon.url, optimizer="momo")
+    with pytest.raises(ValueError, match="'w' is complex"):
+        momo.add_param_group({"params": [("w", w)]})
+
+
+def test_group_keys_that_are_no_hyperparameters_stay_in_the_groups_unsent(daemon):
+    """torch keeps and ignores other keys of a group (timm's "lr_scale", a "name", a scheduler's
+    "initial_lr", "foreach"); they were sent to the daemon, which refused them (400)."""
+    local_model = make_model()
+    remote_model = copy.deepcopy(local_model)
+
+    def groups(model, named):
+        def entries(prefix):
+            return [(f"{prefix}.{n}", p) if named else p for n, p in model[int(prefix)].named_parameters()]
+
+        return [
+            {"params": entries("0"), "lr_scale": 0.5, "name": "body", "weight_decay": 0.0, "initial_lr": 0.1},
+            {"params": entries("2"), "lr_scale": 1.0, "name": "head", "foreach": False},
+        ]
+
+    local_opt = torch.optim.AdamW(groups(local_model, False), lr=0.01)
+    remote_opt = RemoteOptimizer(groups(remote_model, True), url=daemon.url, optimizer="adamw", lr=0.01)
+    assert [(g["name"], g["lr_scale"]) for g in remote_opt.param_groups] == [("body", 0.5), ("head", 1.0)]
+    summary = remote_opt.session.summary()
+    assert [g["hyperparameters"]["weight_decay"] for g in summary["groups"]] == [0, 0.01]
+    train_both(local_model, local_opt, remote_model, remote_opt, steps=3)
+    one = RemoteOptimizer([{"params": make_model(), "name": "all", "lr": 0.05}], url=daemon.url)
+    assert one.param_groups[0]["name"] == "all" and one.session.summary()["hyperparameters"]["lr"] == 0.05
+
+
+@pytest.mark.parametrize("saved_on, loaded_on", [(1, 1), (3, 1), (1, 3), (3, 3)])
+def test_a_state_dict_saved_under_other_names_loads_by_position(urls, checkpoint_routes, saved_on, loaded_on):
+    """As torch: a state dict of torch.compile's model ("_orig_mod." names) or DDP's ("module.")
+    loads into the plain model's optimizer by position (it loaded under the old names: the next
+    step was refused, the model kept its values); one that does not fit changes nothing."""
+
+    def optimizer(model, prefix, daemons, lr=0.01):
+        named = [(prefix + name, p) for name, p in model.named_parameters()]
+        place = {"url": urls[0]} if daemons == 1 else {"urls": urls}
+        return RemoteOptimizer([{"params": named[:2]}, {"params": named[2:], "lr": 0.02}], lr=lr, **place)
+
+    model = make_model()
+    opt = optimizer(model, "_orig_mod.", saved_on)
+    train(model, opt, 3)
+    saved, saved_model = opt.state_dict(), copy.deepcopy(model.state_dict())
+    train(model, opt, 2)
+    other = make_model(seed=5)
+    other_opt = optimizer(other, "", loaded_on, lr=0.5)
+    other_opt.load_state_dict(saved)
+    names = [entry["name"] for entry in other_opt.session.summary()["parameters"]]
+    assert names == [name for name, _ in other.named_parameters()]
+    for name, value in other.state_dict().items():
+        torch.testing.assert_close(value, saved_model[name], rtol=0, atol=0)
+    train(other, other_opt, 2)
+    assert_same_parameters(model, other, rtol=0, atol=0)
+    # Other group sizes, or other shapes at the same positions: refused before anything changes.
+    wide = torch.nn.Sequential(torch.nn.Linear(6, 17), torch.nn.Tanh(), torch.nn.Linear(17, 3))
+    for target_opt, refusal in (
+        (RemoteOptimizer(make_model().named_parameters(), url=urls[0], lr=0.3), "by position"),
+        (optimizer(wide, "", 1, lr=0.3), "does not fit"),
+    ):
+        before = [p.detach().clone() for group in target_opt.param_groups for p in group["params"]]
+        with pytest.raises(ValueError, match=refusal):
+            target_opt.load_state_dict(saved)
+        assert target_opt.session.last_step == 0 and target_opt.param_groups[0]["lr"] == 0.3
+        after = [p.detach() for group in target_opt.param_groups for p in group["params"]]
+        assert all(torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_copies_and_pickles_are_refused_and_the_state_dict_is_what_saves(daemon, tmp_path):
+    """torch's __getstate__ keeps only param_groups and state: a copy or an unpickled optimizer had
+    no session (AttributeError at its first step). torch's own machinery keeps working."""
+    model = make_model()
+    opt = RemoteOptimizer(model.named_parameters(), url=daemon.url, optimizer="adam", lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    hooked = []
+    opt.register_step_post_hook(lambda *_: hooked.append(True))
+    for make_copy in (copy.copy, copy.deepcopy, pickle.dumps, lambda o: torch.save(o, tmp_path / "opt.pt")):
+        with pytest.raises(TypeError, match=r"cannot be copied or pickled.*state_dict\(\)"):
+            make_copy(opt)
+    train(model, opt, 1)
+    scheduler.step()
+    torch.save({"optimizer": opt.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "state.pt")
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    other = RemoteOptimizer(make_model().named_parameters(), url=daemon.url, optimizer="adam")
+    other.load_state_dict(saved["optimizer"])
+    assert other.session.last_step == 1 and other.param_groups[0]["lr"] == 0.005 and hooked == [True]

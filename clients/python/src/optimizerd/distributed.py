@@ -68,6 +68,9 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
     The batch loss sent is the mean of the ranks' ``loss`` values (in rank order; the global
     batch's loss when every rank's batch has the same size). Hyperparameter changes (a scheduler)
     must be made alike on every rank: each rank sends them to every shard before the step.
+    Parameters changed in place (weights loaded after construction, a clamp after each step) are
+    uploaded before the step by the owner of their shard, as :class:`RemoteOptimizer` does: make
+    such changes alike on every rank (the owner's copy is the one broadcast after the step).
 
     Args:
         params, optimizer, **kwargs: as :class:`~optimizerd.torch.RemoteOptimizer` (with ``urls``;
@@ -162,6 +165,17 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
         splits = sharded.split_shards(mine, self.wire_dtype)
 
         def stage() -> dict[str, Any]:
+            # As RemoteOptimizer.step: parameters changed in place since the daemons last had them
+            # (weights loaded into the model after construction, a clamp after each step) are
+            # uploaded first, each by its owner (every rank changes its copy alike; a change on
+            # another rank alone is overwritten by the owner's broadcast after the step).
+            self._resync_parameters(
+                {
+                    name
+                    for name in sharded.placement.parameters
+                    if sharded.placement.tensors[name] in self.owned
+                }
+            )
             self._sync_hyperparameters()
             return sharded.stage_shards(
                 number, splits, dtype=self.wire_dtype, compress=self.compress, shards=self.owned

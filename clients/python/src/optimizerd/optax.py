@@ -25,6 +25,15 @@ parameter below 1.2e-38 in magnitude lands on 0.)
 ``io_callback`` (an error raised there reaches the caller as a ``jax.errors.JaxRuntimeError``
 carrying its message). Parameters are named by their pytree key paths (``layers.0.w``), so the
 session's summary, history and dashboard show the model's own names.
+
+Each ``update`` is a step on the daemon, made when it is called: unlike optax's transformations it
+has a side effect, which optax's combinators do not expect. ``optax.chain`` works (it calls each
+``update`` once and keeps its result), but wrappers that call the inner ``update`` and then may
+discard its result and keep the old state do not: ``optax.MultiSteps`` (gradient accumulation)
+calls it on every micro-step and keeps its result every k-th only, so the daemon steps on every
+micro-step with a partial sum, and the next call fails (its state is behind the daemon's). For
+gradient accumulation, accumulate the gradients yourself (average the k micro-batches' gradients,
+e.g. in a ``jax.lax.scan``) and call ``update`` once every k micro-steps.
 """
 
 from __future__ import annotations
@@ -153,7 +162,9 @@ def remote(
             raise ValueError(
                 f"optimizerd.optax: this state is at step {int(at)} but session {link.session.id} "
                 f"is at step {link.session.last_step}; the daemon cannot go back: update from the "
-                "latest state"
+                "latest state (each update is a daemon step: wrappers that may drop an update's "
+                "result, like optax.MultiSteps, do not work; to accumulate gradients, average them "
+                "yourself and update every k micro-steps)"
             )
         gradients = {n: np.asarray(g, np.float32) for n, g in zip(link.names, grads)}
         loss = float(value) if has_loss else None

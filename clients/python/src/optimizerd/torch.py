@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -33,15 +33,18 @@ from .client import SESSION_OPTIONS, Client
 from .delayed_steps import DelayedSteps
 from .session import Compress, Session, parse_metadata
 from .sharded import ShardedSession
-from .sharded_checkpoint import ShardedCheckpoint
 from .sharded_client import ShardedClient
 from .torch_groups import HyperparameterGroups
 from .torch_support import (
+    _check_complex,
+    _checkpoint_for,
     _closure_and_loss,
+    _copy_into,
     _effective_hyperparameters,
-    _given_hyperparameters,
     _jsonable,
+    _memory,
     _normalize_groups,
+    _plain,
     _to_numpy,
     _zeros_like,
 )
@@ -53,6 +56,11 @@ __all__ = ["RemoteOptimizer"]
 _IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 _NEEDS_EVERY_PARAMETER = ("momo", "momo_adam", "mtadam")
 _NEEDS_LOSS = ("momo", "momo_adam")
+_NOT_COPYABLE = (
+    "a {} cannot be copied or pickled: its optimizer state lives in the daemon's session; save "
+    "opt.state_dict() (e.g. torch.save(opt.state_dict(), path): it carries the session's checkpoint) "
+    "and load it into a new optimizer with load_state_dict()"
+)
 
 
 class RemoteOptimizer(HyperparameterGroups, Optimizer):
@@ -66,7 +74,11 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
     Args:
         params: ``model.named_parameters()`` (names become the session's parameter names), a
             module, an iterable of tensors (named ``p0, p1, ...``), or a list of param group dicts
-            (``{"params": ..., "lr": ...}``) whose ``params`` are tensors or ``(name, tensor)``.
+            (``{"params": ..., "lr": ...}``) whose ``params`` are tensors or ``(name, tensor)``; a
+            group's keys that are not the optimizer's hyperparameters (``lr_scale``, ``name``,
+            ``initial_lr``, ...) are kept and not sent, as torch ignores them. Complex
+            parameters are stepped as their ``view_as_real``, as torch's Adam, AdamW and SGD do
+            (for ``adam``, ``adamw``, ``sgd`` only, without ``overlap``).
         url: the daemon's URL (default: ``$OPTIMIZERD_URL``). Not needed with ``client`` or a
             :class:`~optimizerd.Session` as ``session``.
         urls: several daemons' URLs instead of ``url``: the session is a
@@ -158,6 +170,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
         self._group_offset = 0
         self._ready = False
         super().__init__(_normalize_groups(params), hyperparameters)
+        _check_complex(self.param_groups, optimizer, overlap)
 
         if isinstance(session, (Session, ShardedSession)):
             self.client = client or session.client
@@ -201,30 +214,26 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
     # MARK: setup
 
     def _create_session(self, name: Optional[str]) -> Session:
-        # One group: its values are the session's. Several: the session's are the constructor's
-        # (torch's defaults) and every group is a daemon group, so that a key a group does not set
-        # takes the optimizer's default (or the constructor's), not the first group's value.
-        if len(self.param_groups) == 1:
-            session_values = _given_hyperparameters(self.param_groups[0])
-            groups = []
-        else:
-            session_values = dict(self._given_defaults)
-            groups = [
-                {"parameters": list(group["param_names"]), "hyperparameters": _given_hyperparameters(group)}
-                for group in self.param_groups
-            ]
-            self._group_offset = 1
+        # The session is made with the constructor's values (torch's defaults); its answer tells
+        # which keys are the optimizer's hyperparameters, and the groups' values of those are sent
+        # next (PATCH). A group's other keys (timm's "lr_scale", a "name", a scheduler's
+        # "initial_lr", torch's "foreach") stay in param_groups unsent: torch ignores them too.
+        # One group: its values are the session's. Several: every group is a daemon group, so that
+        # a key a group does not set takes the optimizer's default (or the constructor's), not the
+        # first group's value.
+        self._group_offset = 0 if len(self.param_groups) == 1 else 1
         session = self.client.create_session(
             self.optimizer_name,
-            {**session_values, **self.session_options},
-            groups=groups or None,
+            {**self._given_defaults, **self.session_options},
             name=name,
             state_dtype=self.state_dtype,
         )
+        self.session = session
         try:
             effective = _effective_hyperparameters(session.info)
             self._adopt(effective)
-            self._synced = [self._group_hyperparameters(group) for group in self.param_groups]
+            self._synced = self._daemon_groups(effective)
+            self._sync_hyperparameters()
             session.upload_parameters(self._local_parameters(), compress=self.compress)
             self._remember_versions()
         except BaseException:
@@ -238,6 +247,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
     def _attach(self) -> None:
         summary = self.session.summary()
         self.optimizer_name = summary.get("optimizer", self.optimizer_name)
+        _check_complex(self.param_groups, self.optimizer_name, None)
         effective = _effective_hyperparameters(summary)
         self._group_offset = (
             1 if len(self.param_groups) > 1 and len(effective) == len(self.param_groups) + 1 else 0
@@ -289,6 +299,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
         clash = [name for name in group["param_names"] if name in taken]
         if clash:
             raise ValueError(f"parameter names already in use: {clash}")
+        _check_complex([group], self.optimizer_name, self.overlap)
         super().add_param_group(group)
         try:
             self.session.upload_parameters(
@@ -373,15 +384,15 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
             if names is None or name in names:
                 self._versions[name] = p._version
 
-    def _resync_parameters(self) -> None:
-        """Uploads the parameters changed in place since the daemon last had them (weights loaded
-        into the model after the optimizer was made, a clamp after each step): the daemon steps
-        its own copy, which would otherwise overwrite the change. (Edits through ``.data`` or
-        NumPy bypass the version counter and are not seen.)"""
+    def _resync_parameters(self, names: Optional[Collection[str]] = None) -> None:
+        """Uploads the parameters (of ``names``, default all) changed in place since the daemon
+        last had them (weights loaded into the model after the optimizer was made, a clamp after
+        each step): the daemon steps its own copy, which would otherwise overwrite the change.
+        (Edits through ``.data`` or NumPy bypass the version counter and are not seen.)"""
         changed = {
             name: p
             for name, p in self._named_parameters()
-            if self._versions.get(name, p._version) != p._version
+            if (names is None or name in names) and self._versions.get(name, p._version) != p._version
         }
         if changed:
             self.session.upload_parameters(
@@ -426,9 +437,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
         losses = list(losses)
         if len(losses) != self._terms():
             raise ValueError(f"this session has {self._terms()} loss terms, got {len(losses)} losses")
-        pairs = [
-            (name, p) for group in self.param_groups for name, p in zip(group["param_names"], group["params"])
-        ]
+        pairs = self._named_parameters()
         trainable = [(name, p) for name, p in pairs if p.requires_grad]
         terms: list[dict[str, np.ndarray]] = []
         values: list[float] = []
@@ -512,9 +521,9 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
         """Restores torch's part and, when present, the session's checkpoint into this
         optimizer's session (on this or another daemon). The checkpoint's parameter values are
         copied into the local parameters, so model and optimizer state agree (with
-        ``overlap="delayed"``, the step in flight is dropped first)."""
-        if self._delayed is not None:
-            self._delayed.drop()
+        ``overlap="delayed"``, the step in flight is dropped first). As in torch, parameters are
+        matched by position: a state dict saved under other names (``torch.compile``'s
+        ``_orig_mod.``, DDP's ``module.``) loads when the groups have the same sizes and shapes."""
         extra = state_dict.get("optimizerd")
         if not extra and state_dict.get("state"):
             warnings.warn(
@@ -522,16 +531,16 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
                 "param_groups' hyperparameters are loaded; the daemon keeps its own optimizer state",
                 stacklevel=2,
             )
-        # A checkpoint made on one daemon restores into a sharded session and the reverse
-        # (converted before anything is loaded, so that a bad one changes nothing).
-        checkpoint = extra.get("checkpoint") if extra else None
-        sharded = isinstance(self.session, ShardedSession)
-        if sharded and isinstance(checkpoint, (bytes, bytearray, memoryview)):
-            checkpoint = ShardedCheckpoint.of_one_daemon(bytes(checkpoint))
-        elif not sharded and isinstance(checkpoint, (Mapping, ShardedCheckpoint)):
-            if isinstance(checkpoint, Mapping):
-                checkpoint = ShardedCheckpoint(checkpoint["placement"], list(checkpoint["shards"]))
-            checkpoint = checkpoint.single()
+        # Made to fit this session (one daemon or sharded, this optimizer's parameter names) before
+        # anything is loaded, so that one that does not fit changes nothing.
+        checkpoint = _checkpoint_for(
+            extra.get("checkpoint") if extra else None,
+            isinstance(self.session, ShardedSession),
+            state_dict.get("param_groups", []),
+            self.param_groups,
+        )
+        if self._delayed is not None:
+            self._delayed.drop()
         names = [list(group["param_names"]) for group in self.param_groups]
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "optimizerd"})
         for group, group_names in zip(self.param_groups, names):
@@ -543,32 +552,28 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
             self._synced = self._daemon_groups(_effective_hyperparameters(summary))
         self._sync_hyperparameters()
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Refuses pickling, ``copy.copy`` and ``torch.save(opt)``: torch's ``__getstate__`` keeps
+        only ``param_groups`` and ``state``, so the copy would have no session (and one that kept
+        it would step the same daemon state twice)."""
+        raise TypeError(_NOT_COPYABLE.format(type(self).__name__))
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        """Refuses ``copy.deepcopy`` (see :meth:`__reduce_ex__`)."""
+        raise TypeError(_NOT_COPYABLE.format(type(self).__name__))
+
     # MARK: tensors
 
     def _names(self) -> list[str]:
         return [name for group in self.param_groups for name in group["param_names"]]
 
     def _local_parameters(self) -> dict[str, np.ndarray]:
-        return {
-            name: _to_numpy(p)
-            for group in self.param_groups
-            for name, p in zip(group["param_names"], group["params"])
-        }
+        return {name: _to_numpy(p) for name, p in self._named_parameters()}
 
     def _destinations(self) -> dict[str, np.ndarray]:
         """name → the parameter's own memory as a NumPy array, for every parameter the answer
-        can be read into directly (float32, contiguous, on the CPU); the others are copied."""
-        destinations = {}
-        for group in self.param_groups:
-            for name, p in zip(group["param_names"], group["params"]):
-                if (
-                    p.device.type == "cpu"
-                    and p.dtype == torch.float32
-                    and p.is_contiguous()
-                    and not p.is_sparse
-                ):
-                    destinations[name] = p.detach().numpy()
-        return destinations
+        can be read into directly (see :func:`~optimizerd.torch_support._memory`)."""
+        return {name: memory for name, p in self._named_parameters() if (memory := _memory(p)) is not None}
 
     @torch.no_grad()
     def _write_back(self, values: Mapping[str, np.ndarray]) -> None:
@@ -584,12 +589,7 @@ class RemoteOptimizer(HyperparameterGroups, Optimizer):
                 if value.size and value.ctypes.data == p.data_ptr():
                     written.append(p)
                 else:
-                    p.copy_(torch.from_numpy(value).reshape(p.shape))
+                    _copy_into(p, value)
         if written:
             torch.autograd.graph.increment_version(written)
         self._remember_versions(set(values))
-
-
-def _plain(checkpoint: Any) -> Any:
-    """A checkpoint as plain values (a sharded one as its dict)."""
-    return checkpoint.as_dict() if isinstance(checkpoint, ShardedCheckpoint) else checkpoint
