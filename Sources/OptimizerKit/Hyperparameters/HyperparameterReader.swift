@@ -48,7 +48,7 @@ struct HyperparameterReader {
             return nil
         case .number(let value):
             guard range.contains(value) else {
-                throw invalid(key, "must be \(range.text) for \(optimizer), got \(raw)")
+                throw invalid(key, "must be \(range.text(refusing: value)) for \(optimizer), got \(raw)")
             }
             effective[key] = .number(value)
             return value
@@ -104,7 +104,7 @@ struct HyperparameterReader {
                     throw invalid("\(key)[\(index)]", "must be a number, got \(item)")
                 }
                 guard ranges[index].contains(value) else {
-                    throw invalid("\(key)[\(index)]", "must be \(ranges[index].text) for \(optimizer), got \(item)")
+                    throw invalid("\(key)[\(index)]", "must be \(ranges[index].text(refusing: value)) for \(optimizer), got \(item)")
                 }
                 return value
             }

@@ -9,8 +9,17 @@ public struct ValueRange: Sendable {
         self.test = test
     }
 
-    /// Whether `value` is allowed. Non-finite values never are.
-    public func contains(_ value: Double) -> Bool { value.isFinite && test(value) }
+    /// Whether `value` is allowed. Non-finite values never are, nor values past float32's range:
+    /// the kernels compute in float32, where they would be infinite.
+    public func contains(_ value: Double) -> Bool { Self.fitsFloat32(value) && test(value) }
+
+    /// ``text``, saying so when `value` is refused for being past float32's range.
+    public func text(refusing value: Double) -> String {
+        value.isFinite && !Self.fitsFloat32(value) ? "\(text) and within float32's range (|x| ≤ 3.4e38)" : text
+    }
+
+    /// Whether `value` is finite in float32 too.
+    public static func fitsFloat32(_ value: Double) -> Bool { value.isFinite && abs(value) <= Double(Float.greatestFiniteMagnitude) }
 
     /// Any finite number.
     static let any = ValueRange("any finite number") { _ in true }

@@ -65,8 +65,8 @@ extension OptimizerSession {
             guard weights.count == config.terms else {
                 throw OptimizerError.stepInput("term_weights", "expected \(config.terms) weights, got \(weights.count)")
             }
-            guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
-                throw OptimizerError.stepInput("term_weights", "weights must be finite and ≥ 0, got \(weights)")
+            guard weights.allSatisfy({ ValueRange.fitsFloat32($0) && $0 >= 0 }) else {
+                throw OptimizerError.stepInput("term_weights", "weights must be ≥ 0 and within float32's range (≤ 3.4e38), got \(weights)")
             }
             termWeights = weights
         }

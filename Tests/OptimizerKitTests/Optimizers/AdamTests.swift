@@ -95,6 +95,22 @@ struct AdamTests {
         }
     }
 
+    /// The kernels compute in float32: a value past its range would be infinite there and turn the
+    /// parameters non-finite at the first step, although it is a finite double.
+    @Test func valuesPastFloat32sRangeAreRefused() throws {
+        for hyperparameters: Hyperparameters in [["lr": .number(1e308)], ["betas": .list([.number(0.9), .number(-1e39)])]] {
+            let error = try #require(throws: OptimizerError.self) { try SessionConfiguration(optimizer: "adam", hyperparameters: hyperparameters) }
+            #expect(error.message.contains("float32"))
+        }
+        #expect(throws: Never.self) { try SessionConfiguration(optimizer: "adam", hyperparameters: ["lr": .number(3e38)]) }
+        let mtadam = try OptimizerSession.make("mtadam", ["terms": .number(2)])
+        try mtadam.upload([("w", [2], [1, 2])])
+        let step = try #require(throws: OptimizerError.self) {
+            try mtadam.step([("0/w", [2], [1, 1]), ("1/w", [2], [1, 1])], termWeights: [1e308, 1e308])
+        }
+        #expect(step.subject == "term_weights" && mtadam.step == 0 && mtadam.value("w") == [1, 2])
+    }
+
     @Test func effectiveHyperparametersFillDefaults() throws {
         let configuration = try SessionConfiguration(optimizer: "adamw", hyperparameters: ["lr": .number(0.002)])
         let effective = configuration.effectiveHyperparameters[0]
