@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import OptimizerKit
 import Testing
 
 @testable import OptimizerServer
@@ -45,7 +46,7 @@ struct MemoryBudgetLiveTests {
             #expect(checkpoint.status == .ok)
             try await client.putParameters(session, try Self.tensor("b", 0.25))
             let admitted = try #require(try await client.summary(session)["memory_bytes"] as? Int)
-            #expect(admitted == 6 * Self.mib + 2 * 512)
+            #expect(admitted == 6 * Self.mib + 2 * OptimizerSession.tensorOverheadBytes + OptimizerSession.sessionOverheadBytes)
             #expect(try await Self.metric(client, "optimizerd_memory_used_bytes") == Double(admitted))
 
             // A third tensor: its body fits, its parameters and state do not.
