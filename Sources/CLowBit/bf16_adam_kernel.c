@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) float bf16_widen(uint16_t h) {
         if (l2) g = g + (V)(c.l2) * p;                                                             \
         if (decay) p = p * (V)(c.decay);                                                           \
         V m = BF16_WIDEN(V, U, *(const UH *)(exp_avg + (i)));                                      \
-        m = m + (V)(c.one_minus_beta1) * (g - m);                                                  \
+        m = small ? m + (V)(c.one_minus_beta1) * (g - m) : g - (g - m) * (V)(rest);                \
         V v = BF16_WIDEN(V, U, *(const UH *)(exp_avg_sq + (i))) * (V)(c.beta2) +                   \
               (V)(c.one_minus_beta2) * (g * g);                                                    \
         V denom = __builtin_elementwise_sqrt(v) / (V)(c.sqrt_bias_correction2) + (V)(c.eps);       \
@@ -89,6 +89,8 @@ static inline __attribute__((always_inline)) double bf16_tail(struct optimizerd_
     const float *gradient = b.gradient;
     uint16_t *exp_avg = b.exp_avg;
     uint16_t *exp_avg_sq = b.exp_avg_sq;
+    const bool small = c.one_minus_beta1 < 0.5f;
+    const float rest = 1.0f - c.one_minus_beta1;
     double tail = 0;
     for (; i < count; i++) {
         float g = gradient[i] * c.gradient_scale;
@@ -97,7 +99,7 @@ static inline __attribute__((always_inline)) double bf16_tail(struct optimizerd_
         if (l2) g = g + c.l2 * p;
         if (decay) p = p * c.decay;
         float m0 = bf16_widen(exp_avg[i]);
-        float m = m0 + c.one_minus_beta1 * (g - m0);
+        float m = small ? m0 + c.one_minus_beta1 * (g - m0) : g - (g - m0) * rest;
         float v = bf16_widen(exp_avg_sq[i]) * c.beta2 + c.one_minus_beta2 * (g * g);
         float denom = __builtin_elementwise_sqrt(v) / c.sqrt_bias_correction2 + c.eps;
         p = p - c.step_size * (m / denom);
@@ -122,6 +124,9 @@ static inline __attribute__((always_inline)) double bf16_tail(struct optimizerd_
     const float *gradient = b.gradient;                                                            \
     uint16_t *exp_avg = b.exp_avg;                                                                 \
     uint16_t *exp_avg_sq = b.exp_avg_sq;                                                           \
+    /* torch's lerp for m (see CVectorMath's adam_kernel.c). */                                   \
+    const bool small = c.one_minus_beta1 < 0.5f;                                                   \
+    const float rest = 1.0f - c.one_minus_beta1;                                                   \
     lowbit_d8 lanes = 0;                                                                           \
     size_t i = 0;                                                                                  \
     if (count >= 16) {                                                                             \

@@ -10,7 +10,9 @@
 #pragma STDC FP_CONTRACT OFF
 
 // One element-wise step on any vector width (a macro so the 16- and 8-wide blocks share it):
-// torch's order — lerp for m, mul/addcmul for v, sqrt(s)/sqrt(bc2) + eps, addcdiv for θ.
+// torch's order — lerp for m, mul/addcmul for v, sqrt(s)/sqrt(bc2) + eps, addcdiv for θ. torch's
+// lerp(m, g, w) is m + w·(g − m) for w < 0.5 and g − (g − m)·(1 − w) otherwise (exactly g when
+// β1 = 0, however far g is from m): `small` and `rest` = 1 − w pick and carry that, per step.
 #define ADAM_VECTOR_STEP(V, UV, i, gradient_in)                                                    \
     do {                                                                                           \
         V g = (gradient_in) * (V)(c.gradient_scale);                                               \
@@ -19,7 +21,7 @@
         if (l2) g = g + (V)(c.l2) * p;                                                             \
         if (decay) p = p * (V)(c.decay);                                                           \
         V m = *(const UV *)(exp_avg + (i));                                                        \
-        m = m + (V)(c.one_minus_beta1) * (g - m);                                                  \
+        m = small ? m + (V)(c.one_minus_beta1) * (g - m) : g - (g - m) * (V)(rest);                \
         V v = *(const UV *)(exp_avg_sq + (i)) * (V)(c.beta2) + (V)(c.one_minus_beta2) * (g * g);   \
         V s = v;                                                                                   \
         if (amsgrad) {                                                                             \
@@ -47,6 +49,8 @@ static inline __attribute__((always_inline)) double adam_loop(struct optimizerd_
     float *exp_avg = b.exp_avg;
     float *exp_avg_sq = b.exp_avg_sq;
     float *max_exp_avg_sq = b.max_exp_avg_sq;
+    const bool small = c.one_minus_beta1 < 0.5f;
+    const float rest = 1.0f - c.one_minus_beta1;
     size_t i = 0;
     double update;
     KERNEL_VECTOR_LOOP(ADAM_VECTOR_STEP, gradient, i, count, update);
@@ -57,7 +61,7 @@ static inline __attribute__((always_inline)) double adam_loop(struct optimizerd_
         float p = old;
         if (l2) g = g + c.l2 * p;
         if (decay) p = p * c.decay;
-        float m = exp_avg[i] + c.one_minus_beta1 * (g - exp_avg[i]);
+        float m = small ? exp_avg[i] + c.one_minus_beta1 * (g - exp_avg[i]) : g - (g - exp_avg[i]) * rest;
         float v = exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * (g * g);
         float s = v;
         if (amsgrad) {

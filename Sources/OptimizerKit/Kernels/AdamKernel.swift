@@ -51,7 +51,7 @@ enum AdamKernel {
             var p = old
             if c.l2 != 0 { g = g + c.l2 * p }
             if c.decay != 1 { p = p * c.decay }
-            let m = b.expAvg[i] + c.oneMinusBeta1 * (g - b.expAvg[i])
+            let m = c.firstMoment(b.expAvg[i], g)
             let v = b.expAvgSq[i] * c.beta2 + c.oneMinusBeta2 * (g * g)
             var s = v
             if let maxV = b.maxExpAvgSq {
@@ -87,6 +87,15 @@ enum AdamKernel {
             gradient_scale: c.gradientScale
         )
         return optimizerd_adam(variant.code, &buffers, count, &coefficients)
+    }
+}
+
+extension AdamKernel.Coefficients {
+    /// torch's `m.lerp_(g, w)` with w = 1 − β1: m + w·(g − m) for w < 0.5, else g − (g − m)·(1 − w)
+    /// (exactly g when β1 = 0, however much smaller g is than m).
+    @inline(__always)
+    func firstMoment(_ m: Float, _ g: Float) -> Float {
+        oneMinusBeta1 < 0.5 ? m + oneMinusBeta1 * (g - m) : g - (g - m) * (1 - oneMinusBeta1)
     }
 }
 

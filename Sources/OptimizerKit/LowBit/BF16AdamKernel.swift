@@ -35,7 +35,7 @@ enum BF16AdamKernel {
             if c.l2 != 0 { g = g + c.l2 * p }
             if c.decay != 1 { p = p * c.decay }
             let m0 = BFloat16.float(b.expAvg[i])
-            let m = m0 + c.oneMinusBeta1 * (g - m0)
+            let m = c.firstMoment(m0, g)
             let v = BFloat16.float(b.expAvgSq[i]) * c.beta2 + c.oneMinusBeta2 * (g * g)
             let denom = v.squareRoot() / c.sqrtBiasCorrection2 + c.eps
             p = p - c.stepSize * (m / denom)

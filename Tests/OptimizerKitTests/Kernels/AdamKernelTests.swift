@@ -8,7 +8,7 @@ struct AdamKernelTests {
     /// Runs the scalar kernel and the vector kernel of every variant this CPU runs on identical copies of
     /// random state; returns the scalar outcome and one outcome per variant.
     static func runAll(
-        count: Int, amsgrad: Bool, l2: Float, decay: Float, seed: UInt64
+        count: Int, amsgrad: Bool, l2: Float, decay: Float, seed: UInt64, oneMinusBeta1: Float = 0.1
     )
         -> (scalar: ([[Float]], Double), variants: [(KernelVariant, [[Float]], Double)])
     {
@@ -16,7 +16,7 @@ struct AdamKernelTests {
         let gradient = random.floats(count)
         let initial = [random.floats(count), random.floats(count, in: -0.1...0.1), random.floats(count, in: 0...0.01), random.floats(count, in: 0...0.02)]
         let c = AdamKernel.Coefficients(
-            beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001,
+            beta1: 1 - oneMinusBeta1, beta2: 0.999, oneMinusBeta1: oneMinusBeta1, oneMinusBeta2: 0.001,
             stepSize: 0.003, sqrtBiasCorrection2: 0.07, eps: 1e-8, decay: decay, l2: l2, gradientScale: 0.5
         )
         func run(_ kernel: (AdamKernel.Buffers, Int, AdamKernel.Coefficients) -> Double) -> ([[Float]], Double) {
@@ -59,6 +59,26 @@ struct AdamKernelTests {
                 }
             }
         }
+    }
+
+    /// torch's lerp takes its other form for weights from 0.5 (β1 ≤ 0.5): the same bits in every
+    /// variant, and with β1 = 0 the first moment is exactly the gradient, however large the old one.
+    @Test(arguments: [Float(0.5), 0.7, 1])
+    func theLerpsOtherFormMatchesInEveryVariant(oneMinusBeta1: Float) {
+        let (scalar, variants) = Self.runAll(count: 1003, amsgrad: false, l2: 0, decay: 1, seed: 5, oneMinusBeta1: oneMinusBeta1)
+        for (variant, state, _) in variants {
+            #expect(scalar.0[1].map(\.bitPattern) == state[1].map(\.bitPattern), "\(variant)")
+            #expect(scalar.0[0].map(\.bitPattern) == state[0].map(\.bitPattern), "\(variant)")
+        }
+        let c = AdamKernel.Coefficients(
+            beta1: 0, beta2: 0, oneMinusBeta1: 1, oneMinusBeta2: 1, stepSize: 0.01, sqrtBiasCorrection2: 1, eps: 1e-8, decay: 1, l2: 0,
+            gradientScale: 1)
+        #expect(c.firstMoment(1, 3.3e-6) == 3.3e-6)
+        #expect(
+            AdamKernel.Coefficients(
+                beta1: 0.9, beta2: 0, oneMinusBeta1: 0.1, oneMinusBeta2: 1, stepSize: 0.01, sqrtBiasCorrection2: 1, eps: 1e-8, decay: 1,
+                l2: 0, gradientScale: 1
+            ).firstMoment(1, 3) == 1 + Float(0.1) * 2)
     }
 
     @Test func parallelSplitIsBitIdenticalToSerial() throws {
