@@ -167,4 +167,3 @@ struct SessionRequestTests {
         #expect(statistics.map(\.name) == ["mem.indices", "mem.values"])
     }
 }
-
