@@ -63,8 +63,12 @@ public func buildApplication(
 
     let http1 = HTTPServerBuilder.http1(
         configuration: .init(
-            additionalChannelHandlers: [ContinueHandler(), ParseErrorHandler()],
-            idleTimeout: TimeAmount(configuration.idleTimeout),
+            // The idle timeout is IdleTimeoutHandler's, not Hummingbird's: Hummingbird's cuts an answer
+            // that a slow client is still downloading.
+            additionalChannelHandlers: [
+                ContinueHandler(), ParseErrorHandler(), IdleTimeoutHandler(timeout: TimeAmount(configuration.idleTimeout)),
+            ],
+            idleTimeout: nil,
             httpDecoderConfiguration: RequestLimits.httpDecoder
         )
     )

@@ -56,7 +56,7 @@ enum ServeFlag: String, CaseIterable {
                 "Memory budget (e.g. 8GiB, 512MiB, plain bytes): sessions' parameters and optimizer state (counted at upload, also the state later steps create), request bodies and transient copies are admitted against it; a request that would pass it gets 507 and changes nothing. The default leaves 20 % for what is not counted (the binary, thread stacks, allocator slack, page cache of the logs); the source is logged at start."
         case .idleTimeout:
             return
-                "Close a connection that sends nothing usable for this long (e.g. 60s, 500ms): an unfinished request head, a stalled upload, or an idle keep-alive connection. A request whose answer is being computed is never cut."
+                "Close a connection on which nothing moves for this long (e.g. 60s, 500ms): no request part arrives and no byte of an answer leaves. That closes an unfinished request head, a stalled upload, an idle keep-alive connection, and a download whose client stopped reading (1 to 1.25 timeouts after its last byte left). An answer that the client reads slowly but steadily is never cut, however long it takes, nor is a request whose answer is being computed."
         case .stagedStepTTL:
             return
                 "How long the parts of a step sent in parts (PUT …/steps/{n}/parts/{part}) stay staged without a new part or the commit (e.g. 10m, 90s). Then they are dropped and their memory is given back."

@@ -11,12 +11,18 @@ final class RawSocket {
 
     enum Failure: Error { case connect(Int32), send, timeout(String) }
 
-    init(port: Int) throws {
+    /// Connects to the daemon on loopback. `receiveBufferBytes` sets the socket's receive buffer
+    /// (`SO_RCVBUF`, before connecting; the kernel doubles it): a small one keeps the kernel from
+    /// taking in a large answer that the test has not read yet.
+    init(port: Int, receiveBufferBytes: Int? = nil) throws {
         #if canImport(Glibc)
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
         descriptor = socket(AF_INET, SOCK_STREAM, 0)
         #endif
+        if var size = receiveBufferBytes.map(Int32.init) {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -55,6 +61,18 @@ final class RawSocket {
             received += chunk[..<count]
         }
         return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Reads what has arrived, at most `maxBytes`, waiting up to `seconds` for something; nil once
+    /// the peer has closed the connection. Throws if nothing arrived in time.
+    func receive(atMost maxBytes: Int, seconds: Double) throws -> [UInt8]? {
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var chunk = [UInt8](repeating: 0, count: maxBytes)
+        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        if count == 0 || (count < 0 && errno == ECONNRESET) { return nil }
+        guard count > 0 else { throw Failure.timeout("nothing received in \(seconds) s") }
+        return Array(chunk[..<count])
     }
 
     /// Reads until the peer closes the connection and returns everything read; throws if it is
