@@ -24,11 +24,16 @@ enum JSONCoding {
     }
 }
 
-/// A `CodingKey` for any member name, to reject unknown members of request objects.
+/// A `CodingKey` for any member name, to reject unknown members of request objects, or for an
+/// array element in an error's coding path.
 struct MemberKey: CodingKey {
     var stringValue: String
-    var intValue: Int? { nil }
+    var intValue: Int?
     init(_ name: String) { stringValue = name }
+    init(index: Int) {
+        stringValue = String(index)
+        intValue = index
+    }
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }
