@@ -105,7 +105,9 @@ extension ProblemError {
         return result.replacingOccurrences(of: "--", with: "-")
     }
 
-    /// A decoding error as "field: what is wrong".
+    /// A decoding error as "field: what is wrong". Member names come from the client (an unknown
+    /// member is named), and so may Foundation's descriptions (an invalid enum value, a number
+    /// out of range): both are abbreviated.
     private static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             var text = ""
@@ -113,7 +115,7 @@ extension ProblemError {
                 if let index = key.intValue {
                     text += "[\(index)]"
                 } else {
-                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                    text += text.isEmpty ? key.stringValue.abbreviated : ".\(key.stringValue.abbreviated)"
                 }
             }
             return text.isEmpty ? "body" : text
@@ -126,7 +128,7 @@ extension ProblemError {
         case .valueNotFound(let type, let context):
             return "\(path(context.codingPath)): expected \(Self.jsonType(type)), got null"
         case .dataCorrupted(let context):
-            return "\(path(context.codingPath)): \(context.debugDescription)"
+            return "\(path(context.codingPath)): \(context.debugDescription.abbreviated(to: 200))"
         @unknown default:
             return "the body is not valid JSON for this route"
         }

@@ -25,7 +25,13 @@ struct CreateSessionRequest: Decodable, Sendable {
                 forKey: MemberKey("name"), in: container,
                 debugDescription: "at most \(RequestLimits.maxSessionNameBytes) bytes of UTF-8, got \(bytes) bytes")
         }
-        durability = try container.decodeIfPresent(DurabilityMode.self, forKey: MemberKey("durability"))
+        durability = try container.decodeIfPresent(String.self, forKey: MemberKey("durability")).map { text in
+            guard let mode = DurabilityMode(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: MemberKey("durability"), in: container, debugDescription: "expected log or snapshot, got \"\(text.abbreviated)\"")
+            }
+            return mode
+        }
         stateDType = try container.decodeIfPresent(String.self, forKey: MemberKey("state_dtype")).map(StateDType.init(option:)) ?? .f32
     }
 }

@@ -16,7 +16,7 @@ extension SessionState {
         let current = session.configuration
         guard snapshot.optimizer == current.optimizer.rawValue else {
             throw StoreError.corrupt(
-                "checkpoint", "is for optimizer \(snapshot.optimizer), this session uses \(current.optimizer.rawValue)")
+                "checkpoint", "is for optimizer \(snapshot.optimizer.abbreviated), this session uses \(current.optimizer.rawValue)")
         }
         let restored = try snapshot.makeSession(stateDType: current.stateDType)
         guard restored.configuration.terms == current.terms else {

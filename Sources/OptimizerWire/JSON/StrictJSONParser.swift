@@ -1,3 +1,5 @@
+import OptimizerKit
+
 /// A small strict JSON parser (RFC 8259) over raw UTF-8 bytes.
 ///
 /// Stricter than Foundation's `JSONSerialization` where the wire format needs it:
@@ -97,7 +99,7 @@ struct StrictJSONParser {
             }
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else {
-                throw failure("expected ':' after key '\(key)', found \(describeCurrent())")
+                throw failure("expected ':' after key '\(key.abbreviated)', found \(describeCurrent())")
             }
             skipWhitespace()
             let value = try parseValue(depth: depth, context: key)
@@ -108,7 +110,7 @@ struct StrictJSONParser {
                 continue
             }
             if consume(UInt8(ascii: "}")) { return .object(members) }
-            throw failure("expected ',' or '}' after the value of '\(key)', found \(describeCurrent())")
+            throw failure("expected ',' or '}' after the value of '\(key.abbreviated)', found \(describeCurrent())")
         }
     }
 
