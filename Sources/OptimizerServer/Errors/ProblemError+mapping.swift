@@ -24,6 +24,8 @@ extension ProblemError {
     /// - ``MemoryBudgetExceeded``: the request would pass `--max-memory` → 507 naming the budget,
     ///   what is in use and what the request needs; a step that only has to wait for the requests
     ///   being served to give their memory back → 503 `memory-busy` with `Retry-After`.
+    /// - ``JSONBodyError`` (a JSON body with a key twice, or not JSON) → 400 naming the member
+    ///   (`duplicate-key`) or saying where the JSON breaks (`invalid-json`).
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
     /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
     /// - Anything else → 500 without details (the error is logged).
@@ -79,6 +81,8 @@ extension ProblemError {
             default:
                 self = ProblemError(.internalServerError, kind: "storage-error", detail: "storage error, nothing was changed")
             }
+        case let error as JSONBodyError:
+            self = ProblemError.badRequest(error.kind == .duplicateKey ? "duplicate-key" : "invalid-json", error.description)
         case let error as DecodingError:
             self = ProblemError.badRequest("invalid-json", Self.describe(error))
         case let error as HTTPError:
