@@ -5,8 +5,8 @@ import OptimizerWire
 /// 1. OptimizerWire's strict parser, which reads safetensors headers: the text is wrapped into a
 ///    header (as the value of a member, and as the whole header when it is an object), so any JSON
 ///    value reaches the parser through the public API.
-/// 2. The session-creation path: Foundation's `JSONDecoder` and `SessionConfiguration`'s validation
-///    of optimizers, hyperparameters and groups.
+/// 2. The session-creation path: the strict check of JSON bodies (``JSONBody``), Foundation's
+///    `JSONDecoder` and `SessionConfiguration`'s validation of optimizers, hyperparameters and groups.
 public enum JSONFuzz {
     /// Runs one input. Errors are recorded in the report; broken invariants stop the process.
     @discardableResult

@@ -54,6 +54,7 @@ public enum RequestFuzz {
     /// The errors the daemon answers with a 4xx.
     static func isRequestError(_ error: any Error) -> Bool {
         error is SafetensorsError || error is OptimizerError || error is StepRequestError || error is DecodingError
+            || error is JSONBodyError
     }
 
     // MARK: Stages

@@ -1,8 +1,10 @@
 import Foundation
 import OptimizerKit
+import OptimizerWire
 
-/// The session-creation body, decoded as the daemon's `CreateSessionRequest` does (Foundation's
-/// `JSONDecoder`, then `SessionConfiguration`), minus its refusal of unknown members.
+/// The session-creation body, decoded as the daemon's `CreateSessionRequest` does (the strict check
+/// of ``OptimizerWire/JSONBody``, Foundation's `JSONDecoder`, then `SessionConfiguration`), minus its
+/// refusal of unknown members.
 struct SessionRequest: Decodable {
     var optimizer: String
     var hyperparameters: Hyperparameters?
@@ -15,8 +17,10 @@ struct SessionRequest: Decodable {
 
     /// Decodes and validates a configuration.
     ///
-    /// - Throws: `DecodingError` for bad JSON, ``OptimizerError`` for a bad configuration.
+    /// - Throws: ``OptimizerWire/JSONBodyError`` for invalid JSON or a duplicate key, `DecodingError`
+    ///   for JSON of the wrong shape, ``OptimizerError`` for a bad configuration.
     static func configuration(from body: UnsafeRawBufferPointer) throws -> SessionConfiguration {
+        try JSONBody.check(body)
         let request = try JSONDecoder().decode(SessionRequest.self, from: Data(body))
         return try SessionConfiguration(
             optimizer: request.optimizer,

@@ -56,7 +56,7 @@ public struct OptimizerError: Error, Hashable, Sendable, CustomStringConvertible
         OptimizerError(
             code: .unknownOptimizer,
             subject: "optimizer",
-            message: "optimizer: unknown optimizer \"\(name)\"; expected one of \(known.joined(separator: ", "))"
+            message: "optimizer: unknown optimizer \"\(name.abbreviated)\"; expected one of \(known.joined(separator: ", "))"
         )
     }
 
@@ -64,7 +64,7 @@ public struct OptimizerError: Error, Hashable, Sendable, CustomStringConvertible
         OptimizerError(
             code: .unknownHyperparameter,
             subject: field,
-            message: "\(field): \(optimizer) has no hyperparameter of that name"
+            message: "\(field.abbreviated): \(optimizer) has no hyperparameter of that name"
         )
     }
 

@@ -37,12 +37,14 @@ public enum HyperparameterValue: Sendable, Hashable, Codable, CustomStringConver
         }
     }
 
+    /// The value as an error message quotes it: JSON-like, strings and lists abbreviated
+    /// (``Swift/String/abbreviated``), so a hostile value cannot make a message long.
     public var description: String {
         switch self {
         case .number(let value): return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
         case .bool(let value): return String(value)
-        case .string(let value): return "\"\(value)\""
-        case .list(let values): return "[" + values.map(\.description).joined(separator: ", ") + "]"
+        case .string(let value): return "\"\(value.abbreviated)\""
+        case .list(let values): return ("[" + values.prefix(101).map(\.description).joined(separator: ", ") + "]").abbreviated
         case .null: return "null"
         }
     }

@@ -16,7 +16,7 @@ public enum StateDType: String, Sendable, Codable, CaseIterable {
         guard let dtype = StateDType(rawValue: value) else {
             throw OptimizerError.invalidConfiguration(
                 field: "state_dtype",
-                "unknown state dtype \"\(value)\"; expected one of \(StateDType.allCases.map(\.rawValue).joined(separator: ", "))"
+                "unknown state dtype \"\(value.abbreviated)\"; expected one of \(StateDType.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
         self = dtype

@@ -1,4 +1,5 @@
 import HummingbirdCore
+import OptimizerKit
 import OptimizerWire
 
 /// The fixed limits on one request, besides the configurable body limit
@@ -30,6 +31,29 @@ enum RequestLimits {
         maxTensorCount: 100_000,
         maxNameBytes: 1024
     )
+
+    /// A session's `name`, in bytes of UTF-8: a label for listings and the dashboard. A session keeps
+    /// its name for life, outside the memory budget, and every `GET /v1/sessions` (the dashboard
+    /// polls it every 2 s) carries all of them, so a name is kept short; longer ones are refused
+    /// (400 naming `name`) when the session is created.
+    static let maxSessionNameBytes = 256
+
+    /// One name pattern of a parameter group (`groups[i].parameters[j]`), in bytes of UTF-8: as long
+    /// as a tensor name may be (``safetensors``), which is all a pattern needs to match any name.
+    /// Patterns are kept for the session's life like its name; longer ones are refused (400 naming
+    /// the pattern) at creation and in a PATCH, and a checkpoint that carries one is refused (422).
+    static let maxPatternBytes = safetensors.maxNameBytes
+
+    /// The first pattern of `groups` longer than ``maxPatternBytes``: where it is
+    /// (`groups[1].parameters[0]`) and how many bytes it has.
+    static func oversizedPattern(in groups: [ParameterGroup]) -> (field: String, bytes: Int)? {
+        for (index, group) in groups.enumerated() {
+            if let position = group.parameters.firstIndex(where: { $0.utf8.count > maxPatternBytes }) {
+                return ("groups[\(index)].parameters[\(position)]", group.parameters[position].utf8.count)
+            }
+        }
+        return nil
+    }
 
     /// NIO's HTTP/1 parser configured with these limits.
     static var httpDecoder: HTTP1Channel.Configuration.DecoderConfiguration {

@@ -24,6 +24,8 @@ extension ProblemError {
     /// - ``MemoryBudgetExceeded``: the request would pass `--max-memory` → 507 naming the budget,
     ///   what is in use and what the request needs; a step that only has to wait for the requests
     ///   being served to give their memory back → 503 `memory-busy` with `Retry-After`.
+    /// - ``JSONBodyError`` (a JSON body with a key twice, or not JSON) → 400 naming the member
+    ///   (`duplicate-key`) or saying where the JSON breaks (`invalid-json`).
     /// - `DecodingError` (JSON bodies) → 400 naming the field.
     /// - Hummingbird's `HTTPError` keeps its status (404 for unknown routes).
     /// - Anything else → 500 without details (the error is logged).
@@ -79,6 +81,8 @@ extension ProblemError {
             default:
                 self = ProblemError(.internalServerError, kind: "storage-error", detail: "storage error, nothing was changed")
             }
+        case let error as JSONBodyError:
+            self = ProblemError.badRequest(error.kind == .duplicateKey ? "duplicate-key" : "invalid-json", error.description)
         case let error as DecodingError:
             self = ProblemError.badRequest("invalid-json", Self.describe(error))
         case let error as HTTPError:
@@ -105,7 +109,9 @@ extension ProblemError {
         return result.replacingOccurrences(of: "--", with: "-")
     }
 
-    /// A decoding error as "field: what is wrong".
+    /// A decoding error as "field: what is wrong". Member names come from the client (an unknown
+    /// member is named), and so may Foundation's descriptions (an invalid enum value, a number
+    /// out of range): both are abbreviated.
     private static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             var text = ""
@@ -113,7 +119,7 @@ extension ProblemError {
                 if let index = key.intValue {
                     text += "[\(index)]"
                 } else {
-                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                    text += text.isEmpty ? key.stringValue.abbreviated : ".\(key.stringValue.abbreviated)"
                 }
             }
             return text.isEmpty ? "body" : text
@@ -126,7 +132,7 @@ extension ProblemError {
         case .valueNotFound(let type, let context):
             return "\(path(context.codingPath)): expected \(Self.jsonType(type)), got null"
         case .dataCorrupted(let context):
-            return "\(path(context.codingPath)): \(context.debugDescription)"
+            return "\(path(context.codingPath)): \(context.debugDescription.abbreviated(to: 200))"
         @unknown default:
             return "the body is not valid JSON for this route"
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import OptimizerKit
 
 /// An RFC 9457 problem: every error the daemon answers with is one of these.
 ///
@@ -107,7 +108,7 @@ extension ProblemError {
     static func unsupportedEncoding(_ encoding: String) -> ProblemError {
         var problem = ProblemError(
             .unsupportedMediaType, kind: "unsupported-content-encoding",
-            detail: "Content-Encoding \"\(encoding)\" is not supported; use gzip, deflate or identity"
+            detail: "Content-Encoding \"\(encoding.abbreviated)\" is not supported; use gzip, deflate or identity"
         )
         problem.headers[.acceptEncoding] = "gzip, deflate, identity"
         return problem

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import OptimizerKit
 
 /// Turns every error a route throws into an RFC 9457 problem response (see
 /// ``ProblemError/init(mapping:)``) and logs it: client errors at `info` with the problem detail,
@@ -20,17 +21,17 @@ struct ProblemMiddleware: RouterMiddleware {
                 let allowed = routes.allowed(for: request.uri.path)
                 problem =
                     allowed.isEmpty
-                    ? .notFound("no route for \(request.method.rawValue) \(request.uri.path)")
-                    : .methodNotAllowed(request.method, path: request.uri.path, allowed: allowed)
+                    ? .notFound("no route for \(request.method.rawValue) \(request.uri.path.abbreviated)")
+                    : .methodNotAllowed(request.method, path: request.uri.path.abbreviated, allowed: allowed)
             }
             var metadata: Logger.Metadata = [
                 "http.request.method": .string(request.method.rawValue),
-                "http.route": .string(context.matchedRoute ?? request.uri.path),
+                "http.route": .string(context.matchedRoute ?? request.uri.path.abbreviated),
                 "http.response.status_code": .stringConvertible(problem.status.code),
                 "problem.type": .string(problem.kind),
                 "problem.detail": .string(problem.detail),
             ]
-            if let id = context.parameters.get("id") { metadata["session.id"] = .string(id) }
+            if let id = context.parameters.get("id") { metadata["session.id"] = .string(id.abbreviated) }
             if problem.kind == ProblemError.memoryBudgetExceeded {
                 // The daemon working as configured, but worth an operator's attention.
                 context.logger.warning("request refused", metadata: metadata)

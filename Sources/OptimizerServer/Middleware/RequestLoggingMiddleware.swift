@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import OptimizerKit
 
 /// Logs each request once it is answered: method, route, status, duration, and the session id when
 /// the path names one (`session.id`). Never logs tokens or bodies.
@@ -14,11 +15,11 @@ struct RequestLoggingMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         var metadata: Logger.Metadata = [
             "http.request.method": .string(request.method.rawValue),
-            "http.route": .string(context.matchedRoute ?? request.uri.path),
+            "http.route": .string(context.matchedRoute ?? request.uri.path.abbreviated),
             "http.response.status_code": .stringConvertible(response.status.code),
             "http.server.request.duration_ms": .stringConvertible(((ContinuousClock.now - start) / .milliseconds(1)).rounded()),
         ]
-        if let id = context.parameters.get("id") { metadata["session.id"] = .string(id) }
+        if let id = context.parameters.get("id") { metadata["session.id"] = .string(id.abbreviated) }
         context.logger.debug("request", metadata: metadata)
         return response
     }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import OptimizerKit
 
 /// Resolves `{id}` and authorises the request for it: the session's own bearer token or the admin
 /// token.
@@ -18,7 +19,7 @@ struct SessionAuthMiddleware: RouterMiddleware {
             throw ProblemError.unauthorized("this route needs \"Authorization: Bearer <token>\" with the session's token")
         }
         guard let id = context.parameters.get("id"), let session = registry.session(id: id) else {
-            throw ProblemError.notFound("no session with id \"\(context.parameters.get("id") ?? "")\"")
+            throw ProblemError.notFound("no session with id \"\((context.parameters.get("id") ?? "").abbreviated)\"")
         }
         guard session.isAuthorized(byToken: token) || admin?.matches(token) == true else {
             throw ProblemError.forbidden("the bearer token is not valid for session \(id)")

@@ -2,14 +2,18 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OptimizerWire
 
 /// JSON bodies in and out of the routes.
 enum JSONCoding {
-    /// Decodes a JSON request body.
+    /// Decodes a JSON request body (every route's JSON body comes through here), after checking it
+    /// strictly (``OptimizerWire/JSONBody``): `JSONDecoder` would keep one of two equal keys silently.
     ///
-    /// - Throws: `DecodingError`, answered as 400 naming the field.
+    /// - Throws: ``OptimizerWire/JSONBodyError`` (a duplicate key, invalid JSON) or `DecodingError`,
+    ///   both answered as 400 naming the field.
     static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        try body.withUnsafeReadableBytes { bytes throws(JSONBodyError) in try JSONBody.check(bytes) }
+        return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
     }
 
     /// A JSON response (`application/json`, keys sorted, no escaped slashes).
@@ -24,11 +28,16 @@ enum JSONCoding {
     }
 }
 
-/// A `CodingKey` for any member name, to reject unknown members of request objects.
+/// A `CodingKey` for any member name, to reject unknown members of request objects, or for an
+/// array element in an error's coding path.
 struct MemberKey: CodingKey {
     var stringValue: String
-    var intValue: Int? { nil }
+    var intValue: Int?
     init(_ name: String) { stringValue = name }
+    init(index: Int) {
+        stringValue = String(index)
+        intValue = index
+    }
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import OptimizerKit
+import OptimizerWire
 
 /// A step in parts: its gradients staged in several requests, then committed with the step's global
 /// scalars (DESIGN §9).
@@ -72,7 +73,7 @@ struct PartRoutes {
     private static func stepNumber(_ context: Context) throws -> Int {
         let text = context.parameters.get("n") ?? ""
         guard let n = Int(text), n >= 1 else {
-            throw ProblemError.badRequest("invalid-step", "step \"\(text)\" in the path: expected an integer ≥ 1")
+            throw ProblemError.badRequest("invalid-step", "step \"\(text.abbreviated)\" in the path: expected an integer ≥ 1")
         }
         return n
     }
@@ -118,6 +119,13 @@ struct CommitBody: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(
                 forKey: .gradScale, in: container, debugDescription: "must be a finite number > 0, got \(gradScale)")
         }
+        // A tensor's name (or "loss"), which a refusal quotes: no longer than a tensor name may be.
+        let nonfinite = try container.decodeIfPresent(String.self, forKey: .nonfinite)
+        if let bytes = nonfinite?.utf8.count, bytes > RequestLimits.safetensors.maxNameBytes {
+            throw DecodingError.dataCorruptedError(
+                forKey: .nonfinite, in: container,
+                debugDescription: "a tensor name of at most \(RequestLimits.safetensors.maxNameBytes) bytes or \"loss\", got \(bytes) bytes")
+        }
         let termWeights = try container.decodeIfPresent([Double].self, forKey: .termWeights)
         if let bad = termWeights?.first(where: { !($0.isFinite && $0 >= 0) }) {
             throw DecodingError.dataCorruptedError(
@@ -125,7 +133,7 @@ struct CommitBody: Decodable, Sendable {
         }
         scalars = StepScalars(
             termSquaredNorms: norms,
-            nonfinite: try container.decodeIfPresent(String.self, forKey: .nonfinite),
+            nonfinite: nonfinite,
             loss: try Self.number(container, .loss),
             termWeights: termWeights,
             gradScale: gradScale,
@@ -158,7 +166,7 @@ struct CommitBody: Decodable, Sendable {
         case "Infinity": return .infinity
         case "-Infinity": return -.infinity
         default:
-            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "expected a number, got \"\(text)\"")
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "expected a number, got \"\(text.abbreviated)\"")
         }
     }
 }

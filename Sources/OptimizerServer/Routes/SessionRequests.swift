@@ -20,7 +20,18 @@ struct CreateSessionRequest: Decodable, Sendable {
         hyperparameters = try container.decodeIfPresent(Hyperparameters.self, forKey: MemberKey("hyperparameters")) ?? [:]
         groups = try container.decodeIfPresent([GroupRequest].self, forKey: MemberKey("groups"))?.map(\.group) ?? []
         name = try container.decodeIfPresent(String.self, forKey: MemberKey("name"))
-        durability = try container.decodeIfPresent(DurabilityMode.self, forKey: MemberKey("durability"))
+        if let bytes = name?.utf8.count, bytes > RequestLimits.maxSessionNameBytes {
+            throw DecodingError.dataCorruptedError(
+                forKey: MemberKey("name"), in: container,
+                debugDescription: "at most \(RequestLimits.maxSessionNameBytes) bytes of UTF-8, got \(bytes) bytes")
+        }
+        durability = try container.decodeIfPresent(String.self, forKey: MemberKey("durability")).map { text in
+            guard let mode = DurabilityMode(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: MemberKey("durability"), in: container, debugDescription: "expected log or snapshot, got \"\(text.abbreviated)\"")
+            }
+            return mode
+        }
         stateDType = try container.decodeIfPresent(String.self, forKey: MemberKey("state_dtype")).map(StateDType.init(option:)) ?? .f32
     }
 }
@@ -41,15 +52,26 @@ struct PatchSessionRequest: Decodable, Sendable {
     }
 }
 
-/// One entry of `groups`: `{"parameters": [globs], "hyperparameters": {...}}`.
+/// One entry of `groups`: `{"parameters": [globs], "hyperparameters": {...}}`; each glob at most
+/// ``RequestLimits/maxPatternBytes``.
 struct GroupRequest: Decodable {
     var group: ParameterGroup
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: MemberKey.self)
         try container.rejectUnknownMembers(["parameters", "hyperparameters"])
+        let patterns = try container.decode([String].self, forKey: MemberKey("parameters"))
+        if let position = patterns.firstIndex(where: { $0.utf8.count > RequestLimits.maxPatternBytes }) {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: container.codingPath + [MemberKey("parameters"), MemberKey(index: position)],
+                    debugDescription:
+                        "a pattern is at most \(RequestLimits.maxPatternBytes) bytes of UTF-8, got \(patterns[position].utf8.count) bytes"
+                )
+            )
+        }
         group = ParameterGroup(
-            parameters: try container.decode([String].self, forKey: MemberKey("parameters")),
+            parameters: patterns,
             hyperparameters: try container.decodeIfPresent(Hyperparameters.self, forKey: MemberKey("hyperparameters")) ?? [:]
         )
     }

@@ -81,7 +81,7 @@ struct TensorRoutes {
     private static func integer(_ text: String?, name: String, default value: Int, minimum: Int) throws -> Int {
         guard let text else { return value }
         guard let number = Int(text), number >= minimum else {
-            throw ProblemError.badRequest("invalid-query", "query parameter \(name): expected an integer ≥ \(minimum), got \"\(text)\"")
+            throw ProblemError.badRequest("invalid-query", "query parameter \(name): expected an integer ≥ \(minimum), got \"\(text.abbreviated)\"")
         }
         return number
     }

@@ -1,3 +1,4 @@
+import OptimizerKit
 import OptimizerWire
 
 /// What a step or parameter download returns: from the query string (`return=`, `dtype=`).
@@ -22,14 +23,14 @@ struct ResponseOptions: Sendable, Hashable {
         if let returnValue {
             guard let content = Content(rawValue: returnValue) else {
                 throw ProblemError.badRequest(
-                    "invalid-query", "query parameter return: expected params, delta or none, got \"\(returnValue)\"")
+                    "invalid-query", "query parameter return: expected params, delta or none, got \"\(returnValue.abbreviated)\"")
             }
             self.content = content
         }
         if let dtypeValue {
             guard let dtype = WireFloat(rawValue: dtypeValue.lowercased()) else {
                 throw ProblemError.badRequest(
-                    "invalid-query", "query parameter dtype: expected f32, f16 or bf16, got \"\(dtypeValue)\"")
+                    "invalid-query", "query parameter dtype: expected f32, f16 or bf16, got \"\(dtypeValue.abbreviated)\"")
             }
             self.dtype = dtype
         }

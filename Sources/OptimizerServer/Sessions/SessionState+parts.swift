@@ -240,7 +240,7 @@ extension SessionState {
                 || byte == 0x5F || byte == 0x2D
         }
         guard !part.isEmpty, part.utf8.count <= 128, allowed else {
-            throw ProblemError.badRequest("invalid-part", "part id \"\(part)\": expected 1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-'")
+            throw ProblemError.badRequest("invalid-part", "part id \"\(part.abbreviated)\": expected 1–128 characters of A–Z, a–z, 0–9, '.', '_' or '-'")
         }
     }
 }

@@ -91,11 +91,11 @@ extension SessionSnapshot {
         let file = try SafetensorsFile(bytes: bytes)
         var metadata = file.metadata
         guard metadata["format"] == Self.format else {
-            throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \(metadata["format"] ?? "missing"))")
+            throw StoreError.corrupt(origin, "not an optimizerd checkpoint (format \((metadata["format"] ?? "missing").abbreviated))")
         }
         let version = metadata["format_version"]
         guard version == Self.formatVersion || version == Self.compactFormatVersion else {
-            throw StoreError.corrupt(origin, "unsupported format_version \(metadata["format_version"] ?? "missing")")
+            throw StoreError.corrupt(origin, "unsupported format_version \((metadata["format_version"] ?? "missing").abbreviated)")
         }
         guard let stored = metadata.removeValue(forKey: "checksum") else { throw StoreError.corrupt(origin, "no checksum") }
         let dataRange = file.header.dataRange
@@ -112,14 +112,14 @@ extension SessionSnapshot {
         }
         func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {
             do { return try JSONDecoder().decode(type, from: Data(try field(key).utf8)) } catch let error as StoreError { throw error } catch {
-                throw StoreError.corrupt(origin, "metadata \(key) is not valid: \(error)")
+                throw StoreError.corrupt(origin, "metadata \(key) is not valid: \(String(describing: error).abbreviated(to: 200))")
             }
         }
         optimizer = try field("optimizer")
         hyperparameters = try decode(Hyperparameters.self, "hyperparameters")
         groups = try decode([ParameterGroup].self, "groups")
         guard let step = Int(try field("step")), (0...Self.maxStep).contains(step) else {
-            throw StoreError.corrupt(origin, "step \(metadata["step"] ?? "") is not a whole number in 0…\(Self.maxStep)")
+            throw StoreError.corrupt(origin, "step \((metadata["step"] ?? "").abbreviated) is not a whole number in 0…\(Self.maxStep)")
         }
         self.step = step
         parameterNames = try decode([String].self, "parameters")
@@ -133,12 +133,12 @@ extension SessionSnapshot {
         createdAt = metadata["created_at"].flatMap(Double.init)
         if let dtype = metadata["state_dtype"] {
             guard version == Self.compactFormatVersion, let stateDType = StateDType(rawValue: dtype) else {
-                throw StoreError.corrupt(origin, "unknown state_dtype \(dtype) for format_version \(version ?? "")")
+                throw StoreError.corrupt(origin, "unknown state_dtype \(dtype.abbreviated) for format_version \(version ?? "")")
             }
             self.stateDType = stateDType
         }
         if let mode = metadata["durability"] {
-            guard let durability = DurabilityMode(rawValue: mode) else { throw StoreError.corrupt(origin, "unknown durability \(mode)") }
+            guard let durability = DurabilityMode(rawValue: mode) else { throw StoreError.corrupt(origin, "unknown durability \(mode.abbreviated)") }
             self.durability = durability
         }
 

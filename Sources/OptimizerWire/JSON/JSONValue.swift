@@ -59,11 +59,3 @@ struct JSONNumber: Sendable, Equatable {
         lhs.isIntegerLiteral == rhs.isIntegerLiteral && lhs.integerValue == rhs.integerValue && lhs.text == rhs.text
     }
 }
-
-extension String {
-    /// The string cut to 100 characters with a trailing "…", so that a hostile key or value
-    /// cannot make an error message megabytes long.
-    var abbreviated: String {
-        count <= 100 ? self : prefix(100) + "…"
-    }
-}

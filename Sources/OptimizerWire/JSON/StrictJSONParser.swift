@@ -1,3 +1,5 @@
+import OptimizerKit
+
 /// A small strict JSON parser (RFC 8259) over raw UTF-8 bytes.
 ///
 /// Stricter than Foundation's `JSONSerialization` where the wire format needs it:
@@ -27,15 +29,37 @@ struct StrictJSONParser {
         var message: String
         /// For a duplicate key: the key, and the key of the enclosing member (nil at the top level).
         var duplicate: (key: String, context: String?)? = nil
+        /// Where the problem is, innermost first: the member keys and array indices that lead to
+        /// it (for a duplicate key, that key first). Added as the failure leaves each level.
+        var reversedPath: [PathComponent] = []
+
+        /// One step of a path into a JSON value.
+        enum PathComponent: Sendable, Equatable {
+            case key(String)
+            case index(Int)
+        }
+
+        /// The failure seen from one level up, inside `component`.
+        func within(_ component: PathComponent) -> Failure {
+            var failure = self
+            failure.reversedPath.append(component)
+            return failure
+        }
     }
 
     private let bytes: UnsafeRawBufferPointer
     private let maxDepth: Int
+    /// Whether values are built; without, only object keys are kept (to find duplicates).
+    private let keepsValues: Bool
     private var index = 0
 
     /// Parses one JSON value that fills `bytes` (whitespace around it is allowed).
-    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(Failure) -> JSONValue {
-        var parser = StrictJSONParser(bytes: bytes, maxDepth: maxDepth)
+    ///
+    /// With `keepsValues` false it only checks: the result is the value's shape with every member
+    /// value and array element dropped, and memory stays proportional to the keys of the objects
+    /// being read.
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64, keepsValues: Bool = true) throws(Failure) -> JSONValue {
+        var parser = StrictJSONParser(bytes: bytes, maxDepth: maxDepth, keepsValues: keepsValues)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0, context: nil)
         parser.skipWhitespace()
@@ -45,9 +69,10 @@ struct StrictJSONParser {
         return value
     }
 
-    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int, keepsValues: Bool) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.keepsValues = keepsValues
     }
 
     // MARK: Values
@@ -92,23 +117,29 @@ struct StrictJSONParser {
                     kind: .duplicateKey,
                     offset: keyOffset,
                     message: "duplicate key '\(key.abbreviated)'\(place)",
-                    duplicate: (key, context)
+                    duplicate: (key, context),
+                    reversedPath: [.key(key)]
                 )
             }
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else {
-                throw failure("expected ':' after key '\(key)', found \(describeCurrent())")
+                throw failure("expected ':' after key '\(key.abbreviated)', found \(describeCurrent())")
             }
             skipWhitespace()
-            let value = try parseValue(depth: depth, context: key)
-            members.append(JSONMember(key: key, value: value))
+            let value: JSONValue
+            do {
+                value = try parseValue(depth: depth, context: key)
+            } catch {
+                throw error.within(.key(key))
+            }
+            members.append(JSONMember(key: key, value: keepsValues ? value : .null))
             skipWhitespace()
             if consume(UInt8(ascii: ",")) {
                 skipWhitespace()
                 continue
             }
             if consume(UInt8(ascii: "}")) { return .object(members) }
-            throw failure("expected ',' or '}' after the value of '\(key)', found \(describeCurrent())")
+            throw failure("expected ',' or '}' after the value of '\(key.abbreviated)', found \(describeCurrent())")
         }
     }
 
@@ -128,8 +159,15 @@ struct StrictJSONParser {
         skipWhitespace()
         var elements: [JSONValue] = []
         if consume(UInt8(ascii: "]")) { return .array(elements) }
+        var count = 0
         while true {
-            elements.append(try parseValue(depth: depth, context: context))
+            do {
+                let element = try parseValue(depth: depth, context: context)
+                if keepsValues { elements.append(element) }
+            } catch {
+                throw error.within(.index(count))
+            }
+            count += 1
             skipWhitespace()
             if consume(UInt8(ascii: ",")) {
                 skipWhitespace()

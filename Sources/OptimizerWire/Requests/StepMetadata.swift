@@ -1,4 +1,5 @@
 import Foundation
+import OptimizerKit
 
 /// The `__metadata__` of a step request that the step uses: all values are strings, some of them JSON.
 ///
@@ -23,7 +24,7 @@ public struct StepMetadata: Sendable, Equatable {
     public init(_ metadata: [String: String]) throws {
         if let text = metadata["step"] {
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= 0 else {
-                throw StepRequestError.invalidMetadata("step", "must be a non-negative integer, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("step", "must be a non-negative integer, got \"\(text.abbreviated)\"")
             }
             step = value
         }
@@ -34,18 +35,18 @@ public struct StepMetadata: Sendable, Equatable {
                 loss = values.reduce(0, +)
             } else {
                 throw StepRequestError.invalidMetadata(
-                    "loss", "must be a number (or a JSON list of per-term losses), got \"\(text)\"")
+                    "loss", "must be a number (or a JSON list of per-term losses), got \"\(text.abbreviated)\"")
             }
         }
         if let text = metadata["term_weights"] {
             guard let values = Self.numbers(text) else {
-                throw StepRequestError.invalidMetadata("term_weights", "must be a JSON list of numbers, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("term_weights", "must be a JSON list of numbers, got \"\(text.abbreviated)\"")
             }
             termWeights = values
         }
         if let text = metadata["grad_scale"] {
             guard let value = Self.number(text) else {
-                throw StepRequestError.invalidMetadata("grad_scale", "must be a number, got \"\(text)\"")
+                throw StepRequestError.invalidMetadata("grad_scale", "must be a number, got \"\(text.abbreviated)\"")
             }
             gradScale = value
         }

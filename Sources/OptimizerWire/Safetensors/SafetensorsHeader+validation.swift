@@ -1,3 +1,5 @@
+import OptimizerKit
+
 // MARK: Entries
 
 extension SafetensorsHeader {

@@ -101,4 +101,27 @@ struct StrictJSONParserTests {
     @Test func reportsTheOffsetOfTheProblem() {
         #expect(Self.failure(#"{"a": x}"#)?.offset == 6)
     }
+
+    @Test func reportsThePathToTheProblem() {
+        #expect(Self.failure(#"{"a": [1, {"b": 2, "b": 3}]}"#)?.reversedPath == [.key("b"), .index(1), .key("a")])
+        #expect(Self.failure(#"{"a": [1, {"b": x}]}"#)?.reversedPath == [.key("b"), .index(1), .key("a")])
+        #expect(Self.failure(#"{"a": 1, "a": 2}"#)?.reversedPath == [.key("a")])
+        #expect(Self.failure("[1,]")?.reversedPath == [.index(1)])
+    }
+
+    @Test func withoutValuesOnlyChecks() {
+        let text = #"{"a": [1, "x", {"b": true}], "c": {"d": null}}"#
+        let checked = Array(text.utf8).withUnsafeBytes { try? StrictJSONParser.parse($0, keepsValues: false) }
+        #expect(checked == .object([JSONMember(key: "a", value: .null), JSONMember(key: "c", value: .null)]))
+        let duplicate = Array(#"{"a": [{"b": 1, "b": 2}]}"#.utf8).withUnsafeBytes { bytes -> StrictJSONParser.Failure? in
+            do throws(StrictJSONParser.Failure) {
+                _ = try StrictJSONParser.parse(bytes, keepsValues: false)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(duplicate?.kind == .duplicateKey)
+        #expect(duplicate?.reversedPath == [.key("b"), .index(0), .key("a")])
+    }
 }
