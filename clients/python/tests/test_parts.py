@@ -11,8 +11,10 @@ import threading
 import numpy as np
 import optimizerd
 import pytest
+import requests
 from client_faults import FlakyProxy
 from optimizerd import parts
+from safetensors.numpy import save
 
 
 @pytest.fixture
@@ -238,3 +240,26 @@ def test_a_step_in_parts_whose_commit_answer_was_lost_is_answered_when_called_ag
     for name in params:
         assert np.array_equal(got[name].view(np.uint32), expected[name].view(np.uint32)), name
     assert flaky.summary()["step"] == 1
+
+
+def test_parts_left_by_an_attempt_that_never_committed_are_staged_anew(client, rng):
+    params = _params(rng)
+    session = client.create_session("adam", lr=0.1)
+    session.upload_parameters(params)
+    # A trainer staged part p0 of step 1 and died before committing.
+    stale = save({"w": np.ones((8, 4), np.float32)})
+    answer = requests.put(
+        f"{client.url}/v1/sessions/{session.id}/steps/1/parts/p0",
+        data=stale,
+        headers={"Authorization": f"Bearer {session.token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    grads = {name: np.full(value.shape, 2.0, np.float32) for name, value in params.items()}
+    expected_session = client.create_session("adam", lr=0.1)
+    expected_session.upload_parameters(params)
+    expected, _ = expected_session.step(grads)
+    got, telemetry = session.step(grads, part_bytes=300)
+    assert telemetry["step"] == 1
+    for name in params:
+        assert np.array_equal(got[name].view(np.uint32), expected[name].view(np.uint32)), name

@@ -238,10 +238,19 @@ def send_step(
     made of the commit's answer (shaped like a one-request step's) and the answer.
 
     A step the daemon refuses (a part or the commit) is dropped from it, so that the next step can
-    stage other tensors under the same number; when the daemon already applied ``step`` (its
-    answer was lost), the commit answers it again."""
+    stage other tensors under the same number; parts of ``step`` staged with other tensors before
+    (an attempt that never committed) are dropped and staged anew; when the daemon already applied
+    ``step`` (its answer was lost), the commit answers it again."""
     try:
-        sums = stage(session, step, parts, dtype=dtype, compress=compress)
+        try:
+            sums = stage(session, step, parts, dtype=dtype, compress=compress)
+        except StepConflict as conflict:
+            if conflict.kind != "part-conflict":
+                raise
+            # Parts of this step staged with other tensors by an earlier attempt that never
+            # committed (a trainer that restarted): this session's writer starts the step again.
+            drop(session, step)
+            sums = stage(session, step, parts, dtype=dtype, compress=compress)
     except StepConflict:
         if _step_of(session) != step:
             raise
