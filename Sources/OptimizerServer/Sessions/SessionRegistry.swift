@@ -28,7 +28,9 @@ final class SessionRegistry: Sendable {
     /// first snapshot is on disk before this returns.
     ///
     /// - Parameter durability: The session's durability mode; nil takes the daemon's (`--durability`).
-    /// - Throws: ``StoreError`` (507/503) or ``ProblemError`` (503) when it cannot be made durable.
+    /// - Throws: ``MemoryBudgetExceeded`` when the empty session (its configuration, with every
+    ///   parameter group) does not fit the budget; ``StoreError`` (507/503) or ``ProblemError`` (503)
+    ///   when it cannot be made durable.
     func create(
         configuration: SessionConfiguration, name: String?, durability: DurabilityMode? = nil
     ) async throws -> (session: SessionHandle, token: String) {
@@ -37,9 +39,8 @@ final class SessionRegistry: Sendable {
         var state = SessionState(session: OptimizerSession(configuration: configuration), identity: identity, historyCapacity: historyCapacity)
         state.memory = memory
         state.durability = durability ?? storage.store?.configuration.durability ?? .log
-        let handle = SessionHandle(
-            identity: identity, state: state, pool: pool, memory: MemoryReservation(budget: memory, kind: .sessions),
-            snapshots: storage.snapshots)
+        let reservation = try memory.reserve(state.memoryFootprint(), for: .sessions, purpose: "this session")
+        let handle = SessionHandle(identity: identity, state: state, pool: pool, memory: reservation, snapshots: storage.snapshots)
         if storage.isDurable {
             let store = try storage.requireStore()
             try await handle.withState { state in state.journal = try store.create(state.snapshot) }

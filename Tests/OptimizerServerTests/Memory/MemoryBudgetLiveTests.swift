@@ -35,6 +35,23 @@ struct MemoryBudgetLiveTests {
         return try #require(Double(line.dropFirst(name.count + 1)))
     }
 
+    /// A session counts before it has parameters: its own bookkeeping and every parameter group (a
+    /// create body of thousands of groups took ~1.6 KB of memory per group, counted nowhere).
+    @Test func aSessionAndItsGroupsAreCountedFromCreation() async throws {
+        let app = try makeApp(maxMemory: Self.budget)
+        try await app.test(.router) { client in
+            let empty = try await client.createSession(#"{"optimizer":"adam"}"#)
+            let counted = try #require(try await client.summary(empty)["memory_bytes"] as? Int)
+            #expect(counted == OptimizerSession.sessionOverheadBytes)
+            #expect(try await Self.metric(client, "optimizerd_memory_used_bytes") == Double(counted))
+            let groups = (0..<8000).map { #"{"parameters":["layer\#($0).*"],"hyperparameters":{"lr":0.5}}"# }
+            let body = #"{"optimizer":"adam","groups":["# + groups.joined(separator: ",") + "]}"
+            let refused = try await client.execute(uri: "/v1/sessions", method: .post, body: ByteBuffer(string: body))
+            try Self.expectRefused(refused, needs: "this session")
+            #expect(try await Self.metric(client, "optimizerd_memory_used_bytes") == Double(counted))
+        }
+    }
+
     @Test func whatWouldPassTheBudgetIsRefusedAndChangesNothing() async throws {
         let app = try makeApp(maxMemory: Self.budget)
         try await app.test(.router) { client in
