@@ -42,6 +42,8 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes that had left, and that the client had acknowledged, when last looked at.
     private var lastWritten: Int64 = 0
     private var lastAcknowledged: UInt64 = 0
+    /// When the acknowledged bytes were last looked at.
+    private var lastSample = NIODeadline.uptimeNanoseconds(0)
     /// Requests whose head arrived and whose response has not ended yet.
     private var requestsInProgress = 0
     private var isRequestBeingRead = false
@@ -156,15 +158,20 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Counts bytes the client acknowledged since last looked at as activity, then runs `then`.
+    /// Counts bytes the client acknowledged since last looked at as activity, then runs `then`. They
+    /// were acknowledged some time since the last look, so they count from then: the acknowledgment
+    /// of a keep-alive connection's last answer must not restart its idle period at the check that
+    /// would close it (which kept idle connections for up to twice the timeout).
     private func noteAcknowledged(_ context: ChannelHandlerContext, now: NIODeadline, then: @escaping () -> Void) {
         #if os(Linux)
         if let socket = context.channel as? any SocketOptionProvider {
+            let previous = lastSample
+            lastSample = now
             let info: EventLoopFuture<KernelTCPInfo> = socket.unsafeGetSocketOption(level: .tcp, name: .tcp_info)
             info.assumeIsolated().whenComplete { [self] result in
                 if case .success(let info) = result, info.bytesAcknowledged != lastAcknowledged {
                     lastAcknowledged = info.bytesAcknowledged
-                    lastActivity = max(lastActivity, now)
+                    lastActivity = max(lastActivity, previous)
                 }
                 then()
             }
