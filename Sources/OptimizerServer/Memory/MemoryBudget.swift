@@ -74,10 +74,11 @@ final class MemoryBudget: Sendable {
     /// - Parameters:
     ///   - purpose: What needs the bytes, as the refusal names it ("this upload").
     ///   - isStep: Whether the bytes serve a step, which may use the room kept for steps.
+    ///   - alongside: Bytes the same request already holds elsewhere (``MemoryReservation/resize(to:stepBytes:purpose:isStep:alongside:)``).
     /// - Throws: ``MemoryBudgetExceeded``.
-    func reserve(_ bytes: Int, for kind: Kind, purpose: String, isStep: Bool = false) throws -> MemoryReservation {
+    func reserve(_ bytes: Int, for kind: Kind, purpose: String, isStep: Bool = false, alongside: Int = 0) throws -> MemoryReservation {
         let reservation = MemoryReservation(budget: self, kind: kind)
-        try reservation.resize(to: bytes, purpose: purpose, isStep: isStep)
+        try reservation.resize(to: bytes, purpose: purpose, isStep: isStep, alongside: alongside)
         return reservation
     }
 
@@ -101,9 +102,11 @@ final class MemoryBudget: Sendable {
     }
 
     /// Moves `reservation` from `old` to `new` bytes and step room; growth must fit unless `checked`
-    /// is nil. Returns the refusal instead of applying it.
+    /// is nil (`held`: what the request holds already, this reservation included). Returns the
+    /// refusal instead of applying it: transient when a step would fit, with what its request holds,
+    /// once the other requests give their bodies and copies back.
     func change(
-        _ reservation: ObjectIdentifier, kind: Kind, by delta: Int, stepRoom: Int?, checked: (purpose: String, isStep: Bool)?
+        _ reservation: ObjectIdentifier, kind: Kind, by delta: Int, stepRoom: Int?, checked: (purpose: String, isStep: Bool, held: Int)?
     ) -> MemoryBudgetExceeded? {
         if delta > 0, checked != nil { relievePressure(for: delta) }
         return usage.withLock { usage in
@@ -116,7 +119,7 @@ final class MemoryBudget: Sendable {
                     let kept = usage.bytes[.sessions] ?? 0
                     return MemoryBudgetExceeded(
                         limit: limit, used: used, requested: max(delta, 0), purpose: checked.purpose, keptForSteps: room,
-                        isTransient: checked.isStep && delta <= limit - kept)
+                        isTransient: checked.isStep && delta + checked.held <= limit - kept)
                 }
             }
             usage.bytes[kind, default: 0] += delta

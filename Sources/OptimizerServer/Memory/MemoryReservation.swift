@@ -25,14 +25,18 @@ final class MemoryReservation: Sendable {
     /// Grows or shrinks the reservation to `bytes` (and its step room to `stepBytes`, if given).
     /// Growing must fit the budget; shrinking always works.
     ///
-    /// - Parameter isStep: Whether the bytes serve a step, which may use the room kept for steps.
+    /// - Parameters:
+    ///   - isStep: Whether the bytes serve a step, which may use the room kept for steps.
+    ///   - alongside: Bytes the same request holds in other reservations (a step's body beside its
+    ///     copies): a step refused only while other requests hold memory (``MemoryBudgetExceeded/isTransient``)
+    ///     must fit with them.
     /// - Throws: ``MemoryBudgetExceeded`` when growing does not fit; the reservation is then unchanged.
-    func resize(to bytes: Int, stepBytes: Int? = nil, purpose: String, isStep: Bool = false) throws {
+    func resize(to bytes: Int, stepBytes: Int? = nil, purpose: String, isStep: Bool = false, alongside: Int = 0) throws {
         let refusal: MemoryBudgetExceeded? = held.withLock { held in
             let target = (bytes: max(0, bytes), stepBytes: stepBytes.map { max(0, $0) } ?? held.stepBytes)
             if let refusal = budget.change(
                 ObjectIdentifier(self), kind: kind, by: target.bytes - held.bytes, stepRoom: stepBytes == nil ? nil : target.stepBytes,
-                checked: (purpose, isStep))
+                checked: (purpose, isStep, held.bytes + alongside))
             {
                 return refusal
             }

@@ -17,7 +17,8 @@ extension SessionHandle {
         let parallelism = self.parallelism
         let queued = ContinuousClock.now
         return try await withState { [memory] state in
-            let staging = try memory.budget.reserve(state.stepStaging(request), for: .staging, purpose: "this step", isStep: true)
+            let staging = try memory.budget.reserve(
+                state.stepStaging(request), for: .staging, purpose: "this step", isStep: true, alongside: request.bodyBytes)
             defer { staging.release() }
             var outcome = try state.step(request, parallelism: parallelism)
             // The state the step created was admitted with the parameters; a kept delta is new.

@@ -20,6 +20,9 @@ final class StepRequest: Sendable {
     /// The body, until a step takes it.
     private let payload: Mutex<TensorPayload?>
 
+    /// The body's bytes in the memory budget while the request holds it (0 after a step took it).
+    var bodyBytes: Int { payload.withLock { $0?.memory?.bytes ?? 0 } }
+
     /// A step request of `payload`, whose `__metadata__` is parsed here.
     ///
     /// - Throws: ``StepRequestError`` for metadata of the wrong form.

@@ -127,6 +127,11 @@ struct MemoryBudgetTests {
         #expect(busy?.isTransient == true)
         let tooLarge = #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(601, for: .bodies, purpose: "this step", isStep: true) }
         #expect(tooLarge?.isTransient == false)
+        // Nor one whose copies would fit alone but not beside the body its request already holds.
+        let withItsBody = #expect(throws: MemoryBudgetExceeded.self) {
+            _ = try budget.reserve(550, for: .staging, purpose: "this step", isStep: true, alongside: 100)
+        }
+        #expect(withItsBody?.isTransient == false)
         let notStep = #expect(throws: MemoryBudgetExceeded.self) { _ = try budget.reserve(1, for: .bodies, purpose: "this upload") }
         #expect(notStep?.isTransient == false)
         step.release()
