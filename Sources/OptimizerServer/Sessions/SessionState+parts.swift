@@ -221,8 +221,8 @@ extension SessionState {
     /// The float32 bytes a part's tensors take once staged (dense: a sparse pair takes its parameter's size).
     private static func stagedBytes(_ header: SafetensorsHeader, session: OptimizerSession) -> Int {
         var elements = 0
-        for entry in header.tensors where !entry.name.hasSuffix(SparseTensor.indicesSuffix) {
-            if entry.name.hasSuffix(SparseTensor.valuesSuffix),
+        for entry in header.tensors where session.isGradientName(entry.name) || !entry.name.hasSuffix(SparseTensor.indicesSuffix) {
+            if !session.isGradientName(entry.name), entry.name.hasSuffix(SparseTensor.valuesSuffix),
                 let (_, index) = session.resolveGradientName(String(entry.name.dropLast(SparseTensor.valuesSuffix.count)))
             {
                 elements += session.parameters[index].count
