@@ -1,3 +1,5 @@
+import Foundation
+
 /// Hyperparameter overrides for the parameters whose names match one of `patterns`.
 ///
 /// Patterns are globs over the whole parameter name: `*` matches any run of characters (including
@@ -17,7 +19,9 @@ public struct ParameterGroup: Sendable, Hashable, Codable {
 
     /// Whether `name` matches one of the group's patterns.
     public func matches(_ name: String) -> Bool {
-        parameters.contains { Glob.matches(pattern: Array($0.unicodeScalars), name: Array(name.unicodeScalars)) }
+        // Names are in NFC (``OptimizerSession`` refuses others); a pattern given in another spelling
+        // is matched in NFC too, so that it means what it reads as.
+        parameters.contains { Glob.matches(pattern: Array($0.precomposedStringWithCanonicalMapping.unicodeScalars), name: Array(name.unicodeScalars)) }
     }
 }
 

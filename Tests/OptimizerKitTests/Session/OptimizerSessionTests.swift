@@ -176,6 +176,12 @@ struct OptimizerSessionTests {
         #expect(session.parameterNames.map { Array($0.utf8) } == [Array("caf\u{E9}".utf8)] && session.value("caf\u{E9}") == [1])
     }
 
+    @Test func aPatternInAnotherSpellingMatchesItsNFCNames() {
+        let group = ParameterGroup(parameters: ["e\u{301}mb.*"], hyperparameters: [:])
+        #expect(group.matches("\u{E9}mb.weight"))
+        #expect(!group.matches("emb.weight"))
+    }
+
     @Test func stepWithoutParametersIsAnError() throws {
         let session = try OptimizerSession.make("adam")
         #expect(throws: OptimizerError.self) { try session.step([]) }
