@@ -33,9 +33,10 @@ from typing import Any, Callable, Optional
 import torch
 import torch.distributed as dist
 
+from . import parts
 from .session import step_request
 from .sharded import ShardedSession
-from .sharded_steps import _quietly, merge_telemetry
+from .sharded_steps import merge_telemetry
 from .torch import RemoteOptimizer
 from .torch_support import _closure_and_loss, _to_numpy
 
@@ -237,7 +238,7 @@ class DistributedRemoteOptimizer(RemoteOptimizer):
     def _drop_staged(self, number: int) -> None:
         """Drops what this rank staged for step ``number`` on its shards (quietly: best effort)."""
         for index in self.owned:
-            _quietly(lambda i=index: self.session.sessions[i]._request("DELETE", f"/steps/{number}"))
+            parts.drop(self.session.sessions[index], number)
 
     def _all_ranks(self, work: Callable[[], Any], extra: Any) -> list[tuple[Any, Any]]:
         """Runs ``work`` on this rank and gathers every rank's ``(result, extra)`` in rank order;

@@ -295,10 +295,10 @@ def drop(session: Session, step: int) -> None:
 
 
 def _step_of(session: Session) -> Optional[int]:
-    """The daemon's step of ``session``, or ``None`` when it cannot be asked."""
+    """The daemon's step of ``session`` (:meth:`Session.sync`), or ``None`` when it cannot be asked."""
     try:
-        return int(session.summary()["step"])
-    except (OptimizerdError, KeyError, TypeError, ValueError):
+        return session.sync()
+    except Exception:  # noqa: BLE001 - unreachable daemon: its step is unknown
         return None
 
 

@@ -177,9 +177,9 @@ class ShardedSteps:
         refused = [e for e in errors.values() if isinstance(e, OptimizerdError) and e.status is not None]
         if not answers and len(refused) == len(errors):
             for index in indices:  # nothing applied anywhere: give the staged memory back
-                _quietly(lambda i=index: self.sessions[i]._request("DELETE", f"/steps/{step}"))
+                parts.drop(self.sessions[index], step)
             raise refused[0]
-        steps = {index: _step_of(self.sessions[index]) for index in indices}
+        steps = {index: parts._step_of(self.sessions[index]) for index in indices}
         described = ", ".join(
             f"shard {i} ({self.sessions[i].client.url}): {type(e).__name__}: {e}" for i, e in errors.items()
         )
@@ -221,13 +221,6 @@ def merge_telemetry(telemetry: Sequence[Mapping[str, Any]], retry: bool) -> dict
 
 def _subset(out: Optional[Mapping[str, np.ndarray]], names: Sequence[str]) -> Optional[dict[str, np.ndarray]]:
     return None if out is None else {name: out[name] for name in names if name in out}
-
-
-def _step_of(session: Session) -> Optional[int]:
-    try:
-        return session.sync()
-    except Exception:  # noqa: BLE001 - unreachable shard: its step is unknown
-        return None
 
 
 def _quietly(action: Callable[[], Any]) -> None:
