@@ -130,3 +130,52 @@ public enum Reduction {
         return total
     }
 }
+
+extension Reduction {
+    /// ``Reduction/sumOfSquares(_:parallelism:)`` of a tensor whose values arrive front to back (a
+    /// request body still being received): each chunk of ``Chunking/grain`` elements is summed once
+    /// it is whole, while its bytes are still in the cache, and ``total`` adds the chunks in order —
+    /// bit-identical to the sum of the whole tensor at once, for any order of arrival sizes.
+    public struct ArrivingSumOfSquares: Sendable {
+        /// The tensor's element count.
+        public let count: Int
+        private var partials: [Double] = []
+
+        /// A sum over `count` elements, none of them summed yet.
+        public init(count: Int) {
+            self.count = count
+            partials.reserveCapacity((count + Chunking.grain - 1) / Chunking.grain)
+        }
+
+        /// Whether every element was summed.
+        public var isComplete: Bool { partials.count * Chunking.grain >= count }
+
+        /// The sum, once every element was given (nil before).
+        public var total: Double? {
+            guard isComplete else { return nil }
+            var total = 0.0
+            for partial in partials { total += partial }
+            return total
+        }
+
+        /// Sums the chunks that `available` elements from the tensor's start, at `values`, complete
+        /// (`available` may only grow between calls; the first call's elements may be unaligned).
+        public mutating func advance(_ values: UnsafeRawPointer, available: Int) {
+            let grain = Chunking.grain
+            let whole = min(available, count)
+            var chunk = partials.count
+            // Four whole chunks at a time, as the whole-tensor sum does (four independent chains).
+            while (chunk + 4) * grain <= whole {
+                let start = values.assumingMemoryBound(to: Float.self) + chunk * grain
+                let sums = sumOfSquaresKernel4(start, stride: grain, count: grain)
+                partials.append(contentsOf: [sums[0], sums[1], sums[2], sums[3]])
+                chunk += 4
+            }
+            while chunk * grain < whole, min((chunk + 1) * grain, count) <= whole {
+                let start = chunk * grain
+                partials.append(sumOfSquaresKernel(values.assumingMemoryBound(to: Float.self) + start, count: min(grain, count - start)))
+                chunk += 1
+            }
+        }
+    }
+}

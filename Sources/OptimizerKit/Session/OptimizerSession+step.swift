@@ -36,7 +36,7 @@ extension OptimizerSession {
         try resolve(input.gradients, into: &resolved)
         try checkComplete(resolved)
         _ = try checkScalars(loss: input.loss, termWeights: input.termWeights, gradScale: input.gradScale)
-        let sums = sumsOfSquares(resolved, parallelism: parallelism)
+        let sums = sumsOfSquares(resolved, known: input.knownSumsOfSquares, parallelism: parallelism)
         let scalars = StepScalars.combine(
             sumsOfSquares: sums, names: resolved.names, loss: input.loss, termWeights: input.termWeights,
             gradScale: input.gradScale, needsLoss: configuration.optimizer.needsLoss

@@ -80,9 +80,12 @@ extension OptimizerSession {
 
     /// The float64 sum of squares of every given gradient (0 where absent): the per-tensor statistic
     /// of a step, computed the same way for a one-request step and for each part of a step in parts.
-    func sumsOfSquares(_ resolved: ResolvedGradients, parallelism: Parallelism) -> [[Double]] {
-        resolved.slots.map { term in
-            term.map { values in values.map { Reduction.sumOfSquares($0, parallelism: parallelism) } ?? 0 }
+    /// A gradient whose sum is in `known` (by the name it was sent under) is not read for it.
+    func sumsOfSquares(_ resolved: ResolvedGradients, known: [String: Double] = [:], parallelism: Parallelism) -> [[Double]] {
+        zip(resolved.slots, resolved.names).map { term, names in
+            zip(term, names).map { values, name in
+                values.map { known[name] ?? Reduction.sumOfSquares($0, parallelism: parallelism) } ?? 0
+            }
         }
     }
 }

@@ -9,13 +9,21 @@ public struct StepInput {
     public var termWeights: [Double]?
     /// Divide every gradient by this first (fp16 loss scaling).
     public var gradScale: Double?
+    /// Sums of squares already known, by gradient name (computed while the request body arrived,
+    /// ``Reduction/ArrivingSumOfSquares``): the step does not read those gradients for them again.
+    /// Each must be ``Reduction/sumOfSquares(_:parallelism:)`` of that gradient's values.
+    public var knownSumsOfSquares: [String: Double]
 
     /// Creates a step request.
-    public init(gradients: [TensorView], loss: Double? = nil, termWeights: [Double]? = nil, gradScale: Double? = nil) {
+    public init(
+        gradients: [TensorView], loss: Double? = nil, termWeights: [Double]? = nil, gradScale: Double? = nil,
+        knownSumsOfSquares: [String: Double] = [:]
+    ) {
         self.gradients = gradients
         self.loss = loss
         self.termWeights = termWeights
         self.gradScale = gradScale
+        self.knownSumsOfSquares = knownSumsOfSquares
     }
 }
 

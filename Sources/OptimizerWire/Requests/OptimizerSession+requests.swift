@@ -42,6 +42,8 @@ extension OptimizerSession {
     ///     stepped parameters).
     ///   - parallelism: Threads one tensor may use (for converting 16-bit gradients too).
     ///   - scratch: Where float32 copies of 16-bit or sparse gradients are taken from.
+    ///   - knownSumsOfSquares: The sums of squares of dense `F32` gradients of `body`, by tensor name,
+    ///     computed while the body arrived (``StepInput/knownSumsOfSquares``); others are ignored.
     ///   - beforeApply: Runs once the step is known to be valid, before anything changes (the server
     ///     appends the body to its write-ahead log here); if it throws, nothing changes.
     /// - Throws: ``StepRequestError`` for a `step` out of sequence, ``SafetensorsError`` for wrong
@@ -55,6 +57,7 @@ extension OptimizerSession {
         keepingDelta: Bool,
         parallelism: Parallelism,
         scratch: FloatScratchAllocator = .system,
+        knownSumsOfSquares: [String: Double] = [:],
         beforeApply: (PreparedStep) throws -> Void = { _ in }
     ) throws -> AppliedStep {
         if let requested = metadata.step, requested != step + 1 {
@@ -65,8 +68,12 @@ extension OptimizerSession {
             in: body, sparseShape: denseShape(ofSparse:), denseNames: isGradientName, scratch: scratch, parallelism: parallelism
         ) { gradients in
             let indices = Set(gradients.compactMap { resolveGradientName($0.name)?.parameter }).sorted()
+            // A sparse gradient is named after its parameter, not after a tensor of the body: only a
+            // dense F32 entry's sum is its gradient's.
+            let known = knownSumsOfSquares.filter { name, _ in header.entry(named: name)?.dtype == .F32 }
             let input = StepInput(
-                gradients: gradients, loss: metadata.loss, termWeights: metadata.termWeights, gradScale: metadata.gradScale)
+                gradients: gradients, loss: metadata.loss, termWeights: metadata.termWeights, gradScale: metadata.gradScale,
+                knownSumsOfSquares: known)
             let prepared = try prepareStep(input, parallelism: parallelism)
             try beforeApply(prepared)
             return apply(prepared, parameterIndices: indices, keepingDelta: keepingDelta)

@@ -25,4 +25,25 @@ struct ReductionTests {
             }
         }
     }
+
+    /// A tensor summed while it arrives, in pieces of any size, gives the whole-tensor sum's bits.
+    @Test(arguments: [0, 5, grain, 3 * grain + 7, 4 * grain, 4 * grain + 1, 9 * grain, 13 * grain - 3])
+    func arrivingSumMatchesTheWholeSumBitForBit(count: Int) {
+        var random = SeededRandom(seed: UInt64(count) + 11)
+        let values = random.floats(count, in: -3...3)
+        values.withUnsafeBufferPointer { x in
+            let expected = Reduction.sumOfSquares(x)
+            for pieces in [1, 3, 97] {
+                var arriving = Reduction.ArrivingSumOfSquares(count: count)
+                var available = 0
+                while available < count {
+                    #expect(arriving.total == nil)
+                    available = min(count, available + max(1, Int.random(in: 1...(2 * count / pieces + 1), using: &random)))
+                    arriving.advance(UnsafeRawPointer(x.baseAddress!), available: available)
+                }
+                arriving.advance(UnsafeRawPointer(x.baseAddress ?? UnsafePointer(bitPattern: 4)!), available: count)
+                #expect(arriving.total?.bitPattern == expected.bitPattern, "\(pieces) pieces")
+            }
+        }
+    }
 }

@@ -54,6 +54,26 @@ struct OptimizerSessionTests {
         #expect(Self.fingerprint(session) == before)
     }
 
+    /// A sum of squares known from the body's arrival stands in for reading the gradient again:
+    /// the true sum gives the same bits (with clipping, which uses it), and a non-finite one is the
+    /// non-finite gradient it would describe.
+    @Test func knownSumsOfSquaresAreUsedInPlaceOfTheGradientsOwn() throws {
+        let gradients = [("layer.weight", [2, 2], [Float(3), -1, 2, 0.5]), ("layer.bias", [2], [Float(4), 1])]
+        let reference = try Self.adamSession(["clip_grad_norm": .number(1)])
+        try reference.step(gradients)
+        let known = try Self.adamSession(["clip_grad_norm": .number(1)])
+        try known.step(gradients, knownSumsOfSquares: ["layer.weight": 9 + 1 + 4 + 0.25, "layer.bias": 17])
+        #expect(Self.fingerprint(known) == Self.fingerprint(reference))
+
+        let before = Self.fingerprint(known)
+        #expect {
+            try known.step(gradients, knownSumsOfSquares: ["layer.bias": Double.nan])
+        } throws: { error in
+            (error as! OptimizerError).code == .nonFiniteValue && (error as! OptimizerError).subject == "layer.bias"
+        }
+        #expect(Self.fingerprint(known) == before)
+    }
+
     @Test func perTensorOptimizersMayOmitParameters() throws {
         let session = try Self.adamSession()
         try session.step([("layer.bias", [2], [1, 1])])

@@ -17,7 +17,8 @@ extension OptimizerSession {
         _ gradients: [(String, [Int], [Float])],
         loss: Double? = nil,
         termWeights: [Double]? = nil,
-        gradScale: Double? = nil
+        gradScale: Double? = nil,
+        knownSumsOfSquares: [String: Double] = [:]
     ) throws -> StepTelemetry {
         try withBuffers(gradients.map(\.2)) { buffers in
             try step(
@@ -25,7 +26,8 @@ extension OptimizerSession {
                     gradients: zip(gradients, buffers).map { TensorView(name: $0.0, shape: TensorShape($0.1), values: $1) },
                     loss: loss,
                     termWeights: termWeights,
-                    gradScale: gradScale
+                    gradScale: gradScale,
+                    knownSumsOfSquares: knownSumsOfSquares
                 )
             )
         }
