@@ -28,7 +28,7 @@ struct BodyReader: Sendable {
         let limit = min(maxBytes, RequestLimits.maxJSONBodyBytes)
         let reservation = MemoryReservation(budget: memory, kind: .bodies)
         defer { reservation.release() }
-        let (body, coding, _) = try await collect(request, limit: limit, reservation: reservation, purpose: "this request body")
+        let (body, coding, _, _) = try await collect(request, limit: limit, reservation: reservation, purpose: "this request body")
         return try await pool.run {
             try JSONCoding.decode(
                 T.self,
@@ -53,15 +53,18 @@ struct BodyReader: Sendable {
     ///
     /// With a `spool` target, an uncompressed body of at least its minimum size is written to a
     /// spool file as it arrives (``BodySpool``), for the write-ahead log to adopt
-    /// (``TensorPayload/spooled``); `spool` in `timing` is the wait for its last writes.
+    /// (``TensorPayload/spooled``); `spool` in `timing` is the wait for its last writes. With
+    /// `summing`, an uncompressed body's float32 tensors are summed as they arrive
+    /// (``ArrivingSums``, ``TensorPayload/knownSumsOfSquares``): step bodies.
     func readTensors(
-        _ request: Request, purpose: String, stepRoom: Int = 0, spool: SpoolTarget? = nil, timing: inout ServerTiming
+        _ request: Request, purpose: String, stepRoom: Int = 0, spool: SpoolTarget? = nil, summing: Bool = false,
+        timing: inout ServerTiming
     ) async throws -> TensorPayload {
         let limit = maxBytes
         let start = ContinuousClock.now
         let reservation = MemoryReservation(budget: memory, kind: .bodies)
-        let (body, coding, spooler) = try await collect(
-            request, limit: limit, reservation: reservation, purpose: purpose, stepRoom: stepRoom, spool: spool)
+        let (body, coding, spooler, sums) = try await collect(
+            request, limit: limit, reservation: reservation, purpose: purpose, stepRoom: stepRoom, spool: spool, summing: summing)
         var received = ContinuousClock.now
         timing.record("receive", received - start)
         var spooled: SpooledBody?
@@ -78,16 +81,18 @@ struct BodyReader: Sendable {
             return try TensorPayload(parsing: decompressed, limits: RequestLimits.safetensors, memory: reservation)
         }
         payload.spooled = spooled
+        payload.knownSumsOfSquares = sums
         timing.record("decode", ContinuousClock.now - received)
         return payload
     }
 
-    /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`, and
-    /// the spool it is being written to (see ``readTensors(_:purpose:stepRoom:spool:timing:)``).
+    /// The raw body (at most `limit` bytes) and its content coding, admitted in `reservation`, the
+    /// spool it is being written to and the sums of its float32 tensors (see
+    /// ``readTensors(_:purpose:stepRoom:spool:summing:timing:)``).
     private func collect(
         _ request: Request, limit: Int, reservation: MemoryReservation, purpose: String, stepRoom: Int = 0,
-        spool target: SpoolTarget? = nil
-    ) async throws -> (body: ByteBuffer, coding: ContentCoding, spool: BodySpool?) {
+        spool target: SpoolTarget? = nil, summing: Bool = false
+    ) async throws -> (body: ByteBuffer, coding: ContentCoding, spool: BodySpool?, sums: [String: Double]) {
         let coding = try ContentCoding(contentEncoding: request.headers[.contentEncoding])
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw ProblemError.bodyTooLarge(limit: limit) }
@@ -99,6 +104,7 @@ struct BodyReader: Sendable {
         // The log records a body as it is after Content-Encoding is undone: only an uncompressed
         // body can be spooled as it arrives.
         var spool = coding == .identity ? target.flatMap { target in declared.flatMap { BodySpool(target: target, length: $0) } } : nil
+        var sums = coding == .identity && summing ? declared.map { ArrivingSums(length: $0) } : nil
         do {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
@@ -113,6 +119,7 @@ struct BodyReader: Sendable {
                 }
                 body.writeImmutableBuffer(chunk)
                 if let spool { body.withUnsafeReadableBytes { spool.received($0) } }
+                if sums != nil { body.withUnsafeReadableBytes { sums?.received($0) } }
             }
         } catch {
             // The spool's queue may still be reading the body, which is let go of now.
@@ -131,7 +138,8 @@ struct BodyReader: Sendable {
         body.withUnsafeReadableBytes { bytes in
             if let start = bytes.baseAddress { BufferPool.shared.discardPages(of: start, after: bytes.count) }
         }
-        return (body, coding, spool)
+        let known = body.withUnsafeReadableBytes { bytes in sums?.finish(bytes) } ?? [:]
+        return (body, coding, spool, known)
     }
 }
 

@@ -17,6 +17,8 @@ struct TensorPayload: Sendable {
     /// The body written to a spool file while it arrived, for the write-ahead log to adopt
     /// (``BodySpool``); its file is removed with the payload unless the log took it.
     var spooled: SpooledBody?
+    /// The sums of squares of its float32 tensors, computed while it arrived (``ArrivingSums``).
+    var knownSumsOfSquares: [String: Double] = [:]
 
     /// Validates `bytes` as safetensors.
     ///

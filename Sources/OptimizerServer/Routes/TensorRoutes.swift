@@ -52,7 +52,8 @@ struct TensorRoutes {
             // The body goes straight into the request, its only holder (see StepRequest).
             let step = try StepRequest(
                 payload: await dependencies.bodies.readTensors(
-                    request, purpose: "this step", stepRoom: stepRoom, spool: session.progress.stepSpool, timing: &timing),
+                    request, purpose: "this step", stepRoom: stepRoom, spool: session.progress.stepSpool, summing: true,
+                    timing: &timing),
                 options: options)
             let start = ContinuousClock.now
             let outcome = try await session.step(step)

@@ -31,7 +31,7 @@ extension SessionState {
                 try session.step(
                     request.metadata, gradients: payload.header, in: body,
                     keepingDelta: request.options.content == .delta, parallelism: parallelism,
-                    scratch: BufferPool.scratchAllocator
+                    scratch: BufferPool.scratchAllocator, knownSumsOfSquares: payload.knownSumsOfSquares
                 ) { _ in
                     validated = ContinuousClock.now
                     // The write-ahead log gets the request before the state moves: if the disk refuses

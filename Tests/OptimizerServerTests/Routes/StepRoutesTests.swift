@@ -159,6 +159,41 @@ struct StepRoutesTests {
         }
     }
 
+    /// An uncompressed body's gradients are summed while it arrives (ArrivingSums), a gzip body's by
+    /// the step: the same bits either way, with clipping (which uses the sums), and a NaN in the
+    /// last chunk of a large tensor is still refused before anything changes.
+    @Test(arguments: Transport.all)
+    func stepsSummedOnArrivalMatchStepsSummedByTheStep(over transport: Transport) async throws {
+        try await makeApp().test(transport.setup) { client in
+            let sizes = [3 * 65536 + 5, 70000, 3]
+            let parameters = try Body.tensors(sizes.enumerated().map { ("p\($0)", [$1], (0..<$1).map { Float($0 % 97) / 50 - 1 }) })
+            let gradients = sizes.enumerated().map { index, size in ("p\(index)", [size], (0..<size).map { Float(($0 * 31 + index) % 89) / 40 - 1.1 }) }
+            var answers: [ByteBuffer] = []
+            for coding in ["identity", "gzip"] {
+                let session = try await client.createSession(#"{"optimizer":"adam","hyperparameters":{"lr":0.01,"clip_grad_norm":1}}"#)
+                try await client.putParameters(session, parameters)
+                var body = try Body.tensors(gradients)
+                if coding == "gzip" { body = try compressed(body, .gzip) }
+                let response = try await step(client, session, body, headers: coding == "gzip" ? [.contentEncoding: "gzip"] : [:])
+                #expect(response.status == .ok, "\(coding)")
+                answers.append(response.body)
+
+                var poisoned = gradients
+                poisoned[0].2[sizes[0] - 2] = .nan
+                let refused = try await step(client, session, try Body.tensors(poisoned))
+                #expect(refused.status == .unprocessableContent, "\(coding)")
+                #expect(String(buffer: refused.body).contains("p0"))
+                let current = try await client.execute(uri: session.path + "/parameters", method: .get, headers: session.auth)
+                #expect(try safetensors(current.body).floats(named: "p0") == (try safetensors(response.body).floats(named: "p0")))
+            }
+            #expect(try safetensors(answers[0]).metadata["grad_norm"] == (try safetensors(answers[1]).metadata["grad_norm"]))
+            for name in ["p0", "p1", "p2"] {
+                #expect(
+                    try safetensors(answers[0]).floats(named: name).map(\.bitPattern) == (try safetensors(answers[1]).floats(named: name)).map(\.bitPattern))
+            }
+        }
+    }
+
     @Test(arguments: Transport.all)
     func historyKeepsTelemetryAfterSince(over transport: Transport) async throws {
         try await makeApp().test(transport.setup) { client in
