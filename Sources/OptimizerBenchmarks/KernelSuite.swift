@@ -40,6 +40,8 @@ struct KernelSuite {
     var threadCounts: [Int]
     var repeats: Int
     var clock: BenchmarkClock
+    /// Whether steps are given their gradients' sums of squares (``StepInput/knownSumsOfSquares``).
+    var sumsOnArrival = false
     var log: (String) -> Void
 
     func run() throws -> [KernelResult] {
@@ -95,7 +97,9 @@ struct KernelSuite {
                 gradients.append(TensorView(name: name, shape: TensorShape(tensor.shape), values: values.buffer))
             }
         }
-        let input = StepInput(gradients: gradients, loss: benchmark.needsLoss ? 1.0 : nil)
+        let input = StepInput(
+            gradients: gradients, loss: benchmark.needsLoss ? 1.0 : nil,
+            knownSumsOfSquares: sumsOnArrival ? StepInput.sumsOfSquares(of: gradients) : [:])
         let parallelism = Parallelism(threads: threads)
         var kernelSamples: [Double] = []
         var warm = false

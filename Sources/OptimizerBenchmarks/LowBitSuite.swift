@@ -16,6 +16,8 @@ struct LowBitSuite {
     var threadCounts: [Int]
     var repeats: Int
     var clock: BenchmarkClock
+    /// Whether steps are given their gradients' sums of squares (``StepInput/knownSumsOfSquares``).
+    var sumsOnArrival = false
     var log: (String) -> Void
 
     /// One row: a state dtype at a size and thread count.
@@ -45,7 +47,7 @@ struct LowBitSuite {
         for count in sizes {
             var baseline = BaselineAdam(count: count)
             let copy = CopyBaseline(count: count)
-            let steppers = try StateDType.allCases.map { try Stepper(dtype: $0, count: count) }
+            let steppers = try StateDType.allCases.map { try Stepper(dtype: $0, count: count, sumsOnArrival: sumsOnArrival) }
             for threads in threadCounts {
                 let parallelism = Parallelism(threads: threads)
                 var bodies: [() throws -> Void] = [{ copy.run(threads: threads) }, { baseline.run(threads: threads) }]
@@ -89,14 +91,15 @@ struct LowBitSuite {
         let values: FloatBuffer
         let gradient: FloatBuffer
 
-        init(dtype: StateDType, count: Int) throws {
+        init(dtype: StateDType, count: Int, sumsOnArrival: Bool) throws {
             self.dtype = dtype
             session = OptimizerSession(configuration: try SessionConfiguration(optimizer: "adam", stateDType: dtype))
             values = FloatBuffer(count: count, seed: 1)
             try session.setParameters([TensorView(name: "w", shape: TensorShape([count]), values: values.buffer)])
             gradient = FloatBuffer(count: count, seed: 2)
             for i in 0..<count { gradient.pointer[i] *= 1e-2 }
-            input = StepInput(gradients: [TensorView(name: "w", shape: TensorShape([count]), values: gradient.buffer)])
+            let gradients = [TensorView(name: "w", shape: TensorShape([count]), values: gradient.buffer)]
+            input = StepInput(gradients: gradients, knownSumsOfSquares: sumsOnArrival ? StepInput.sumsOfSquares(of: gradients) : [:])
         }
 
         func step(_ parallelism: Parallelism) throws { _ = try session.step(input, parallelism: parallelism) }
@@ -105,12 +108,14 @@ struct LowBitSuite {
 
 extension LowBitSuite {
     /// Runs the suite, printing rows as they come, and writes them as JSON if `json` is given.
-    static func main(sizes: [Int], threadCounts: [Int], repeats: Int, clock: BenchmarkClock, json: String?) throws {
+    static func main(sizes: [Int], threadCounts: [Int], repeats: Int, clock: BenchmarkClock, sumsOnArrival: Bool, json: String?) throws {
         print(
-            "optimizerd-bench --lowbit: Adam steps with f32, bf16 and int8 state taking turns with a copy and the C Adam loop, best of \(repeats) rounds, \(clock) clock; bound = 28/20/16.06 B per parameter at the copy bandwidth"
+            "optimizerd-bench --lowbit: Adam steps with f32, bf16 and int8 state taking turns with a copy and the C Adam loop, best of \(repeats) rounds, \(clock) clock\(sumsOnArrival ? ", sums of squares given (as on arrival)" : ""); bound = 28/20/16.06 B per parameter at the copy bandwidth"
         )
         print(header)
-        let suite = LowBitSuite(sizes: sizes, threadCounts: threadCounts, repeats: repeats, clock: clock) { line in
+        let suite = LowBitSuite(
+            sizes: sizes, threadCounts: threadCounts, repeats: repeats, clock: clock, sumsOnArrival: sumsOnArrival
+        ) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
         let rows = try suite.run()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OptimizerKit
 
 /// What a timing measures.
 enum BenchmarkClock: String, ExpressibleByArgument {
@@ -86,4 +87,11 @@ final class FloatBuffer {
     var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
 
     deinit { pointer.deallocate() }
+}
+
+extension StepInput {
+    /// Each gradient's sum of squares by name, as the daemon gives a step it summed on arrival.
+    static func sumsOfSquares(of gradients: [TensorView]) -> [String: Double] {
+        Dictionary(gradients.map { ($0.name, Reduction.sumOfSquares($0.values)) }, uniquingKeysWith: { first, _ in first })
+    }
 }

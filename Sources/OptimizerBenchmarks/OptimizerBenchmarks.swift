@@ -52,6 +52,14 @@ struct OptimizerBenchmarks: ParsableCommand {
     )
     var lowbit: String?
 
+    @Flag(
+        help: """
+            Give each step its gradients' sums of squares, as the daemon does for an uncompressed float32 \
+            step body (summed while it arrives, from the cache): the step then reads each gradient once.
+            """
+    )
+    var sumsOnArrival = false
+
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try threads.map { try Self.integers($0) } ?? Array(Set([1, cores])).sorted()
@@ -59,7 +67,9 @@ struct OptimizerBenchmarks: ParsableCommand {
             throw ValidationError("--clock cpu adds up the threads' times: use it with --threads 1")
         }
         if let lowbit {
-            return try LowBitSuite.main(sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, clock: clock, json: json)
+            return try LowBitSuite.main(
+                sizes: try Self.integers(lowbit), threadCounts: threadCounts, repeats: repeats, clock: clock, sumsOnArrival: sumsOnArrival,
+                json: json)
         }
         var models = try Self.integers(sizes).map { BenchmarkModel.matrix(parameters: $0) }
         if transformer != "none" {
@@ -73,11 +83,13 @@ struct OptimizerBenchmarks: ParsableCommand {
             cases = cases.filter { wanted.contains($0.label) || wanted.contains($0.optimizer) }
         }
         print(
-            "optimizerd-bench: \(cores) cores, \(clock) clock, kernels \(KernelVariant.active), best of \(repeats) steps per row; C Adam = plain fused C loop at the same size and thread count"
+            "optimizerd-bench: \(cores) cores, \(clock) clock, kernels \(KernelVariant.active), best of \(repeats) steps per row\(sumsOnArrival ? ", sums of squares given (as on arrival)" : ""); C Adam = plain fused C loop at the same size and thread count"
         )
         print("x bound = step time / (bound bytes per parameter ÷ the C loop's bandwidth); 1.00 = at the memory limit")
         print(KernelSuite.header)
-        let suite = KernelSuite(models: models, cases: cases, threadCounts: threadCounts, repeats: repeats, clock: clock) { line in
+        let suite = KernelSuite(
+            models: models, cases: cases, threadCounts: threadCounts, repeats: repeats, clock: clock, sumsOnArrival: sumsOnArrival
+        ) { line in
             // Unbuffered, so a long run shows its progress through a pipe too.
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
