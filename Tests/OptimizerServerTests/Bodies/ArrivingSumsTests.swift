@@ -56,6 +56,12 @@ struct ArrivingSumsTests {
         var broken = body
         broken.setBytes(Array("[".utf8), at: 8)
         #expect(Self.arrive(broken, piece: 65536).isEmpty)
+        // A header length past the body, or past any header's limit, is not waited for.
+        for claimed in [UInt64(body.readableBytes), UInt64.max] {
+            var overlong = body
+            overlong.setInteger(claimed, at: 0, endianness: .little)
+            #expect(Self.arrive(overlong, piece: 4096).isEmpty)
+        }
     }
 
     @Test func givesUpWhenTheBodyMoves() throws {
