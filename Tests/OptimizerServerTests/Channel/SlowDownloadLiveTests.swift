@@ -11,8 +11,10 @@ import Testing
 /// client reading slowly but steadily gets every byte however many timeouts that takes, and one that
 /// stops reading is disconnected.
 struct SlowDownloadLiveTests {
-    /// A short idle timeout for these tests.
-    static let idle = Duration.seconds(1)
+    /// A short idle timeout for these tests. It also applies to the setup's 16–24 MB parameter
+    /// upload: at 1 s, a CI run of the whole suite on 2 busy cores once stalled that upload long
+    /// enough for the daemon to close it as idle (the send failed); 2 s leaves room for that.
+    static let idle = Duration.seconds(2)
 
     /// A live daemon with the short idle timeout and a session holding `count` float32 parameters
     /// (`i % 1000`); `body` runs with its port and the session and returns what the test checks.
@@ -82,10 +84,10 @@ struct SlowDownloadLiveTests {
         let (download, afterwards) = try await withLargeSession(count: count) { port, session in
             let socket = try Self.askForParameters(port, session)
             var download = Download()
-            // At most 64 KiB every 10 ms: the 16 MB take several idle timeouts.
+            // At most 64 KiB every 20 ms: the 16 MB take several idle timeouts.
             while !download.isComplete, let chunk = try socket.receive(atMost: 64 * 1024, seconds: 10) {
                 download.append(chunk)
-                Thread.sleep(forTimeInterval: 0.01)
+                Thread.sleep(forTimeInterval: 0.02)
             }
             // Delivered, the keep-alive connection is idle: it is closed after the timeout.
             return (download, download.isComplete ? try socket.receiveUntilClosed(seconds: 10) : "")
@@ -100,13 +102,13 @@ struct SlowDownloadLiveTests {
         let (closedWhileReading, readSteadily, download) = try await withLargeSession(count: 6_000_000) { port, session in
             let socket = try Self.askForParameters(port, session)
             var download = Download()
-            // Reads steadily for 2.5 idle timeouts (at most 64 KiB every 10 ms, some 10 of the 24 MB):
+            // Reads steadily for 2.5 idle timeouts (at most 64 KiB every 20 ms, some 10 of the 24 MB):
             // the connection stays open…
             let steadyUntil = ContinuousClock.now + Self.idle * 2.5
             while ContinuousClock.now < steadyUntil {
                 guard let chunk = try socket.receive(atMost: 64 * 1024, seconds: 10) else { return (true, download.body.count, download) }
                 download.append(chunk)
-                Thread.sleep(forTimeInterval: 0.01)
+                Thread.sleep(forTimeInterval: 0.02)
             }
             let readSteadily = download.body.count
             // …then reads nothing for 2.5 idle timeouts: the daemon gives up on it and closes the
