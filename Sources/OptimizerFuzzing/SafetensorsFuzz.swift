@@ -17,8 +17,9 @@ public enum SafetensorsFuzz {
         let body = FuzzBytes(data)
         defer { body.release() }
         let buffer = body.buffer
-        guard let header = report.run("parse", expecting: isSafetensorsError, { try SafetensorsHeader(parsing: buffer) })
-        else { return report }
+        let parsed = report.run("parse", expecting: isSafetensorsError, { try SafetensorsHeader(parsing: buffer) })
+        checkArrivingSums(parsed, buffer)
+        guard let header = parsed else { return report }
 
         for entry in header.tensors {
             report.run("read \(entry.name)", expecting: isSafetensorsError) { try readEveryWay(entry, header, buffer) }
@@ -93,6 +94,36 @@ public enum SafetensorsFuzz {
         for tensor in tensors {
             let count = tensor.shape.elementCount
             fuzzCheck(tensor.values.count == count, "\(tensor.name): \(tensor.values.count) values for shape \(tensor.shape)")
+        }
+    }
+
+    // MARK: Summing while it arrives
+
+    /// ``ArrivingSums`` fed the buffer in pieces, as a request body arrives: for a buffer that
+    /// parses, a sum for every aligned float32 tensor, each the bits of what a step would compute;
+    /// for one that does not, nothing.
+    private static func checkArrivingSums(_ header: SafetensorsHeader?, _ buffer: UnsafeRawBufferPointer) {
+        for piece in [7, max(1, buffer.count / 3)] {
+            var sums = ArrivingSums(length: buffer.count)
+            var received = 0
+            while received < buffer.count {
+                received = min(buffer.count, received + piece)
+                sums.received(UnsafeRawBufferPointer(rebasing: buffer[..<received]))
+            }
+            let result = sums.finish(buffer)
+            guard let header else {
+                fuzzCheck(result.isEmpty, "sums of a buffer that does not parse: \(result.keys.sorted())")
+                continue
+            }
+            let floats = header.tensors.filter { entry in
+                entry.dtype == .F32 && ArrivingSums.isAligned(buffer.baseAddress! + entry.byteRange.lowerBound)
+            }
+            fuzzCheck(Set(result.keys) == Set(floats.map(\.name)), "summed \(result.keys.sorted()), float tensors \(floats.map(\.name))")
+            for entry in floats {
+                guard let values = try? header.floats(entry, in: buffer), let sum = result[entry.name] else { continue }
+                let expected = values.withUnsafeBufferPointer { Reduction.sumOfSquares($0) }
+                fuzzCheck(sum.isNaN ? expected.isNaN : sum.bitPattern == expected.bitPattern, "\(entry.name): summed \(sum), expected \(expected)")
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import Hummingbird
 import NIOCore
 import OptimizerStore
+import OptimizerWire
 
 /// Reads request bodies under the daemon's limits: collects at most `maxBytes` (JSON bodies:
 /// ``RequestLimits/maxJSONBodyBytes``), then decompresses and decodes on the compute pool with the
@@ -104,7 +105,7 @@ struct BodyReader: Sendable {
         // The log records a body as it is after Content-Encoding is undone: only an uncompressed
         // body can be spooled as it arrives.
         var spool = coding == .identity ? target.flatMap { target in declared.flatMap { BodySpool(target: target, length: $0) } } : nil
-        var sums = coding == .identity && summing ? declared.map { ArrivingSums(length: $0) } : nil
+        var sums = coding == .identity && summing ? declared.map { ArrivingSums(length: $0, limits: RequestLimits.safetensors) } : nil
         do {
             for try await chunk in request.body {
                 guard chunk.readableBytes <= limit - body.readableBytes else { throw ProblemError.bodyTooLarge(limit: limit) }
