@@ -168,7 +168,7 @@ extension Reduction {
             while (chunk + 4) * grain <= whole {
                 let start = values.assumingMemoryBound(to: Float.self) + chunk * grain
                 let sums = sumOfSquaresKernel4(start, stride: grain, count: grain)
-                partials.append(contentsOf: [sums[0], sums[1], sums[2], sums[3]])
+                for lane in 0..<4 { partials.append(sums[lane]) }
                 chunk += 4
             }
             while chunk * grain < whole, min((chunk + 1) * grain, count) <= whole {

@@ -48,7 +48,8 @@ public struct ArrivingSums {
             let whole = UnsafeRawBufferPointer(start: address, count: length)
             guard let header = try? SafetensorsHeader(parsing: whole, limits: limits) else { return giveUp() }
             tensors = header.tensors
-                .filter { $0.dtype == .F32 && Self.isAligned(address + $0.byteRange.lowerBound) }
+                // Exactly the tensors the step reads in place (the others it converts, then sums).
+                .filter { $0.dtype == .F32 && !header.needsConversion($0, in: whole) }
                 .sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
                 .map { ($0.name, $0.byteRange.lowerBound, Reduction.ArrivingSumOfSquares(count: $0.elementCount)) }
             headerRead = true
@@ -59,11 +60,6 @@ public struct ArrivingSums {
             guard tensors[next].sum.isComplete else { break }
             next += 1
         }
-    }
-
-    /// Whether a float32 tensor at `address` can be read in place (as the step does).
-    public static func isAligned(_ address: UnsafeRawPointer) -> Bool {
-        Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0
     }
 
     /// The sums by tensor name, once `body` is the whole body; empty if this gave up.

@@ -69,7 +69,7 @@ extension SafetensorsHeader {
 
     /// Whether a dense float entry is converted rather than handed over in place (all but aligned
     /// `F32` on a little-endian host). Other dtypes are not: they throw before any memory is taken.
-    private func needsConversion(_ entry: TensorEntry, in buffer: UnsafeRawBufferPointer) -> Bool {
+    func needsConversion(_ entry: TensorEntry, in buffer: UnsafeRawBufferPointer) -> Bool {
         guard entry.dtype.isWireFloat else { return false }
         #if _endian(little)
         if entry.dtype == .F32, let base = bytes(of: entry, in: buffer).baseAddress {
